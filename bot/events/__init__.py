@@ -1,0 +1,1 @@
+"""Sans-I/O webhook verification and parsing: bytes + headers in, one normalised Event out."""

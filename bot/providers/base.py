@@ -1,0 +1,118 @@
+"""The narrow tracker interface the handlers use, and the value types it returns."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.events.model import IssueRef
+
+
+class Access(enum.IntEnum):
+    """A person's rights on the project, mapped from each tracker's own levels.
+
+    GitHub: none/read/triage/write(push)/maintain/admin. GitLab: Guest(10) → READ,
+    Reporter(20) → TRIAGE, Developer(30) → WRITE, Maintainer(40) → MAINTAIN, Owner(50) → ADMIN.
+    Jira: EDIT_ISSUES permission → TRIAGE, BROWSE only → READ.
+    """
+
+    NONE = 0
+    READ = 1
+    TRIAGE = 2
+    WRITE = 3
+    MAINTAIN = 4
+    ADMIN = 5
+
+
+@dataclass(frozen=True)
+class IssueSnapshot:
+    """An issue as fetched from the tracker (fresh, not from a webhook payload)."""
+
+    ref: IssueRef
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    state: str = "open"
+    author: str = ""
+    updated_at: datetime | None = None
+    is_pull_request: bool = False
+    confidential: bool = False
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment on an issue."""
+
+    id: str
+    body: str
+    author: str
+    author_is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a backlog listing, with the cursor to resume from."""
+
+    issues: list[IssueSnapshot]
+    next_cursor: str | None
+    not_modified: bool = False
+    etag: str | None = None
+
+
+@dataclass
+class BotState:
+    """What the bot keeps on the tracker itself (Jira entity property; GitHub/GitLab marker)."""
+
+    data: dict[str, object] = field(default_factory=dict)
+
+
+class Tracker(Protocol):
+    """What the handlers need from a tracker. Each adapter implements exactly this."""
+
+    provider: str
+
+    def bot_identity(self) -> str:
+        """The login/name the bot acts as (to recognise its own comments)."""
+        ...
+
+    def get_issue(self, ref: IssueRef) -> IssueSnapshot:
+        """Fetch the issue fresh (webhook payloads go stale)."""
+        ...
+
+    def add_labels(self, ref: IssueRef, labels: list[str]) -> None:
+        """Add labels, creating them on the project when the tracker needs that."""
+        ...
+
+    def remove_label(self, ref: IssueRef, label: str) -> None:
+        """Remove one label; a label that is already gone is not an error."""
+        ...
+
+    def list_comments(self, ref: IssueRef) -> Iterator[Comment]:
+        """Every comment on the issue, oldest first."""
+        ...
+
+    def create_comment(self, ref: IssueRef, body: str) -> Comment:
+        """Post a new comment."""
+        ...
+
+    def edit_comment(self, ref: IssueRef, comment_id: str, body: str) -> None:
+        """Replace a comment's text."""
+        ...
+
+    def react(self, ref: IssueRef, comment_id: str, reaction: str) -> None:
+        """Acknowledge a command quietly (GitHub/GitLab reaction; Jira: no-op)."""
+        ...
+
+    def permission(self, ref: IssueRef, user: str) -> Access:
+        """The user's access on the project; raises on failure (callers fail closed)."""
+        ...
+
+    def list_issues(
+        self, scope: str, *, state: str, since: datetime | None, cursor: str | None
+    ) -> ListPage:
+        """One page (100 issues) of the backlog, newest-updated order not required."""
+        ...
