@@ -1,0 +1,165 @@
+"""Turn a match report into a decision: categories, suggested severity, routes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from bot.decide.match import Matcher, MatchReport
+from bot.decide.model import Decision, Issue, Severity, Threat
+from bot.decide.rules import Rule, RuleSet
+
+ROUTE_ORDER = ("ssirp", "security", "abuse", "privacy")
+OVERRIDE_KEYS = ("category", "severity", "route", "not_a_threat")
+
+
+def _to_score(raw: float) -> float:
+    """Map an unbounded evidence sum onto 0..1 (1.0 evidence ≈ 0.63)."""
+    return 1.0 - math.exp(-raw)
+
+
+def suggest_severity(rule: Rule, cues: set[str]) -> tuple[Severity, tuple[str, ...]]:
+    """Place a match inside its seed range from the cues found; returns (level, cues used).
+
+    Start at the rule's default; a raise cue lifts to the ceiling, a lower cue holds at the
+    floor; both together leave the default. The result is always inside the seed range.
+    """
+    low, high = rule.severity_range
+    raised = tuple(c for c in rule.raise_cues if c in cues)
+    lowered = tuple(c for c in rule.lower_cues if c in cues)
+    level = rule.severity_default
+    if raised and not lowered:
+        level = high
+    elif lowered and not raised:
+        level = low
+    return max(low, min(high, level)), raised + lowered
+
+
+def decision_hash(decision: Decision) -> str:
+    """A short digest of what the bot would write: changes only when the decision does."""
+    key = {
+        "threats": [(t.category, t.severity.label) for t in decision.threats],
+        "severity": decision.severity.label if decision.severity else None,
+        "routes": list(decision.routes),
+        "overrides": dict(sorted(decision.overrides.items())),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class Classifier:
+    """The decision core's entry point: ``classify(issue)`` → Decision."""
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        self.matcher = Matcher(ruleset)
+
+    def _routes(self, rule: Rule, severity: Severity, cues: set[str]) -> tuple[str, ...]:
+        routes = rule.routes_critical if severity is Severity.CRITICAL else rule.routes_default
+        exposed = any(c in cues for c in self.ruleset.settings.ssirp_requires)
+        # Incident response is for critical threats to deployed systems; a critical finding in
+        # research code is handled by security triage instead.
+        return tuple(r if (r != "ssirp" or exposed) else "security" for r in routes)
+
+    def _threat(self, rule: Rule, report: MatchReport, score: float) -> Threat:
+        severity, used = suggest_severity(rule, report.cues)
+        evidence = tuple(dict.fromkeys(h.name for h in report.categories[rule.id].hits))
+        return Threat(rule.id, score, severity, evidence, used)
+
+    def classify(
+        self, issue: Issue, overrides: Mapping[str, str] | None = None
+    ) -> Decision:
+        """Classify one issue; ``overrides`` are human decisions that win over the rules."""
+        return self.decide(issue, self.matcher.match(issue), overrides)
+
+    def decide(
+        self, issue: Issue, report: MatchReport, overrides: Mapping[str, str] | None = None
+    ) -> Decision:
+        """Build the decision from a match report (split out so explain can share the report)."""
+        settings = self.ruleset.settings
+        rules = self.ruleset.rules
+        fired = [
+            (r.score, rid) for rid, r in report.categories.items() if r.score >= settings.threshold
+        ]
+        fired.sort(key=lambda x: (-x[0], x[1]))
+        threats = [self._threat(rules[rid], report, _to_score(score)) for score, rid in fired]
+        notes: list[str] = []
+        ov = {k: v for k, v in (overrides or {}).items() if k in OVERRIDE_KEYS and v}
+        if ov.get("not_a_threat"):
+            threats = []
+            notes.append("A maintainer marked this issue as not an AI/ML threat.")
+        elif ov.get("category") in rules:
+            cat = ov["category"]
+            matched = [t for t in threats if t.category == cat]
+            base = matched[0] if matched else self._threat(rules[cat], report, 1.0)
+            threats = [replace(base, score=1.0)]
+        if threats and ov.get("severity") and not ov.get("not_a_threat"):
+            try:
+                level = Severity.parse(ov["severity"])
+            except ValueError:
+                level = None
+            low, high = rules[threats[0].category].severity_range
+            if level is not None and low <= level <= high:
+                threats[0] = replace(threats[0], severity=level, cues=("set by a maintainer",))
+        if not threats and report.traditional and not ov.get("not_a_threat"):
+            notes.append(
+                "This looks like a traditional security bug ("
+                + ", ".join(report.traditional[:3])
+                + "), not an AI/ML threat: use the normal security process."
+            )
+        severity = max((t.severity for t in threats), default=None)
+        routes: list[str] = []
+        for t in threats:
+            for r in self._routes(rules[t.category], t.severity, report.cues):
+                if r not in routes:
+                    routes.append(r)
+        if threats and ov.get("route"):
+            routes = [ov["route"]]
+        routes.sort(key=lambda r: ROUTE_ORDER.index(r) if r in ROUTE_ORDER else len(ROUTE_ORDER))
+        return Decision(
+            issue_id=issue.id,
+            threats=tuple(threats),
+            severity=severity,
+            routes=tuple(routes),
+            rules_version=self.ruleset.version,
+            notes=tuple(notes),
+            overrides=dict(ov),
+        )
+
+    def explain(self, issue: Issue) -> dict[str, Any]:
+        """Why the issue matched (or did not): per category evidence, gates, cues, decision."""
+        report = self.matcher.match(issue)
+        decision = self.decide(issue, report)
+        settings = self.ruleset.settings
+        cats = []
+        for rid, cat in sorted(report.categories.items(), key=lambda kv: -kv[1].score):
+            if not cat.hits and not cat.unanchored:
+                continue
+            cats.append({
+                "category": rid,
+                "score": round(cat.score, 3),
+                "raw": round(cat.raw, 3),
+                "fired": cat.score >= settings.threshold,
+                "evidence": [
+                    {"signal": h.name, "kind": h.kind, "where": h.where,
+                     "weight": round(h.weight, 2)}
+                    for h in cat.hits
+                ],
+                "ignored_without_ml_context": sorted(set(cat.unanchored)),
+            })
+        return {
+            "id": issue.id,
+            "decision": decision.to_json(),
+            "threshold": settings.threshold,
+            "gate_factor": report.factor,
+            "gates": sorted(report.gates),
+            "cues": sorted(report.cues),
+            "confusers": report.confusers,
+            "traditional": report.traditional,
+            "truncated": report.truncated,
+            "categories": cats,
+            "notes": list(decision.notes),
+        }

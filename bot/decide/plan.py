@@ -1,0 +1,136 @@
+"""Decide what should be true on the tracker: the bot's labels and its one comment.
+
+A handler computes a Plan from a decision and what the tracker shows now; a single applier
+makes it so. "Nothing to do" is an explicit, empty plan.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bot.decide.classify import decision_hash
+from bot.decide.model import Decision
+from bot.decide.render import Marker, render_comment
+from bot.decide.rules import RuleSet, Settings
+
+
+class CommentAction(enum.Enum):
+    """What to do with the bot's comment."""
+
+    NONE = "none"
+    CREATE = "create"
+    EDIT = "edit"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the applier should do for one issue, plus the state to remember after."""
+
+    add_labels: tuple[str, ...]
+    remove_labels: tuple[str, ...]
+    comment: CommentAction
+    comment_body: str = ""
+    applied_labels: frozenset[str] = field(default_factory=frozenset)
+    """The bot's labels that will be on the issue once the plan is applied."""
+    removed_by_human: frozenset[str] = field(default_factory=frozenset)
+    decision_hash: str = ""
+
+    @property
+    def is_noop(self) -> bool:
+        """True when applying the plan would write nothing."""
+        return not (self.add_labels or self.remove_labels or self.comment is not CommentAction.NONE)
+
+    def describe(self) -> list[str]:
+        """Readable lines for logs and dry runs (no issue text)."""
+        out = [f"+label {x}" for x in self.add_labels]
+        out += [f"-label {x}" for x in self.remove_labels]
+        if self.comment is not CommentAction.NONE:
+            out.append(f"comment {self.comment.value}")
+        return out or ["nothing to do"]
+
+
+def _prefix(template: str) -> str:
+    return template.split("{", 1)[0]
+
+
+def is_bot_label(label: str, settings: Settings) -> bool:
+    """True for labels in the bot's own namespaces (``threat/*``, ``severity/*``, ``route/*``)."""
+    return any(
+        label.startswith(_prefix(t))
+        for t in (settings.label_threat, settings.label_severity, settings.label_route)
+        if _prefix(t)
+    )
+
+
+def desired_labels(decision: Decision, settings: Settings) -> list[str]:
+    """The bot's labels for ``decision``, in a stable order."""
+    if not decision.is_threat:
+        return []
+    out = [settings.label_threat.format(id=t.category) for t in decision.threats]
+    if decision.severity is not None:
+        out.append(settings.label_severity.format(level=decision.severity.label))
+    out += [settings.label_route.format(route=r) for r in decision.routes]
+    return out
+
+
+def plan_issue(
+    decision: Decision,
+    ruleset: RuleSet,
+    current_labels: Iterable[str],
+    *,
+    applied_before: Iterable[str] | None,
+    removed_by_human: Iterable[str] = (),
+    existing_marker: Marker | None,
+    has_bot_comment: bool,
+) -> Plan:
+    """Compute the plan for one issue.
+
+    ``applied_before`` is what the store says the bot applied (None when the store has no
+    record). A bot label the bot applied that is missing now was removed by a human: it is
+    remembered and never re-added. Bot-namespace labels a human added are left alone.
+    """
+    settings = ruleset.settings
+    current = set(current_labels)
+    desired = desired_labels(decision, settings)
+    human_removed = set(removed_by_human)
+    if applied_before is not None:
+        applied = set(applied_before)
+        human_removed |= {lbl for lbl in applied if lbl not in current}
+    else:
+        applied = {lbl for lbl in current if is_bot_label(lbl, settings)}
+    # A label the human removed stays off only while we would still add it; once the decision
+    # moves on, forget it so a later, different decision can use the label again.
+    human_removed &= set(desired)
+    add = [lbl for lbl in desired if lbl not in current and lbl not in human_removed]
+    remove = sorted(
+        lbl for lbl in current
+        if is_bot_label(lbl, settings) and lbl not in desired and lbl in applied
+    )
+    now_applied = (applied & current | set(add)) - set(remove)
+    now_applied &= set(desired)
+
+    digest = decision_hash(decision)
+    action = CommentAction.NONE
+    body = ""
+    changed = existing_marker is None or existing_marker.decision_hash != digest
+    if has_bot_comment:
+        # Edit in place when the decision changed, including "no longer a threat" (but a
+        # comment that already says "no threat" is not rewritten for another non-threat).
+        was_threat = existing_marker is None or existing_marker.threat
+        if changed and (decision.is_threat or was_threat):
+            action = CommentAction.EDIT
+    elif decision.is_threat:
+        action = CommentAction.CREATE
+    if action is not CommentAction.NONE:
+        body = render_comment(decision, ruleset)
+    return Plan(
+        add_labels=tuple(add),
+        remove_labels=tuple(remove),
+        comment=action,
+        comment_body=body,
+        applied_labels=frozenset(now_applied),
+        removed_by_human=frozenset(human_removed),
+        decision_hash=digest,
+    )

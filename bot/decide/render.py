@@ -1,0 +1,161 @@
+"""Render the bot's one comment, and read back the hidden marker it carries.
+
+The comment names the category, the seed range, the suggested severity with the cues behind
+it, the route with its guidance, the rule phrases that matched, references and how to correct
+it. It quotes nothing from the issue itself: evidence is the rule's own phrase names, so
+exploit details a reporter posted are never repeated by the bot.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+
+from bot.decide.classify import decision_hash
+from bot.decide.model import Decision, Severity
+from bot.decide.rules import RuleSet
+
+MARKER_PREFIX = "<!-- bugbar:v1 "
+_MARKER_RE = re.compile(
+    r"<!-- bugbar:v1 rules=(?P<rules>[\w.+-]{1,64}) hash=(?P<hash>[0-9a-f]{1,64})"
+    r"(?: state=(?P<state>[A-Za-z0-9_=-]{0,4096}))? -->"
+)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the bot stored in its own comment: rules version, decision hash, human decisions."""
+
+    rules_version: str
+    decision_hash: str
+    overrides: dict[str, str] = field(default_factory=dict)
+    threat: bool = True
+
+
+def render_marker(decision: Decision) -> str:
+    """The hidden HTML comment identifying the bot's comment and carrying its state."""
+    state = {"o": decision.overrides, "t": int(decision.is_threat)}
+    blob = base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
+    return (f"{MARKER_PREFIX}rules={decision.rules_version} hash={decision_hash(decision)} "
+            f"state={blob} -->")
+
+
+def parse_marker(body: str) -> Marker | None:
+    """Find the marker in a comment body; None when absent or malformed.
+
+    Only comments written by the bot's own identity may be trusted with this: anyone can type a
+    marker into a comment, so the caller checks the author first.
+    """
+    m = _MARKER_RE.search(body or "")
+    if not m:
+        return None
+    overrides: dict[str, str] = {}
+    threat = True
+    if m.group("state"):
+        try:
+            state = json.loads(base64.urlsafe_b64decode(m.group("state").encode()))
+        except (ValueError, binascii.Error):
+            state = {}
+        if isinstance(state, dict):
+            raw = state.get("o", {})
+            if isinstance(raw, dict):
+                overrides = {str(k): str(v) for k, v in raw.items()
+                             if isinstance(v, str | int) and str(k) in
+                             ("category", "severity", "route", "not_a_threat")}
+            threat = bool(state.get("t", 1))
+    return Marker(m.group("rules"), m.group("hash"), overrides, threat)
+
+
+def _level(sev: Severity) -> str:
+    return sev.label.capitalize()
+
+
+def _refs(refs: dict[str, object]) -> str:
+    parts = []
+    if refs.get("bug_bar"):
+        parts.append(f"SDL AI/ML bug bar: {refs['bug_bar']}")
+    for key, name in (("atlas", "MITRE ATLAS"), ("owasp_ml", "OWASP ML"),
+                      ("owasp_llm", "OWASP LLM"), ("nist", "NIST AI 100-2")):
+        ids = refs.get(key)
+        if isinstance(ids, list) and ids:
+            parts.append(f"{name} {', '.join(str(i) for i in ids)}")
+    return " · ".join(parts)
+
+
+def _first_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    end = text.find(". ")
+    return text if end == -1 else text[: end + 1]
+
+
+def render_comment(decision: Decision, ruleset: RuleSet) -> str:
+    """The Markdown body of the bot's comment for ``decision`` (threat or not)."""
+    settings = ruleset.settings
+    lines = [render_marker(decision)]
+    if not decision.is_threat:
+        lines.append("### bugbar triage: no AI/ML threat found")
+        lines.append("")
+        if decision.overrides.get("not_a_threat"):
+            lines.append("A maintainer marked this issue as **not an AI/ML threat**; "
+                         "bugbar removed its labels and will keep them off.")
+        else:
+            lines.append("After the latest changes this issue no longer matches an AI/ML threat "
+                         "category of the bug bar, so bugbar removed its labels.")
+        for note in decision.notes:
+            if "maintainer" not in note:
+                lines.append("")
+                lines.append(note)
+        lines.append("")
+        lines.append("To re-run triage comment `/triage`; to set a category, "
+                     "`/triage <category>` (see `/triage help`).")
+        return "\n".join(lines) + "\n"
+
+    top = decision.threats[0]
+    rule = ruleset.rules[top.category]
+    low, high = rule.severity_range
+    seed = _level(low) if low == high else f"{_level(low)} – {_level(high)}"
+    lines.append(f"### bugbar triage: possible AI/ML threat — {rule.title}")
+    lines.append("")
+    lines.append(f"**Category:** `{rule.id}` ({rule.title}). {_first_sentence(rule.description)}")
+    lines.append("")
+    cue_titles = [settings.cues[c].title if c in settings.cues else c for c in top.cues]
+    why = f" Cues: {', '.join(cue_titles)}." if cue_titles else " No severity cues found; " \
+        "the rule's default applies."
+    lines.append(f"**Suggested severity:** **{_level(top.severity)}** "
+                 f"(seed range {seed}).{why}")
+    if decision.severity and decision.severity != top.severity:
+        lines.append(f"Overall severity across matched categories: "
+                     f"**{_level(decision.severity)}**.")
+    lines.append("")
+    for route in decision.routes:
+        info = settings.routes.get(route)
+        if info:
+            lines.append(f"**Route: {info.title}** (`route/{route}`) — {info.guidance}")
+        else:
+            lines.append(f"**Route:** `{route}`")
+    lines.append("")
+    if top.evidence:
+        quoted = ", ".join(f"“{e}”" for e in top.evidence[:8])
+        lines.append(f"**Evidence (rule phrases that matched):** {quoted}")
+    refs = _refs(dict(rule.references))
+    if refs:
+        lines.append(f"**References:** {refs}")
+    if len(decision.threats) > 1:
+        others = ", ".join(f"`{t.category}` ({_level(t.severity)})" for t in decision.threats[1:])
+        lines.append(f"**Also matched:** {others}")
+    if decision.overrides:
+        set_by = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in
+                           sorted(decision.overrides.items()))
+        lines.append(f"**Set by a maintainer:** {set_by}")
+    lines.append("")
+    lines.append("If this report is public, please move reproduction details to private "
+                 "vulnerability reporting. Correct the triage with `/triage <category>`, "
+                 "`/triage severity <level>`, `/triage route <route>` or "
+                 "`/triage not-a-threat`; `/triage explain` shows why; `/triage help` lists all.")
+    lines.append("")
+    lines.append(f"<sub>Heuristic suggestion by bugbar, {settings.source}; rules "
+                 f"{decision.rules_version}. A human triager decides.</sub>")
+    return "\n".join(lines) + "\n"
