@@ -70,4 +70,12 @@ class Event:
     """For edited comments: the text before the edit, when the provider sends it."""
     installation_id: int | None = None
     confidential: bool = False
+    """The text must not be quoted in public: a confidential/restricted issue, or an internal
+    (GitLab internal note, Jira restricted or non-public comment) comment."""
+    changed_fields: tuple[str, ...] = ()
+    """What the provider says changed, by its own names, sorted: GitHub/GitLab ``changes`` keys,
+    Jira changelog ``field`` values (Jira lists the initial fields on creation too); empty when
+    not sent."""
+    ignore_reason: str = ""
+    """For ``IGNORED`` events: why, in a few words (``pull request``, ``system note``)."""
     payload: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
