@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.decide.classify import decision_hash
-from bot.decide.model import Decision
+from bot.decide.model import Decision, Severity
 from bot.decide.render import Marker, render_comment
 from bot.decide.rules import RuleSet, Settings
 
@@ -36,11 +36,16 @@ class Plan:
     """The bot's labels that will be on the issue once the plan is applied."""
     removed_by_human: frozenset[str] = field(default_factory=frozenset)
     decision_hash: str = ""
+    protect: bool = False
+    """Critical or ssirp: take the issue out of public view where the tracker is set up to."""
+    escalate: bool = False
+    """ssirp: hand it to the security team where the tracker is set up to."""
 
     @property
     def is_noop(self) -> bool:
         """True when applying the plan would write nothing."""
-        return not (self.add_labels or self.remove_labels or self.comment is not CommentAction.NONE)
+        return not (self.add_labels or self.remove_labels
+                    or self.comment is not CommentAction.NONE or self.protect or self.escalate)
 
     def describe(self) -> list[str]:
         """Readable lines for logs and dry runs (no issue text)."""
@@ -48,6 +53,10 @@ class Plan:
         out += [f"-label {x}" for x in self.remove_labels]
         if self.comment is not CommentAction.NONE:
             out.append(f"comment {self.comment.value}")
+        if self.protect:
+            out.append("protect (confidential / security level)")
+        if self.escalate:
+            out.append("escalate to the security team")
         return out or ["nothing to do"]
 
 
@@ -84,6 +93,8 @@ def plan_issue(
     removed_by_human: Iterable[str] = (),
     existing_marker: Marker | None,
     has_bot_comment: bool,
+    already_protected: bool = False,
+    already_escalated: bool = False,
 ) -> Plan:
     """Compute the plan for one issue.
 
@@ -125,6 +136,7 @@ def plan_issue(
         action = CommentAction.CREATE
     if action is not CommentAction.NONE:
         body = render_comment(decision, ruleset)
+    critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
     return Plan(
         add_labels=tuple(add),
         remove_labels=tuple(remove),
@@ -133,4 +145,6 @@ def plan_issue(
         applied_labels=frozenset(now_applied),
         removed_by_human=frozenset(human_removed),
         decision_hash=digest,
+        protect=critical and not already_protected,
+        escalate="ssirp" in decision.routes and not already_escalated,
     )

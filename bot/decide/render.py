@@ -77,8 +77,8 @@ def _refs(refs: dict[str, object]) -> str:
     parts = []
     if refs.get("bug_bar"):
         parts.append(f"SDL AI/ML bug bar: {refs['bug_bar']}")
-    for key, name in (("atlas", "MITRE ATLAS"), ("owasp_ml", "OWASP ML"),
-                      ("owasp_llm", "OWASP LLM"), ("nist", "NIST AI 100-2")):
+    for key, name in (("atlas", "MITRE ATLAS"), ("owasp_ml", "OWASP ML Top 10"),
+                      ("owasp_llm", "OWASP LLM Top 10"), ("nist", "NIST AI 100-2")):
         ids = refs.get(key)
         if isinstance(ids, list) and ids:
             parts.append(f"{name} {', '.join(str(i) for i in ids)}")
@@ -136,21 +136,23 @@ def render_comment(decision: Decision, ruleset: RuleSet) -> str:
             lines.append(f"**Route: {info.title}** (`route/{route}`) — {info.guidance}")
         else:
             lines.append(f"**Route:** `{route}`")
-    lines.append("")
+        lines.append("")
+    facts = []
     if top.evidence:
         quoted = ", ".join(f"“{e}”" for e in top.evidence[:8])
-        lines.append(f"**Evidence (rule phrases that matched):** {quoted}")
+        facts.append(f"**Evidence (rule phrases that matched):** {quoted}")
     refs = _refs(dict(rule.references))
     if refs:
-        lines.append(f"**References:** {refs}")
+        facts.append(f"**References:** {refs}")
     if len(decision.threats) > 1:
         others = ", ".join(f"`{t.category}` ({_level(t.severity)})" for t in decision.threats[1:])
-        lines.append(f"**Also matched:** {others}")
+        facts.append(f"**Also matched:** {others}")
     if decision.overrides:
         set_by = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in
                            sorted(decision.overrides.items()))
-        lines.append(f"**Set by a maintainer:** {set_by}")
-    lines.append("")
+        facts.append(f"**Set by a maintainer:** {set_by}")
+    for fact in facts:
+        lines += [fact, ""]
     lines.append("If this report is public, please move reproduction details to private "
                  "vulnerability reporting. Correct the triage with `/triage <category>`, "
                  "`/triage severity <level>`, `/triage route <route>` or "

@@ -95,8 +95,16 @@ class Tracker(Protocol):
         """Every comment on the issue, oldest first."""
         ...
 
+    def find_bot_comment(self, ref: IssueRef) -> Comment | None:
+        """The bot's own triage comment, body including its marker, or None.
+
+        GitHub/GitLab: the first comment by the bot's identity carrying the marker. Jira: the
+        comment named by the issue entity property, with the marker rebuilt from the property.
+        """
+        ...
+
     def create_comment(self, ref: IssueRef, body: str) -> Comment:
-        """Post a new comment."""
+        """Post a new comment. A body carrying the bot marker is the bot's triage comment."""
         ...
 
     def edit_comment(self, ref: IssueRef, comment_id: str, body: str) -> None:
@@ -115,4 +123,14 @@ class Tracker(Protocol):
         self, scope: str, *, state: str, since: datetime | None, cursor: str | None
     ) -> ListPage:
         """One page (100 issues) of the backlog, newest-updated order not required."""
+        ...
+
+    def protect(self, ref: IssueRef) -> str | None:
+        """Take a critical/ssirp issue out of public view where configured (GitLab
+        confidential, Jira security level); returns what was done, or None."""
+        ...
+
+    def escalate(self, ref: IssueRef, summary: str) -> str | None:
+        """Hand an ssirp issue to the security team where configured (Jira: a linked issue in
+        the security project, created once); returns what was done, or None."""
         ...

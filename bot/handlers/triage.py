@@ -1,0 +1,187 @@
+"""Triage one issue: fetch it fresh, decide, plan, and apply the plan through the tracker.
+
+The same code serves webhooks, slash commands (``/triage`` re-runs it) and the backlog sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.decide.classify import Classifier
+from bot.decide.model import Decision, Issue
+from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
+from bot.decide.render import Marker, parse_marker
+from bot.decide.rules import Settings
+from bot.events.model import IssueRef
+from bot.providers.base import IssueSnapshot, Tracker
+from bot.store import IssueState, Store
+
+log = logging.getLogger("bugbar.triage")
+
+
+class DecisionMetrics(Protocol):
+    """The part of the metrics the triage handler reports to."""
+
+    def decision(self, provider: str, category: str, severity: str) -> None:
+        """Count one decision."""
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    """What happened to one issue."""
+
+    outcome: str
+    """triaged | unchanged | opted-out | skipped-pull-request | dry-run"""
+    decision: Decision | None = None
+    plan: Plan | None = None
+
+
+def content_hash(snapshot: IssueSnapshot) -> str:
+    """Digest of what triage reads (title and body): unchanged text needs no new decision."""
+    data = snapshot.title + "\0" + snapshot.body
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class Triage:
+    """Decide and apply, for one issue at a time."""
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        store: Store,
+        *,
+        dry_run: bool = False,
+        metrics: DecisionMetrics | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.store = store
+        self.dry_run = dry_run
+        self.metrics = metrics
+
+    @property
+    def settings(self) -> Settings:
+        """The rule set's settings."""
+        return self.classifier.ruleset.settings
+
+    def decide(
+        self, snapshot: IssueSnapshot, overrides: Mapping[str, str]
+    ) -> Decision:
+        """Classify the issue's current text; the bot's own labels are not evidence."""
+        labels = tuple(lbl for lbl in snapshot.labels if not is_bot_label(lbl, self.settings))
+        issue = Issue(str(snapshot.ref), snapshot.title, snapshot.body, labels)
+        return self.classifier.classify(issue, overrides)
+
+    def run(
+        self,
+        tracker: Tracker,
+        ref: IssueRef,
+        *,
+        snapshot: IssueSnapshot | None = None,
+        delivery_id: str = "",
+        trust_state: bool = False,
+    ) -> TriageResult:
+        """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
+        ``trust_state`` lets the store stand in for re-reading the bot's comment."""
+        snap = snapshot or tracker.get_issue(ref)
+        if snap.is_pull_request:
+            return TriageResult("skipped-pull-request")
+        if self.settings.label_opt_out in snap.labels:
+            log.info("opt-out label present; leaving the issue alone", extra={"issue": str(ref)})
+            return TriageResult("opted-out")
+        key = str(ref)
+        state = self.store.get_issue_state(key)
+        comment_id, marker = self._bot_comment(tracker, ref, state, trust_state)
+        overrides = (state.overrides if state and state.overrides
+                     else (marker.overrides if marker else {}))
+        decision = self.decide(snap, overrides)
+        plan = plan_issue(
+            decision,
+            self.classifier.ruleset,
+            snap.labels,
+            applied_before=state.applied_labels if state else None,
+            removed_by_human=state.removed_by_human if state else (),
+            existing_marker=marker,
+            has_bot_comment=comment_id is not None,
+            already_protected=snap.confidential,
+            already_escalated=bool(state and state.extra.get("escalated")),
+        )
+        if self.metrics is not None:
+            for threat in decision.threats:
+                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
+        log.info("plan", extra={"issue": key, "plan": plan.describe(),
+                                "categories": [t.category for t in decision.threats]})
+        if self.dry_run:
+            self.store.record_decision(key, delivery_id or None,
+                                       json.dumps({**decision.to_json(),
+                                                   "plan": plan.describe()}), True)
+            return TriageResult("dry-run", decision, plan)
+        if plan.is_noop:
+            self._remember(key, snap, plan, comment_id, decision)
+            return TriageResult("unchanged", decision, plan)
+        comment_id = self._apply(tracker, ref, plan, comment_id)
+        self._remember(key, snap, plan, comment_id, decision)
+        self.store.record_decision(key, delivery_id or None,
+                                   json.dumps({**decision.to_json(), "plan": plan.describe()}),
+                                   False)
+        return TriageResult("triaged", decision, plan)
+
+    def _bot_comment(
+        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool
+    ) -> tuple[str | None, Marker | None]:
+        if trust_state and state is not None and state.comment_id and state.decision_hash:
+            # The store already knows the bot's comment and what it says: no request needed.
+            marker = Marker(state.rules_version or "", state.decision_hash, dict(state.overrides),
+                            threat=bool(state.applied_labels))
+            return state.comment_id, marker
+        existing = tracker.find_bot_comment(ref)
+        if existing is None:
+            return None, None
+        return existing.id, parse_marker(existing.body)
+
+    def _apply(
+        self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None
+    ) -> str | None:
+        # Comment first: a failure after it is retried, and the retry finds the comment by its
+        # marker and edits (or leaves) it; it never posts a second one.
+        if plan.comment is CommentAction.CREATE:
+            comment_id = tracker.create_comment(ref, plan.comment_body).id
+            self.store.update_issue_state(str(ref), lambda s: setattr(s, "comment_id",
+                                                                      comment_id))
+        elif plan.comment is CommentAction.EDIT and comment_id is not None:
+            tracker.edit_comment(ref, comment_id, plan.comment_body)
+        if plan.add_labels:
+            tracker.add_labels(ref, list(plan.add_labels))
+        for label in plan.remove_labels:
+            tracker.remove_label(ref, label)
+        if plan.protect:
+            done = tracker.protect(ref)
+            if done:
+                log.info("protected issue", extra={"issue": str(ref), "action": done})
+        if plan.escalate:
+            summary = f"AI/ML threat needing incident response: {ref}"
+            done = tracker.escalate(ref, summary)
+            if done:
+                self.store.update_issue_state(
+                    str(ref), lambda s: s.extra.__setitem__("escalated", done))
+        return comment_id
+
+    def _remember(
+        self, key: str, snap: IssueSnapshot, plan: Plan, comment_id: str | None,
+        decision: Decision,
+    ) -> None:
+        def mutate(state: IssueState) -> None:
+            state.applied_labels = set(plan.applied_labels)
+            state.removed_by_human = set(plan.removed_by_human)
+            state.comment_id = comment_id or state.comment_id
+            state.decision_hash = plan.decision_hash
+            state.content_hash = content_hash(snap)
+            state.updated_at = snap.updated_at.isoformat() if snap.updated_at else None
+            state.rules_version = decision.rules_version
+            state.overrides = dict(decision.overrides)
+
+        self.store.update_issue_state(key, mutate)

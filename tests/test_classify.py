@@ -1,0 +1,195 @@
+"""The classifier: contract shape, gating, confusers, severity inside seed ranges, overrides."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from bot.decide.classify import Classifier, decision_hash, suggest_severity
+from bot.decide.model import CATEGORY_IDS, Issue, Severity
+from bot.decide.rules import RuleSet
+
+
+def _classify(c: Classifier, title: str, body: str = "", labels: tuple[str, ...] = ()):
+    return c.classify(Issue("t", title, body, labels))
+
+
+def test_contract_shape(classifier: Classifier) -> None:
+    d = _classify(classifier, "Model extraction via our production prediction API",
+                  "An attacker queried the endpoint 40k times and trained a substitute model.")
+    out = json.loads(json.dumps(d.to_json()))
+    assert set(out) == {"id", "threats", "severity", "route"}
+    assert out["threats"][0]["category"] == "model-stealing"
+    assert set(out["threats"][0]) == {"category", "score", "severity", "evidence"}
+    assert 0 < out["threats"][0]["score"] <= 1
+    assert out["severity"] in ("important", "critical")
+    assert out["route"]
+    scores = [t["score"] for t in out["threats"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_not_a_threat_shape(classifier: Classifier) -> None:
+    d = _classify(classifier, "CUDA out of memory with batch size 64", "Traceback ... OOM")
+    assert d.to_json() == {"id": "t", "threats": [], "severity": None, "route": []}
+
+
+def test_min_rules_confuser_swallows_signal(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    assert not _classify(c, "Work stealing in the model training scheduler").threats
+    # An ambiguous word alone (weight 0.6) counts as evidence but stays under the threshold.
+    weak = c.explain(Issue("t", "", "Attackers steal the model through the prediction api"))
+    assert weak["decision"]["threats"] == []
+    assert weak["categories"][0]["evidence"][0]["signal"] == "steal"
+    info = c.explain(Issue("t", "Work stealing scheduler", "model training"))
+    assert info["confusers"] == ["work stealing"]
+
+
+def test_ambiguous_word_needs_ml_context(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    far = "They steal cookies. " + "unrelated words here " * 40 + "the model is fine"
+    near = "They steal the model weights and extract the model."
+    r_far = c.explain(Issue("a", "", far))
+    r_near = c.explain(Issue("b", "", near))
+    stealing_far = [x for x in r_far["categories"] if x["category"] == "model-stealing"][0]
+    assert "steal" in stealing_far["ignored_without_ml_context"]
+    stealing_near = [x for x in r_near["categories"] if x["category"] == "model-stealing"][0]
+    assert {e["signal"] for e in stealing_near["evidence"]} == {"steal", "extract"}
+
+
+def test_research_gate_and_vulnerability_cancel(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    feature = _classify(c, "Implement model extraction attack in the library")
+    report = _classify(c, "Implement fix: attacker can run model extraction on our API")
+    assert not feature.threats
+    assert report.threats and report.threats[0].category == "model-stealing"
+
+
+def test_title_counts_more(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    in_title = c.explain(Issue("a", "surrogate model", ""))
+    in_body = c.explain(Issue("b", "", "surrogate model"))
+    assert in_title["categories"][0]["raw"] > in_body["categories"][0]["raw"]
+
+
+def test_labels_are_evidence(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    d = _classify(c, "Please look at this", "", labels=("Model-Stealing",))
+    assert d.threats[0].evidence == ("label: Model-Stealing",)
+
+
+def test_pattern_signal(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    d = _classify(c, "They made a copy of our model", "")
+    assert "copy of the model" in d.threats[0].evidence
+
+
+def test_severity_cues_move_inside_range(min_ruleset: RuleSet) -> None:
+    rule = min_ruleset.rules["model-stealing"]
+    assert suggest_severity(rule, set())[0] is Severity.IMPORTANT
+    assert suggest_severity(rule, {"production"}) == (Severity.CRITICAL, ("production",))
+    assert suggest_severity(rule, {"research"})[0] is Severity.IMPORTANT
+    assert suggest_severity(rule, {"production", "research"})[0] is Severity.IMPORTANT
+
+
+def test_severity_always_inside_seed_range(ruleset: RuleSet) -> None:
+    cues = list(ruleset.settings.cues)
+    rng = random.Random(7)
+    for rule in ruleset.rules.values():
+        low, high = ruleset.settings.seed_ranges[rule.id]
+        for _ in range(50):
+            level, _ = suggest_severity(rule, set(rng.sample(cues, rng.randint(0, len(cues)))))
+            assert low <= level <= high
+
+
+def test_routes(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    prod = _classify(c, "Model extraction of our production model", "")
+    assert prod.severity is Severity.CRITICAL and prod.routes == ("ssirp",)
+    lab = _classify(c, "Model extraction", "")
+    assert lab.routes == ("security",)
+    mi = _classify(c, "Membership inference on patient records", "our production service")
+    assert mi.routes == ("ssirp", "privacy")
+
+
+def test_critical_research_finding_is_not_an_incident(classifier: Classifier) -> None:
+    d = _classify(classifier, "Adversarial patch fools a stop sign detector in simulation",
+                  "We printed an adversarial patch; in our CARLA simulation the stop sign "
+                  "is read as speed limit. Research prototype only.")
+    assert d.threats and d.threats[0].category == "physical-adversarial-example"
+    assert d.severity is Severity.CRITICAL
+    assert "ssirp" not in d.routes
+
+
+def test_overrides(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    issue = Issue("t", "Model extraction via API", "")
+    assert not c.classify(issue, {"not_a_threat": "1"}).threats
+    d = c.classify(issue, {"category": "membership-inference"})
+    assert [t.category for t in d.threats] == ["membership-inference"]
+    d = c.classify(issue, {"severity": "critical"})
+    assert d.severity is Severity.CRITICAL
+    d = c.classify(issue, {"severity": "low"})  # outside the seed range: ignored
+    assert d.severity is Severity.IMPORTANT
+    d = c.classify(issue, {"route": "abuse"})
+    assert d.routes == ("abuse",)
+
+
+def test_decision_hash_ignores_evidence_but_not_severity(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    a = c.classify(Issue("a", "Model extraction", ""))
+    b = c.classify(Issue("b", "Model extraction and a substitute model", ""))
+    assert decision_hash(a) == decision_hash(b)
+    crit = c.classify(Issue("c", "Model extraction in production", ""))
+    assert decision_hash(a) != decision_hash(crit)
+
+
+def test_traditional_bug_note(classifier: Classifier) -> None:
+    d = _classify(classifier, "Stored XSS in the experiment dashboard",
+                  "The run name is rendered without escaping.")
+    assert not d.threats
+    assert d.notes and "traditional security bug" in d.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "category"),
+    [
+        ("Loading a shared checkpoint runs arbitrary code",
+         "The .pth file on the hub contains a malicious pickle that executes code on "
+         "torch.load.", "ml-supply-chain"),
+        ("Prompt injection in our support chatbot",
+         "A crafted message makes the production LLM ignore its system prompt.",
+         "adversarial-perturbation"),
+        ("Training data poisoning through the feedback button",
+         "Attackers submit mislabeled examples that the model is retrained on.",
+         "data-poisoning"),
+        ("Membership inference attack on the patient-risk model",
+         "An attacker can tell whether a patient's record was in the training set.",
+         "membership-inference"),
+    ],
+    ids=["supply-chain", "prompt-injection", "poisoning", "membership"],
+)
+def test_shipped_rules_typical_reports(classifier: Classifier, title: str, body: str,
+                                       category: str) -> None:
+    d = _classify(classifier, title, body)
+    assert d.threats and d.threats[0].category == category
+
+
+def test_hostile_input_is_cut_and_still_classified(classifier: Classifier) -> None:
+    body = ("a" * 5000 + " ") * 200 + "model extraction"  # > 1 MB, keyword past the cap
+    info = classifier.explain(Issue("t", "Title", body))
+    assert info["truncated"] is True
+    assert info["decision"]["threats"] == []
+    long_line = "model " * 100_000
+    assert classifier.classify(Issue("t", "x", long_line)).threats == ()
+
+
+def test_every_category_reachable(classifier: Classifier) -> None:
+    # Each shipped rule's first own example fires its category (the full set runs in
+    # test_rule_examples); this guards against a rule silently losing all its signals.
+    for rule in classifier.ruleset.rules.values():
+        ex = rule.tests_match[0]
+        got = classifier.classify(Issue("t", ex.title, ex.body, ex.labels))
+        assert rule.id in [t.category for t in got.threats], rule.id
+    assert set(classifier.ruleset.rules) == set(CATEGORY_IDS)

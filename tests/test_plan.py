@@ -1,0 +1,98 @@
+"""Label and comment planning: only the bot's labels, never re-add what a human removed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.decide.classify import Classifier
+from bot.decide.model import Issue
+from bot.decide.plan import CommentAction, desired_labels, is_bot_label, plan_issue
+from bot.decide.render import parse_marker
+from bot.decide.rules import RuleSet
+
+
+@pytest.fixture()
+def c(min_ruleset: RuleSet) -> Classifier:
+    return Classifier(min_ruleset)
+
+
+def _threat(c: Classifier):
+    return c.classify(Issue("t", "Model extraction of our production model", ""))
+
+
+def _none(c: Classifier):
+    return c.classify(Issue("t", "Typo in README", ""))
+
+
+def test_new_threat_adds_labels_and_one_comment(c: Classifier) -> None:
+    d = _threat(c)
+    plan = plan_issue(d, c.ruleset, ["bug"], applied_before=None, existing_marker=None,
+                      has_bot_comment=False)
+    assert plan.add_labels == ("threat/model-stealing", "severity/critical", "route/ssirp")
+    assert plan.remove_labels == ()
+    assert plan.comment is CommentAction.CREATE
+    assert parse_marker(plan.comment_body).decision_hash == plan.decision_hash
+    assert plan.protect and plan.escalate
+
+
+def test_same_decision_again_is_a_noop(c: Classifier) -> None:
+    d = _threat(c)
+    first = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                       has_bot_comment=False)
+    again = plan_issue(d, c.ruleset, list(first.add_labels), applied_before=first.applied_labels,
+                       existing_marker=parse_marker(first.comment_body), has_bot_comment=True,
+                       already_protected=True, already_escalated=True)
+    assert again.is_noop
+    assert again.describe() == ["nothing to do"]
+
+
+def test_human_removed_label_is_not_re_added(c: Classifier) -> None:
+    d = _threat(c)
+    applied = set(desired_labels(d, c.ruleset.settings))
+    current = applied - {"severity/critical"}
+    plan = plan_issue(d, c.ruleset, current, applied_before=applied, existing_marker=None,
+                      has_bot_comment=False)
+    assert "severity/critical" not in plan.add_labels
+    assert "severity/critical" in plan.removed_by_human
+
+
+def test_other_labels_untouched_and_stale_bot_labels_removed(c: Classifier) -> None:
+    d = _none(c)
+    current = ["bug", "threat/model-stealing", "severity/critical", "route/ssirp", "help wanted"]
+    plan = plan_issue(d, c.ruleset, current, applied_before=set(current[1:4]),
+                      existing_marker=None, has_bot_comment=True)
+    assert set(plan.remove_labels) == {"threat/model-stealing", "severity/critical",
+                                       "route/ssirp"}
+    assert plan.add_labels == ()
+    assert plan.comment is CommentAction.EDIT
+    assert "no longer matches" in plan.comment_body
+
+
+def test_bot_namespace_label_added_by_a_human_is_left_alone(c: Classifier) -> None:
+    d = _none(c)
+    plan = plan_issue(d, c.ruleset, ["threat/data-poisoning"], applied_before=set(),
+                      existing_marker=None, has_bot_comment=False)
+    assert plan.remove_labels == ()
+
+
+def test_no_threat_and_no_comment_stays_quiet(c: Classifier) -> None:
+    plan = plan_issue(_none(c), c.ruleset, ["bug"], applied_before=None, existing_marker=None,
+                      has_bot_comment=False)
+    assert plan.is_noop
+
+
+def test_no_threat_comment_not_rewritten(c: Classifier) -> None:
+    d = _none(c)
+    first = plan_issue(d, c.ruleset, [], applied_before=set(), existing_marker=None,
+                       has_bot_comment=True)
+    marker = parse_marker(first.comment_body)
+    assert marker is not None and marker.threat is False
+    again = plan_issue(d, c.ruleset, [], applied_before=set(), existing_marker=marker,
+                       has_bot_comment=True)
+    assert again.comment is CommentAction.NONE
+
+
+def test_is_bot_label(min_ruleset: RuleSet) -> None:
+    s = min_ruleset.settings
+    assert is_bot_label("threat/x", s) and is_bot_label("route/abuse", s)
+    assert not is_bot_label("security", s) and not is_bot_label("threatened", s)
