@@ -46,6 +46,22 @@ CATEGORY_IDS: tuple[str, ...] = (
 ROUTES: tuple[str, ...] = ("ssirp", "security", "abuse", "privacy")
 
 
+class Access(enum.IntEnum):
+    """A person's rights on the project, mapped from each tracker's own levels.
+
+    GitHub: none/read/triage/write(push)/maintain/admin. GitLab: Guest(10) → READ,
+    Reporter(20) → TRIAGE, Developer(30) → WRITE, Maintainer(40) → MAINTAIN, Owner(50) → ADMIN.
+    Jira: EDIT_ISSUES permission → TRIAGE, BROWSE only → READ.
+    """
+
+    NONE = 0
+    READ = 1
+    TRIAGE = 2
+    WRITE = 3
+    MAINTAIN = 4
+    ADMIN = 5
+
+
 @dataclass(frozen=True)
 class Issue:
     """An issue as the core sees it: text and the tracker's labels, nothing else."""

@@ -107,8 +107,10 @@ class Triage:
             removed_by_human=state.removed_by_human if state else (),
             existing_marker=marker,
             has_bot_comment=comment_id is not None,
-            already_protected=snap.confidential,
-            already_escalated=bool(state and state.extra.get("escalated")),
+            # Asked once per issue: an adapter answering None is not set up for it (or the
+            # tracker cannot), and asking again on every event would only add requests.
+            already_protected=snap.confidential or bool(state and "protected" in state.extra),
+            already_escalated=bool(state and "escalated" in state.extra),
         )
         if self.metrics is not None:
             for threat in decision.threats:
@@ -159,15 +161,16 @@ class Triage:
         for label in plan.remove_labels:
             tracker.remove_label(ref, label)
         if plan.protect:
-            done = tracker.protect(ref)
-            if done:
-                log.info("protected issue", extra={"issue": str(ref), "action": done})
+            protected = tracker.protect(ref) or ""
+            self.store.update_issue_state(
+                str(ref), lambda s: s.extra.__setitem__("protected", protected))
+            if protected:
+                log.info("protected issue", extra={"issue": str(ref), "action": protected})
         if plan.escalate:
             summary = f"AI/ML threat needing incident response: {ref}"
-            done = tracker.escalate(ref, summary)
-            if done:
-                self.store.update_issue_state(
-                    str(ref), lambda s: s.extra.__setitem__("escalated", done))
+            escalated = tracker.escalate(ref, summary) or ""
+            self.store.update_issue_state(
+                str(ref), lambda s: s.extra.__setitem__("escalated", escalated))
         return comment_id
 
     def _remember(

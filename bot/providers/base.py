@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from bot.decide.model import Access
 from bot.events.model import IssueRef
 
-
-class Access(enum.IntEnum):
-    """A person's rights on the project, mapped from each tracker's own levels.
-
-    GitHub: none/read/triage/write(push)/maintain/admin. GitLab: Guest(10) → READ,
-    Reporter(20) → TRIAGE, Developer(30) → WRITE, Maintainer(40) → MAINTAIN, Owner(50) → ADMIN.
-    Jira: EDIT_ISSUES permission → TRIAGE, BROWSE only → READ.
-    """
-
-    NONE = 0
-    READ = 1
-    TRIAGE = 2
-    WRITE = 3
-    MAINTAIN = 4
-    ADMIN = 5
+__all__ = ["Access", "BotState", "Comment", "IssueSnapshot", "ListPage", "Tracker"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""The triage handler end to end over the in-memory tracker and a real SQLite store."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.decide.classify import Classifier
+from bot.decide.render import MARKER_PREFIX
+from bot.decide.rules import RuleSet
+from bot.handlers.triage import Triage
+from bot.providers.recording import DryRunTracker
+from bot.store import Store
+from tests.fakes.tracker import MemoryTracker
+
+STEAL = ("Model extraction of our production fraud detection model",
+         "An attacker queried the scoring API and trained a substitute model.")
+
+
+@pytest.fixture()
+def triage(classifier: Classifier, store: Store) -> Triage:
+    return Triage(classifier, store)
+
+
+def _bot_comments(tracker: MemoryTracker, ref) -> list:
+    return [c for c in tracker.comments(ref) if MARKER_PREFIX in c.body]
+
+
+def test_new_threat_gets_labels_and_one_comment(triage: Triage, tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL, labels=("bug",))
+    result = triage.run(tracker, ref)
+    assert result.outcome == "triaged"
+    assert set(tracker.labels(ref)) == {"bug", "threat/model-stealing", "severity/critical",
+                                        "route/ssirp"}
+    assert len(_bot_comments(tracker, ref)) == 1
+
+
+def test_redelivery_writes_nothing(triage: Triage, tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage.run(tracker, ref)
+    before = list(tracker.writes)
+    assert triage.run(tracker, ref).outcome == "unchanged"
+    assert tracker.writes == before
+
+
+def test_human_removed_label_stays_removed(triage: Triage, tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage.run(tracker, ref)
+    tracker.remove_label(ref, "route/ssirp")  # a maintainer takes it off
+    tracker.edit(ref, body=STEAL[1] + " More details.")
+    triage.run(tracker, ref)
+    assert "route/ssirp" not in tracker.labels(ref)
+    assert "threat/model-stealing" in tracker.labels(ref)
+
+
+def test_edit_to_no_match_removes_labels_and_says_so(triage: Triage,
+                                                     tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL, labels=("bug",))
+    triage.run(tracker, ref)
+    tracker.edit(ref, title="Slow dashboard", body="The page takes 10 s to load.")
+    assert triage.run(tracker, ref).outcome == "triaged"
+    assert tracker.labels(ref) == ("bug",)
+    comments = _bot_comments(tracker, ref)
+    assert len(comments) == 1 and "no longer matches" in comments[0].body
+
+
+def test_decision_change_edits_the_same_comment(triage: Triage, tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, "Model extraction via the API", "substitute model")
+    triage.run(tracker, ref)
+    first = _bot_comments(tracker, ref)[0]
+    tracker.edit(ref, body="substitute model of our fraud detection model in production")
+    triage.run(tracker, ref)
+    comments = _bot_comments(tracker, ref)
+    assert [c.id for c in comments] == [first.id]
+    assert "severity/critical" in tracker.labels(ref)
+    assert any(w.endswith(f"comment~ {first.id}") for w in tracker.writes)
+
+
+def test_opt_out_and_pull_requests_left_alone(triage: Triage, tracker: MemoryTracker) -> None:
+    a = tracker.add_issue("o/r", 1, *STEAL, labels=("bugbar:ignore",))
+    b = tracker.add_issue("o/r", 2, *STEAL, pull_request=True)
+    assert triage.run(tracker, a).outcome == "opted-out"
+    assert triage.run(tracker, b).outcome == "skipped-pull-request"
+    assert tracker.writes == []
+
+
+def test_not_a_threat_stays_quiet(triage: Triage, tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, "CUDA OOM on batch 64", "traceback")
+    assert triage.run(tracker, ref).outcome == "unchanged"
+    assert tracker.writes == []
+
+
+def test_dry_run_records_and_writes_nothing(classifier: Classifier, store: Store,
+                                            tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    dry = DryRunTracker(tracker)
+    result = Triage(classifier, store, dry_run=True).run(dry, ref, delivery_id="d1")
+    assert result.outcome == "dry-run"
+    assert tracker.writes == []
+    assert store.recent_decisions(key=str(ref))[0].dry_run is True
+    assert store.get_issue_state(str(ref)) is None
+
+
+def test_store_lost_human_override_survives_via_marker(classifier: Classifier, tmp_path,
+                                                       tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    first = Store(tmp_path / "a.db")
+    state = first.update_issue_state(str(ref), lambda s: s.overrides.update(
+        {"category": "membership-inference"}))
+    assert state.overrides
+    Triage(classifier, first).run(tracker, ref)
+    assert "threat/membership-inference" in tracker.labels(ref)
+    fresh = Store(tmp_path / "b.db")  # the store is gone; the marker remembers
+    tracker.edit(ref, body=STEAL[1] + " again")
+    Triage(classifier, fresh).run(tracker, ref)
+    assert "threat/membership-inference" in tracker.labels(ref)
+    assert "threat/model-stealing" not in tracker.labels(ref)
+    assert fresh.get_issue_state(str(ref)).overrides == {"category": "membership-inference"}
+
+
+def test_protect_and_escalate_once(classifier: Classifier, store: Store,
+                                   tracker: MemoryTracker) -> None:
+    tracker.protect_result = "confidential"
+    tracker.escalate_result = "SEC-1"
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage = Triage(classifier, store)
+    triage.run(tracker, ref)
+    tracker.edit(ref, body=STEAL[1] + " update")
+    triage.run(tracker, ref)
+    assert tracker.writes.count(f"{ref}:protect") == 1
+    assert tracker.writes.count(f"{ref}:escalate") == 1
+
+
+def test_bot_labels_are_not_evidence(triage: Triage, tracker: MemoryTracker,
+                                     ruleset: RuleSet) -> None:
+    ref = tracker.add_issue("o/r", 1, "Slow dashboard", "", labels=("threat/model-stealing",))
+    assert triage.run(tracker, ref).decision.threats == ()
