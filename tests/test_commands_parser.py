@@ -21,8 +21,7 @@ from bot.decide.commands import (
     render_help,
     required_access,
 )
-from bot.decide.model import CATEGORY_IDS, ROUTES, Severity
-from bot.providers.base import Access
+from bot.decide.model import CATEGORY_IDS, ROUTES, Access, Severity
 
 
 def shown(result: ParseResult) -> list[str]:

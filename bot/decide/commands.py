@@ -35,8 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from bot.decide.model import CATEGORY_IDS, ROUTES, Severity
-from bot.providers.base import Access
+from bot.decide.model import CATEGORY_IDS, ROUTES, Access, Severity
 
 MAX_COMMANDS = 10
 """Command lines (valid or not) read from one comment; later ones are ignored."""
