@@ -114,7 +114,8 @@ def test_explain_text(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_eval_json_and_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = [
-        {"id": "1", "title": "Model extraction of our API", "body": "", "expect": ["model-stealing"]},
+        {"id": "1", "title": "Model extraction of our API", "body": "",
+         "expect": ["model-stealing"]},
         {"id": "2", "title": "Typo", "body": "", "expect": []},
         {"id": "3", "title": "Model extraction tutorial", "body": "", "labels": [],
          "role": "none"},
