@@ -134,3 +134,16 @@ def test_bot_labels_are_not_evidence(triage: Triage, tracker: MemoryTracker,
                                      ruleset: RuleSet) -> None:
     ref = tracker.add_issue("o/r", 1, "Slow dashboard", "", labels=("threat/model-stealing",))
     assert triage.run(tracker, ref).decision.threats == ()
+
+
+def test_without_a_store_the_marker_remembers_human_removals(classifier: Classifier,
+                                                             tmp_path,
+                                                             tracker: MemoryTracker) -> None:
+    # GitHub Actions mode: every run starts with an empty store.
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    Triage(classifier, Store(tmp_path / "run1.db")).run(tracker, ref)
+    tracker.remove_label(ref, "severity/critical")
+    tracker.edit(ref, body=STEAL[1] + " (edited)")
+    Triage(classifier, Store(tmp_path / "run2.db")).run(tracker, ref)
+    assert "severity/critical" not in tracker.labels(ref)
+    assert "threat/model-stealing" in tracker.labels(ref)

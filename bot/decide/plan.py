@@ -135,7 +135,7 @@ def plan_issue(
     elif decision.is_threat:
         action = CommentAction.CREATE
     if action is not CommentAction.NONE:
-        body = render_comment(decision, ruleset)
+        body = render_comment(decision, ruleset, now_applied)
     critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
     return Plan(
         add_labels=tuple(add),

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.decide.classify import decision_hash
@@ -21,7 +22,7 @@ from bot.decide.rules import RuleSet
 MARKER_PREFIX = "<!-- bugbar:v1 "
 _MARKER_RE = re.compile(
     r"<!-- bugbar:v1 rules=(?P<rules>[\w.+-]{1,64}) hash=(?P<hash>[0-9a-f]{1,64})"
-    r"(?: state=(?P<state>[A-Za-z0-9_=-]{0,4096}))? -->"
+    r"(?: state=(?P<state>[A-Za-z0-9_=-]{0,8192}))? -->"
 )
 
 
@@ -33,11 +34,16 @@ class Marker:
     decision_hash: str
     overrides: dict[str, str] = field(default_factory=dict)
     threat: bool = True
+    applied: tuple[str, ...] | None = None
+    """The bot's labels when the comment was written: lets a bot without its store (GitHub
+    Actions, a lost database) tell a label a human removed from one it never added."""
 
 
-def render_marker(decision: Decision) -> str:
+def render_marker(decision: Decision, applied: Iterable[str] | None = None) -> str:
     """The hidden HTML comment identifying the bot's comment and carrying its state."""
-    state = {"o": decision.overrides, "t": int(decision.is_threat)}
+    state: dict[str, object] = {"o": decision.overrides, "t": int(decision.is_threat)}
+    if applied is not None:
+        state["a"] = sorted(applied)
     blob = base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
     return (f"{MARKER_PREFIX}rules={decision.rules_version} hash={decision_hash(decision)} "
             f"state={blob} -->")
@@ -54,6 +60,7 @@ def parse_marker(body: str) -> Marker | None:
         return None
     overrides: dict[str, str] = {}
     threat = True
+    applied: tuple[str, ...] | None = None
     if m.group("state"):
         try:
             state = json.loads(base64.urlsafe_b64decode(m.group("state").encode()))
@@ -66,7 +73,10 @@ def parse_marker(body: str) -> Marker | None:
                              if isinstance(v, str | int) and str(k) in
                              ("category", "severity", "route", "not_a_threat")}
             threat = bool(state.get("t", 1))
-    return Marker(m.group("rules"), m.group("hash"), overrides, threat)
+            raw_applied = state.get("a")
+            if isinstance(raw_applied, list) and all(isinstance(x, str) for x in raw_applied):
+                applied = tuple(raw_applied)
+    return Marker(m.group("rules"), m.group("hash"), overrides, threat, applied)
 
 
 def _level(sev: Severity) -> str:
@@ -91,10 +101,12 @@ def _first_sentence(text: str) -> str:
     return text if end == -1 else text[: end + 1]
 
 
-def render_comment(decision: Decision, ruleset: RuleSet) -> str:
+def render_comment(
+    decision: Decision, ruleset: RuleSet, applied: Iterable[str] | None = None
+) -> str:
     """The Markdown body of the bot's comment for ``decision`` (threat or not)."""
     settings = ruleset.settings
-    lines = [render_marker(decision)]
+    lines = [render_marker(decision, applied)]
     if not decision.is_threat:
         lines.append("### bugbar triage: no AI/ML threat found")
         lines.append("")

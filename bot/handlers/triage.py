@@ -99,11 +99,15 @@ class Triage:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
         decision = self.decide(snap, overrides)
+        # What the bot applied before: the store knows; without it, the marker remembers.
+        applied_before = (state.applied_labels if state is not None
+                          else (set(marker.applied) if marker and marker.applied is not None
+                                else None))
         plan = plan_issue(
             decision,
             self.classifier.ruleset,
             snap.labels,
-            applied_before=state.applied_labels if state else None,
+            applied_before=applied_before,
             removed_by_human=state.removed_by_human if state else (),
             existing_marker=marker,
             has_bot_comment=comment_id is not None,

@@ -1,0 +1,149 @@
+"""Configuration from the environment (names fixed by DESIGN.md §3), never logged in clear.
+
+Secrets that may be rotated (webhook secrets) accept several values separated by commas or
+newlines; every value is accepted until the old one is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+DEFAULT_GITHUB_API = "https://api.github.com"
+SECRET_FIELDS = {
+    "github_token", "github_private_key", "github_webhook_secrets", "gitlab_token",
+    "gitlab_webhook_secrets", "jira_token", "jira_pat", "jira_webhook_secrets",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person setting the bot up."""
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(v.strip() for v in value.replace("\n", ",").split(",") if v.strip())
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the bot reads from its environment."""
+
+    github_token: str = ""
+    github_app_id: str = ""
+    github_private_key: str = ""
+    github_webhook_secrets: tuple[str, ...] = ()
+    github_api_url: str = DEFAULT_GITHUB_API
+    gitlab_url: str = ""
+    gitlab_token: str = ""
+    gitlab_webhook_secrets: tuple[str, ...] = ()
+    gitlab_confidential: str = "public"
+    """When to mark critical/ssirp issues confidential: public (projects), always, never."""
+    jira_url: str = ""
+    jira_email: str = ""
+    jira_token: str = ""
+    jira_pat: str = ""
+    jira_webhook_secrets: tuple[str, ...] = ()
+    jira_security_level: str = ""
+    """Security level id or name to set on critical/ssirp issues (empty: off)."""
+    jira_security_project: str = ""
+    """Project key where a linked issue is created for ssirp routes (empty: off)."""
+    state_path: str = "bugbar.db"
+    rules_dirs: tuple[str, ...] = ()
+    dry_run: bool = False
+    command_policy: Mapping[str, str] = field(default_factory=dict)
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction filter."""
+        out: list[str] = []
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            out.extend(value if isinstance(value, tuple) else [value])
+        return [v for v in out if v]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Read the ``BUGBAR_*`` variables; raises ConfigError on contradictions."""
+        e = os.environ if env is None else env
+        key = e.get("BUGBAR_GITHUB_PRIVATE_KEY", "")
+        key_file = e.get("BUGBAR_GITHUB_PRIVATE_KEY_FILE", "")
+        if key_file and not key:
+            try:
+                key = Path(key_file).read_text()
+            except OSError as exc:
+                raise ConfigError(f"BUGBAR_GITHUB_PRIVATE_KEY_FILE: cannot read "
+                                  f"{key_file} ({exc.strerror})") from None
+        policy_text = e.get("BUGBAR_COMMAND_POLICY", "")
+        try:
+            policy = json.loads(policy_text) if policy_text else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"BUGBAR_COMMAND_POLICY is not JSON: {exc.msg}") from None
+        if not isinstance(policy, dict):
+            raise ConfigError('BUGBAR_COMMAND_POLICY must be an object like {"severity": '
+                              '"write"}')
+        cfg = cls(
+            github_token=e.get("BUGBAR_GITHUB_TOKEN", ""),
+            github_app_id=e.get("BUGBAR_GITHUB_APP_ID", ""),
+            github_private_key=key,
+            github_webhook_secrets=_list(e.get("BUGBAR_GITHUB_WEBHOOK_SECRET")),
+            github_api_url=(e.get("BUGBAR_GITHUB_API_URL") or DEFAULT_GITHUB_API).rstrip("/"),
+            gitlab_url=e.get("BUGBAR_GITLAB_URL", "").rstrip("/"),
+            gitlab_token=e.get("BUGBAR_GITLAB_TOKEN", ""),
+            gitlab_webhook_secrets=_list(e.get("BUGBAR_GITLAB_WEBHOOK_SECRET")),
+            gitlab_confidential=e.get("BUGBAR_GITLAB_CONFIDENTIAL", "public").lower(),
+            jira_url=e.get("BUGBAR_JIRA_URL", "").rstrip("/"),
+            jira_email=e.get("BUGBAR_JIRA_EMAIL", ""),
+            jira_token=e.get("BUGBAR_JIRA_TOKEN", ""),
+            jira_pat=e.get("BUGBAR_JIRA_PAT", ""),
+            jira_webhook_secrets=_list(e.get("BUGBAR_JIRA_WEBHOOK_SECRET")),
+            jira_security_level=e.get("BUGBAR_JIRA_SECURITY_LEVEL", ""),
+            jira_security_project=e.get("BUGBAR_JIRA_SECURITY_PROJECT", ""),
+            state_path=e.get("BUGBAR_STATE", "bugbar.db"),
+            rules_dirs=tuple(d for d in e.get("BUGBAR_RULES", "").split(os.pathsep) if d),
+            dry_run=_flag(e.get("BUGBAR_DRY_RUN")),
+            command_policy={str(k): str(v) for k, v in policy.items()},
+            log_level=e.get("BUGBAR_LOG_LEVEL", "INFO").upper(),
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Reject settings that cannot work together."""
+        if self.github_app_id and not self.github_private_key:
+            raise ConfigError("BUGBAR_GITHUB_APP_ID needs BUGBAR_GITHUB_PRIVATE_KEY or "
+                              "BUGBAR_GITHUB_PRIVATE_KEY_FILE")
+        if self.gitlab_confidential not in ("public", "always", "never"):
+            raise ConfigError("BUGBAR_GITLAB_CONFIDENTIAL must be public, always or never")
+        if self.jira_url and not (self.jira_pat or (self.jira_email and self.jira_token)):
+            raise ConfigError("BUGBAR_JIRA_URL needs BUGBAR_JIRA_PAT (Data Center) or "
+                              "BUGBAR_JIRA_EMAIL + BUGBAR_JIRA_TOKEN (Cloud)")
+
+    def providers(self) -> list[str]:
+        """The trackers this configuration can write to."""
+        out = []
+        if self.github_token or self.github_app_id:
+            out.append("github")
+        if self.gitlab_url and self.gitlab_token:
+            out.append("gitlab")
+        if self.jira_url:
+            out.append("jira")
+        return out
