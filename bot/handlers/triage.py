@@ -99,8 +99,9 @@ class Triage:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
         decision = self.decide(snap, overrides)
-        # What the bot applied before: the store knows; without it, the marker remembers.
-        applied_before = (state.applied_labels if state is not None
+        # What the bot applied before: the store knows; without it, the marker remembers. A
+        # state that triage never wrote (only slash-command bookkeeping) knows nothing of labels.
+        applied_before = (state.applied_labels if state is not None and state.decision_hash
                           else (set(marker.applied) if marker and marker.applied is not None
                                 else None))
         plan = plan_issue(
