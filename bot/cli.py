@@ -10,6 +10,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,12 +182,20 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+_SLOW_REPEAT = re.compile(r"\{\d*,\s*(\d{3,}|[3-9]\d|2[1-9])\}")
+
+
 def cmd_rules_lint(args: argparse.Namespace) -> int:
     """``bugbar rules lint``: load and validate; print every problem as file:line."""
     rs = load_ruleset(args.rules)
     missing = [c for c in CATEGORY_IDS if c not in rs.rules]
     for cid in missing:
         print(f"bugbar: warning: no rule for category {cid}", file=sys.stderr)
+    for rule in rs.rules.values():
+        for sig in rule.patterns:
+            if _SLOW_REPEAT.search(sig.text):
+                print(f"bugbar: warning: {rule.path}: pattern {sig.name!r} has a bounded repeat "
+                      "over 20 (slow in RE2); use signals.near instead", file=sys.stderr)
     print(f"ok: {len(rs.rules)} rules, version {rs.version}")
     return 0
 

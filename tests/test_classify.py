@@ -193,3 +193,21 @@ def test_every_category_reachable(classifier: Classifier) -> None:
         got = classifier.classify(Issue("t", ex.title, ex.body, ex.labels))
         assert rule.id in [t.category for t in got.threats], rule.id
     assert set(classifier.ruleset.rules) == set(CATEGORY_IDS)
+
+
+def test_near_signal_needs_every_group_within_the_window(min_ruleset: RuleSet) -> None:
+    c = Classifier(min_ruleset)
+    close = _classify(c, "", "They queried the endpoint and cloned it.")
+    assert close.threats and close.threats[0].evidence == ("queried to clone",)
+    far = _classify(c, "", "They queried the endpoint " + "x " * 20 + "and cloned it.")
+    assert not far.threats
+    one_group = _classify(c, "", "They queried the endpoint a lot.")
+    assert not one_group.threats
+
+
+def test_near_window_with_three_groups() -> None:
+    from bot.decide.match import _within
+
+    assert _within([[0, 50], [3], [9]], 10)
+    assert not _within([[0], [3], [30]], 10)
+    assert _within([[100], [95], [104]], 10)

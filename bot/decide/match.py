@@ -18,15 +18,17 @@ import re2
 
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
-from bot.decide.rules import RuleSet
+from bot.decide.rules import NearSignal, RuleSet
 
 
 @dataclass(frozen=True)
 class _Role:
-    kind: str  # phrase | ambiguous | pattern | confuser | anchor | cue | gate | traditional
+    kind: str  # phrase | ambiguous | pattern | near | confuser | anchor | cue | gate | traditional
     rule: str = ""
     weight: float = 0.0
     name: str = ""
+    signal: int = -1  # near: index into Matcher._near
+    group: int = -1  # near: which group of the signal
 
 
 @dataclass
@@ -71,18 +73,17 @@ _Match = tuple[int, int, list[_Role]]
 class _PhraseTable:
     """Phrases as token tuples, found leftmost-longest without overlaps in one pass.
 
-    Two independent layers share the table: threat phrases (signals, anchors, confusers) and
-    context phrases (cues, gates, traditional-bug words); each layer has its own leftmost-longest
-    matching, so a cue word is never swallowed by a threat phrase. Only tokens that start some
-    phrase are visited (a C-level set intersection finds them), so the cost is linear in the text
-    and small for text that mentions nothing of interest.
+    Independent layers share the table: threat phrases (signals, anchors, confusers), context
+    phrases (cues, gates, traditional-bug words) and proximity terms; each layer has its own
+    leftmost-longest matching, so a cue word is never swallowed by a threat phrase. Only tokens
+    that start some phrase are visited (a C-level set intersection finds them), so the cost is
+    linear in the text and small for text that mentions nothing of interest.
     """
 
-    def __init__(self, layers: tuple[dict[str, list[_Role]], dict[str, list[_Role]]]) -> None:
-        self.tables: tuple[_Table, _Table] = (
-            {tuple(k.split(" ")): v for k, v in layers[0].items()},
-            {tuple(k.split(" ")): v for k, v in layers[1].items()},
-        )
+    def __init__(self, layers: list[dict[str, list[_Role]]]) -> None:
+        self.tables: list[_Table] = [
+            {tuple(k.split(" ")): v for k, v in layer.items()} for layer in layers
+        ]
         lengths: dict[str, set[int]] = defaultdict(set)
         for table in self.tables:
             for key in table:
@@ -92,35 +93,54 @@ class _PhraseTable:
             k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()
         }
 
-    def scan(self, tokens: list[str]) -> tuple[list[_Match], list[_Match]]:
+    def scan(self, tokens: list[str]) -> list[list[_Match]]:
         """Return the (start, length, roles) matches of each layer, in text order."""
-        threat: list[_Match] = []
-        context: list[_Match] = []
+        n_layers = len(self.tables)
+        found: list[list[_Match]] = [[] for _ in range(n_layers)]
         hot = self.lengths.keys() & set(tokens)
         if not hot:
-            return threat, context
-        threat_table, context_table = self.tables
+            return found
+        tables = self.tables
         lengths = self.lengths
         n_tokens = len(tokens)
-        free = [0, 0]
+        free = [0] * n_layers
+        layers = range(n_layers)
         for i in [i for i, tok in enumerate(tokens) if tok in hot]:
-            need_threat = i >= free[0]
-            need_context = i >= free[1]
+            need = [i >= free[k] for k in layers]
             for n in lengths[tokens[i]]:
-                if not (need_threat or need_context):
-                    break
                 if i + n > n_tokens:
                     continue
                 key = tuple(tokens[i : i + n])
-                if need_threat and (roles := threat_table.get(key)) is not None:
-                    threat.append((i, n, roles))
-                    free[0] = i + n
-                    need_threat = False
-                if need_context and (roles := context_table.get(key)) is not None:
-                    context.append((i, n, roles))
-                    free[1] = i + n
-                    need_context = False
-        return threat, context
+                for k in layers:
+                    if need[k] and (roles := tables[k].get(key)) is not None:
+                        found[k].append((i, n, roles))
+                        free[k] = i + n
+                        need[k] = False
+                if not any(need):
+                    break
+        return found
+
+
+def _within(positions: list[list[int]], window: int) -> bool:
+    """True if one position from every list fits in a span of ``window`` words."""
+    events = sorted((pos, g) for g, plist in enumerate(positions) for pos in plist)
+    need = len(positions)
+    counts = [0] * need
+    covered = 0
+    left = 0
+    for pos, group in events:
+        if counts[group] == 0:
+            covered += 1
+        counts[group] += 1
+        while events[left][0] < pos - window:
+            g = events[left][1]
+            counts[g] -= 1
+            if counts[g] == 0:
+                covered -= 1
+            left += 1
+        if covered == need:
+            return True
+    return False
 
 
 class Matcher:
@@ -135,7 +155,16 @@ class Matcher:
         self._pattern_set = re2.Set.SearchSet()
         self._pattern_roles: list[_Role] = []
         self._labels: dict[str, list[str]] = defaultdict(list)
+        self._near_roles: dict[str, list[_Role]] = defaultdict(list)
+        self._near: list[tuple[str, NearSignal]] = []
         for rule in ruleset.rules.values():
+            for near in rule.near:
+                index = len(self._near)
+                self._near.append((rule.id, near))
+                for g, group in enumerate(near.groups):
+                    for phrase in group:
+                        self._near_roles[phrase].append(
+                            _Role("near", rule.id, signal=index, group=g))
             for sig in rule.phrases:
                 self._threat_roles[sig.text].append(_Role("phrase", rule.id, sig.weight, sig.name))
             for sig in rule.ambiguous:
@@ -163,13 +192,32 @@ class Matcher:
                 self._add_pattern(pat, _Role("gate", name=gate.id))
         for phrase in settings.traditional:
             self._context_roles[phrase].append(_Role("traditional", name=phrase))
-        self._phrases = _PhraseTable((self._threat_roles, self._context_roles))
+        self._phrases = _PhraseTable(
+            [self._threat_roles, self._context_roles, self._near_roles])
         self._pattern_set.Compile()
 
     def _add_pattern(self, pattern: str, role: _Role) -> None:
         index = self._pattern_set.Add(pattern)
         assert index == len(self._pattern_roles)
         self._pattern_roles.append(role)
+
+    def _near_hits(self, matches: list[_Match]) -> list[tuple[str, NearSignal]]:
+        if not matches:
+            return []
+        positions: dict[int, list[list[int]]] = {}
+        for start, _, roles in matches:
+            for role in roles:
+                groups = positions.get(role.signal)
+                if groups is None:
+                    n_groups = len(self._near[role.signal][1].groups)
+                    groups = positions[role.signal] = [[] for _ in range(n_groups)]
+                groups[role.group].append(start)
+        out = []
+        for index, groups in positions.items():
+            rule_id, near = self._near[index]
+            if all(groups) and _within(groups, near.window):
+                out.append((rule_id, near))
+        return out
 
     def _patterns(self, text: str) -> list[_Role]:
         found = self._pattern_set.Match(text) if self._pattern_roles else None
@@ -203,8 +251,10 @@ class Matcher:
             mult = settings.title_weight if where == "title" else 1.0
             anchors: list[int] = []
             pending: list[tuple[int, _Role]] = []
-            threat_matches, context_matches = self._phrases.scan(tokens)
+            threat_matches, context_matches, near_matches = self._phrases.scan(tokens)
             context.extend(context_matches)
+            for rule_id, near in self._near_hits(near_matches):
+                add(rule_id, Hit(near.name, near.weight * mult, where, "near"))
             for start, length, roles in threat_matches:
                 for role in roles:
                     if role.kind == "phrase":
@@ -222,8 +272,8 @@ class Matcher:
                 title_anchored = True
             for start, role in pending:
                 i = bisect.bisect_left(anchors, start - window)
-                near = i < len(anchors) and anchors[i] <= start + window
-                if near or title_anchored:
+                close = i < len(anchors) and anchors[i] <= start + window
+                if close or title_anchored:
                     add(role.rule, Hit(role.name, role.weight * mult, where, "ambiguous"))
                 else:
                     reports[role.rule].unanchored.append(role.name)

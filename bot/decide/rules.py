@@ -33,6 +33,20 @@ class Signal:
 
 
 @dataclass(frozen=True)
+class NearSignal:
+    """Evidence when one phrase of every group occurs within ``window`` words of each other.
+
+    The fast, linear-time way to say "a loader call near code execution": phrase look-ups on
+    tokens instead of a regex with ``.{0,150}``, which makes RE2's automaton explode.
+    """
+
+    name: str
+    weight: float
+    groups: tuple[tuple[str, ...], ...]
+    window: int
+
+
+@dataclass(frozen=True)
 class Example:
     """A rule's own test case."""
 
@@ -60,6 +74,7 @@ class Rule:
     phrases: tuple[Signal, ...]
     ambiguous: tuple[Signal, ...]
     patterns: tuple[Signal, ...]
+    near: tuple[NearSignal, ...]
     confusers: tuple[str, ...]
     tests_match: tuple[Example, ...]
     tests_no_match: tuple[Example, ...]
@@ -162,7 +177,8 @@ _REQUIRED_RULE_KEYS = ("id", "title", "description", "references", "severity", "
 _REFERENCE_KEYS = {"bug_bar", "atlas", "owasp_ml", "owasp_llm", "nist", "urls"}
 _SEVERITY_KEYS = {"range", "default", "raise", "lower"}
 _ROUTES_KEYS = {"default", "critical"}
-_SIGNAL_KEYS = {"labels", "phrases", "ambiguous", "patterns"}
+_SIGNAL_KEYS = {"labels", "phrases", "ambiguous", "patterns", "near"}
+MAX_NEAR_WINDOW = 200
 _TEST_KEYS = {"match", "no_match", "todo_match", "todo_no_match"}
 _EXAMPLE_KEYS = {"title", "body", "labels"}
 _SETTINGS_KEYS = {
@@ -307,6 +323,43 @@ def _signals(
     return out
 
 
+def _near(checker: _Checker, signals: LocatedDict) -> list[NearSignal]:
+    value = signals.get("near")
+    if value is None:
+        return []
+    if not isinstance(value, LocatedList):
+        checker.error(signals.line_of("near"), "signals.near must be a list")
+        return []
+    out = []
+    for item, line in zip(value, value.item_lines, strict=True):
+        if not isinstance(item, LocatedDict):
+            checker.error(line, "signals.near items must be {name, all, window, weight}")
+            continue
+        checker.keys(item, {"name", "all", "window", "weight"}, "signals.near[]")
+        name = checker.text(item, "name", "signals.near[]")
+        weight = checker.number(item, "weight", 1.0, "signals.near[]")
+        window = int(checker.number(item, "window", 20, "signals.near[]"))
+        if not 1 <= window <= MAX_NEAR_WINDOW:
+            checker.error(item.line_of("window"),
+                          f"signals.near[].window must be 1..{MAX_NEAR_WINDOW} words")
+        groups_raw = item.get("all")
+        if not (isinstance(groups_raw, LocatedList) and len(groups_raw) >= 2):
+            checker.error(item.line_of("all"), "signals.near[].all needs at least two lists of "
+                          "phrases, e.g. all: [[torch load, pickle], [code execution]]")
+            continue
+        groups = []
+        for group, gline in zip(groups_raw, groups_raw.item_lines, strict=True):
+            if not (isinstance(group, list) and group
+                    and all(isinstance(g, str) and normalize_phrase(g) for g in group)):
+                checker.error(gline, "each group in signals.near[].all must be a non-empty "
+                              "list of phrases")
+                continue
+            groups.append(tuple(dict.fromkeys(normalize_phrase(g) for g in group)))
+        if name and len(groups) == len(groups_raw):
+            out.append(NearSignal(name, weight, tuple(groups), window))
+    return out
+
+
 def _examples(checker: _Checker, tests: LocatedDict, key: str) -> list[Example]:
     value = tests.get(key)
     if value is None:
@@ -409,13 +462,15 @@ def _load_rule(path: Path, settings: Settings | None, checker: _Checker) -> Rule
     phrases: list[Signal] = []
     ambiguous: list[Signal] = []
     patterns: list[Signal] = []
+    near: list[NearSignal] = []
     if signals is not None:
         checker.keys(signals, _SIGNAL_KEYS, "signals")
         labels = [lbl.casefold() for lbl, _ in checker.str_list(signals, "labels", "signals")]
         phrases = _signals(checker, signals, "phrases", "signals", 1.0)
         ambiguous = _signals(checker, signals, "ambiguous", "signals", 0.5)
         patterns = _signals(checker, signals, "patterns", "signals", 1.0)
-        if not (phrases or patterns or labels):
+        near = _near(checker, signals)
+        if not (phrases or patterns or labels or near):
             checker.error(signals.line, "signals needs at least one phrase, pattern or label")
     confusers = [normalize_phrase(c) for c, _ in checker.str_list(data, "confusers", "rule")]
 
@@ -439,7 +494,7 @@ def _load_rule(path: Path, settings: Settings | None, checker: _Checker) -> Rule
         raise_cues=tuple(raise_cues), lower_cues=tuple(lower_cues),
         routes_default=tuple(r_default), routes_critical=tuple(r_critical or r_default),
         labels=tuple(labels), phrases=tuple(phrases), ambiguous=tuple(ambiguous),
-        patterns=tuple(patterns), confusers=tuple(confusers),
+        patterns=tuple(patterns), near=tuple(near), confusers=tuple(confusers),
         tests_match=tuple(examples["match"]), tests_no_match=tuple(examples["no_match"]),
         tests_todo_match=tuple(examples["todo_match"]),
         tests_todo_no_match=tuple(examples["todo_no_match"]),
