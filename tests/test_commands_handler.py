@@ -9,12 +9,12 @@ import pytest
 
 from bot.app import Bot
 from bot.decide.classify import Classifier
-from bot.decide.commands import CommandPolicy, parse_commands, render_help
+from bot.decide.commands import CommandPolicy, new_commands, parse_commands, render_help
 from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX
 from bot.decide.rules import RuleSet
 from bot.events.model import Event, EventKind, IssueRef
-from bot.handlers.commands import Commands
+from bot.handlers.commands import Commands, _fresh, _items, comment_signatures
 from bot.handlers.triage import Triage
 from bot.providers.base import Comment
 from bot.store import Store
@@ -464,6 +464,22 @@ def test_failure_hands_the_claim_back_so_a_retry_runs(
     tracker.get_issue = real  # type: ignore[method-assign]
     assert commands.handle(tracker, _event(ref, comment)) == "commands-applied"
     assert "severity/important" in tracker.labels(ref)
+
+
+@pytest.mark.parametrize("old,new", [
+    ("/triage severity low", "/triage severity low\n/triage route privacy"),
+    ("/TRIAGE threat/model-stealing", "/triage model-stealing"),
+    ("/triage explain", "/triage explain\n/triage explain"),
+    ("/triage bogus\n/triage help", "/triage bogus\n/triage bogus\n/triage help"),
+    ("```\n/triage help\n```", "/triage help"),
+    ("", "/triage\n/triage not-a-threat"),
+])
+def test_signature_diff_agrees_with_new_commands(old: str, new: str) -> None:
+    """The stored per-comment signatures stand in for the previous text exactly."""
+    fresh = _fresh(_items(parse_commands(new)), comment_signatures(old))
+    expected = new_commands(old, new)
+    assert [i.command for i in fresh if i.command] == list(expected.commands)
+    assert [i.error for i in fresh if i.error] == list(expected.errors)
 
 
 # --- whose comments count ---------------------------------------------------------------
