@@ -13,8 +13,9 @@ from bot.cli import main
 from tests.conftest import MIN_RULES, ROOT
 
 ISSUES = [
-    {"id": "a", "title": "Model extraction of our production fraud detection model",
-     "body": "", "labels": []},
+    {"id": "a", "title": "Model stealing attack on our production fraud detection model",
+     "body": "An attacker ran a model extraction attack through the prediction API and trained "
+             "a substitute model that copies ours.", "labels": []},
     {"id": 7, "title": "Typo in README", "body": None, "labels": [{"name": "docs"}],
      "extra": "ignored"},
 ]
@@ -114,7 +115,8 @@ def test_explain_text(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_eval_json_and_chart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = [
-        {"id": "1", "title": "Model extraction of our API", "body": "",
+        {"id": "1", "title": "Model stealing attack on our API", "body": "An attacker ran a "
+         "model extraction attack and trained a substitute model.",
          "expect": ["model-stealing"]},
         {"id": "2", "title": "Typo", "body": "", "expect": []},
         {"id": "3", "title": "Model extraction tutorial", "body": "", "labels": [],

@@ -1,0 +1,97 @@
+"""Benchmark: offline classification throughput, rule-load time and peak memory.
+
+Run explicitly: ``python tests/benchmarks/bench_classify.py [--issues N]``. It builds ~2 KB
+issues from the project's own corpus (tests/corpus/labelled.jsonl), writes them as JSON Lines
+and runs the real ``bugbar classify`` in a child process, so the numbers include JSON parsing
+and output, as a user would see them. Bars (issue 2): ≥ 5,000 issues/s in one process,
+rules load < 200 ms, peak memory < 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "corpus" / "labelled.jsonl"
+
+
+def make_issues(n: int, size: int = 2048) -> list[dict[str, object]]:
+    """``n`` issues of about ``size`` characters, cycling through the corpus texts."""
+    texts = [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+    out = []
+    for i in range(n):
+        base = texts[i % len(texts)]
+        body = base["body"] or base["title"]
+        k = 1
+        while len(body) < size:
+            body += "\n\n" + (texts[(i + k) % len(texts)]["body"] or "")
+            k += 1
+        out.append({"id": f"b{i}", "title": base["title"], "body": body[:size], "labels": []})
+    return out
+
+
+def bench_load(repeats: int = 5) -> float:
+    """Median seconds to load and compile the shipped rules (fresh interpreter each time)."""
+    code = ("import time; t=time.perf_counter(); from bot.decide.rules import load_rules; "
+            "from bot.decide.classify import Classifier; Classifier(load_rules()); "
+            "print(time.perf_counter()-t)")
+    times = [float(subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                                  capture_output=True, text=True).stdout) for _ in range(repeats)]
+    return statistics.median(times)
+
+
+def bench_cli(path: Path, n: int) -> tuple[float, float]:
+    """Run ``bugbar classify`` on ``path``; returns (issues per second, peak RSS in MB)."""
+    cmd = [sys.executable, "-m", "bot.cli", "classify", str(path)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, check=True)
+    elapsed = time.perf_counter() - start
+    assert proc.stdout.count(b"\n") == n
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return n / elapsed, peak_kb / 1024
+
+
+def bench_in_process(issues: list[dict[str, object]]) -> float:
+    """Issues per second for the classifier alone (no JSON, no process start)."""
+    from bot.decide.classify import Classifier
+    from bot.decide.model import Issue
+    from bot.decide.rules import load_rules
+
+    c = Classifier(load_rules())
+    items = [Issue(str(i["id"]), str(i["title"]), str(i["body"])) for i in issues]
+    start = time.perf_counter()
+    for item in items:
+        c.classify(item)
+    return len(items) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Print the benchmark table."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--issues", type=int, default=50_000)
+    args = parser.parse_args()
+    issues = make_issues(args.issues)
+    avg = sum(len(str(i["body"])) + len(str(i["title"])) for i in issues) / len(issues)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "issues.jsonl"
+        path.write_text("".join(json.dumps(i) + "\n" for i in issues))
+        rate, peak = bench_cli(path, len(issues))
+    load = bench_load()
+    inproc = bench_in_process(issues[:20_000])
+    print(f"issues: {len(issues)} of {avg:.0f} chars on average")
+    print(f"bugbar classify (end to end, one process): {rate:,.0f} issues/s   (bar >= 5,000)")
+    print(f"classifier alone (in process):             {inproc:,.0f} issues/s")
+    print(f"rules load + compile (median of 5):        {load * 1000:.0f} ms   (bar < 200 ms)")
+    print(f"peak memory of bugbar classify:            {peak:.0f} MB   (bar < 150 MB)")
+
+
+if __name__ == "__main__":
+    main()
