@@ -14,6 +14,7 @@ import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import ahocorasick
 import re2
 
 from bot.decide.model import Issue
@@ -71,53 +72,59 @@ _Match = tuple[int, int, list[_Role]]
 
 
 class _PhraseTable:
-    """Phrases as token tuples, found leftmost-longest without overlaps in one pass.
+    """All phrases of all layers in one Aho-Corasick automaton: one C-level pass per text.
 
-    Independent layers share the table: threat phrases (signals, anchors, confusers), context
-    phrases (cues, gates, traditional-bug words) and proximity terms; each layer has its own
-    leftmost-longest matching, so a cue word is never swallowed by a threat phrase. Only tokens
-    that start some phrase are visited (a C-level set intersection finds them), so the cost is
-    linear in the text and small for text that mentions nothing of interest.
+    Layers: threat phrases (signals, anchors, confusers), context phrases (cues, gates,
+    traditional-bug words) and proximity terms. Threat and context layers keep leftmost-longest
+    matches without overlaps, each on its own, so a cue word is never swallowed by a threat
+    phrase and a confuser ("cache poisoning") swallows the signal word it contains. The
+    proximity layer keeps every match, overlapping or not. Phrases are searched with a space on
+    each side in text that is single-spaced tokens, so every match is on word boundaries.
+    Time is linear in the text plus the matches found.
     """
 
-    def __init__(self, layers: list[dict[str, list[_Role]]]) -> None:
-        self.tables: list[_Table] = [
-            {tuple(k.split(" ")): v for k, v in layer.items()} for layer in layers
-        ]
-        lengths: dict[str, set[int]] = defaultdict(set)
-        for table in self.tables:
-            for key in table:
-                lengths[key[0]].add(len(key))
-        # Longest first, so the first hit at a position is the leftmost-longest one.
-        self.lengths: dict[str, tuple[int, ...]] = {
-            k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()
-        }
+    OVERLAPPING = frozenset({2})
 
-    def scan(self, tokens: list[str]) -> list[list[_Match]]:
-        """Return the (start, length, roles) matches of each layer, in text order."""
-        n_layers = len(self.tables)
+    def __init__(self, layers: list[dict[str, list[_Role]]]) -> None:
+        self.n_layers = len(layers)
+        entries: dict[str, list[list[_Role] | None]] = {}
+        for k, layer in enumerate(layers):
+            for phrase, roles in layer.items():
+                entries.setdefault(phrase, [None] * self.n_layers)[k] = roles
+        self.automaton = ahocorasick.Automaton()
+        for phrase, per_layer in entries.items():
+            key = f" {phrase} "
+            present = tuple((k, roles) for k, roles in enumerate(per_layer) if roles is not None)
+            self.automaton.add_word(key, (len(key), phrase.count(" ") + 1, present))
+        self.empty = not entries
+        if not self.empty:
+            self.automaton.make_automaton()
+
+    def scan(self, text: str) -> list[list[_Match]]:
+        """Return the (token start, token length, roles) matches of each layer, in order."""
+        n_layers = self.n_layers
         found: list[list[_Match]] = [[] for _ in range(n_layers)]
-        hot = self.lengths.keys() & set(tokens)
-        if not hot:
+        if self.empty or not text:
             return found
-        tables = self.tables
-        lengths = self.lengths
-        n_tokens = len(tokens)
-        free = [0] * n_layers
-        layers = range(n_layers)
-        for i in [i for i, tok in enumerate(tokens) if tok in hot]:
-            need = [i >= free[k] for k in layers]
-            for n in lengths[tokens[i]]:
-                if i + n > n_tokens:
-                    continue
-                key = tuple(tokens[i : i + n])
-                for k in layers:
-                    if need[k] and (roles := tables[k].get(key)) is not None:
-                        found[k].append((i, n, roles))
-                        free[k] = i + n
-                        need[k] = False
-                if not any(need):
-                    break
+        padded = f" {text} "
+        candidates: list[list[_Match]] = [[] for _ in range(n_layers)]
+        for end, (key_len, n_tokens, present) in self.automaton.iter(padded):
+            # The match starts at a space; the spaces before it count the tokens before it.
+            start = padded.count(" ", 0, end - key_len + 1)
+            for k, roles in present:
+                candidates[k].append((start, n_tokens, roles))
+        for k in range(n_layers):
+            matches = candidates[k]
+            if k in self.OVERLAPPING:
+                found[k] = sorted(matches, key=lambda m: m[0])
+                continue
+            matches.sort(key=lambda m: (m[0], -m[1]))
+            free = 0
+            kept = found[k]
+            for match in matches:
+                if match[0] >= free:
+                    kept.append(match)
+                    free = match[0] + match[1]
         return found
 
 
@@ -155,16 +162,27 @@ class Matcher:
         self._pattern_set = re2.Set.SearchSet()
         self._pattern_roles: list[_Role] = []
         self._labels: dict[str, list[str]] = defaultdict(list)
-        self._near_roles: dict[str, list[_Role]] = defaultdict(list)
+        self._near_roles: dict[str, list[_Role]] = {}
         self._near: list[tuple[str, NearSignal]] = []
+        # Proximity phrase id -> every (signal, group) it belongs to; a phrase shared by twenty
+        # signals is matched once and fanned out only when it occurs.
+        self._near_members: list[list[tuple[int, int]]] = []
+        self._near_group_of: list[dict[int, list[int]]] = []  # signal -> phrase id -> groups
         for rule in ruleset.rules.values():
             for near in rule.near:
                 index = len(self._near)
                 self._near.append((rule.id, near))
                 for g, group in enumerate(near.groups):
                     for phrase in group:
-                        self._near_roles[phrase].append(
-                            _Role("near", rule.id, signal=index, group=g))
+                        if phrase not in self._near_roles:
+                            self._near_roles[phrase] = [
+                                _Role("near", signal=len(self._near_members))]
+                            self._near_members.append([])
+                        phrase_id = self._near_roles[phrase][0].signal
+                        self._near_members[phrase_id].append((index, g))
+                        while len(self._near_group_of) <= index:
+                            self._near_group_of.append({})
+                        self._near_group_of[index].setdefault(phrase_id, []).append(g)
             for sig in rule.phrases:
                 self._threat_roles[sig.text].append(_Role("phrase", rule.id, sig.weight, sig.name))
             for sig in rule.ambiguous:
@@ -201,21 +219,39 @@ class Matcher:
         assert index == len(self._pattern_roles)
         self._pattern_roles.append(role)
 
-    def _near_hits(self, matches: list[_Match]) -> list[tuple[str, NearSignal]]:
+    def _near_hits(
+        self, matches: list[_Match], blocked: list[tuple[int, int]]
+    ) -> list[tuple[str, NearSignal]]:
         if not matches:
             return []
-        positions: dict[int, list[list[int]]] = {}
+        occurrences: dict[int, list[int]] = {}
         for start, _, roles in matches:
-            for role in roles:
-                groups = positions.get(role.signal)
-                if groups is None:
-                    n_groups = len(self._near[role.signal][1].groups)
-                    groups = positions[role.signal] = [[] for _ in range(n_groups)]
-                groups[role.group].append(start)
+            # Inside a confuser ("cache poisoning") a word is not evidence.
+            if blocked and any(a <= start < b for a, b in blocked):
+                continue
+            phrase_id = roles[0].signal
+            if phrase_id in occurrences:
+                occurrences[phrase_id].append(start)
+            else:
+                occurrences[phrase_id] = [start]
+        # First which groups of which signals are present at all (a bit mask per signal),
+        # then positions only for the signals with every group present.
+        masks: dict[int, int] = defaultdict(int)
+        members = self._near_members
+        for phrase_id in occurrences:
+            for index, g in members[phrase_id]:
+                masks[index] |= 1 << g
         out = []
-        for index, groups in positions.items():
+        for index, mask in masks.items():
             rule_id, near = self._near[index]
-            if all(groups) and _within(groups, near.window):
+            if mask != (1 << len(near.groups)) - 1:
+                continue
+            groups: list[list[int]] = [[] for _ in near.groups]
+            group_of = self._near_group_of[index]
+            for phrase_id, starts in occurrences.items():
+                for g in group_of.get(phrase_id, ()):
+                    groups[g].extend(starts)
+            if _within(groups, near.window):
                 out.append((rule_id, near))
         return out
 
@@ -251,10 +287,9 @@ class Matcher:
             mult = settings.title_weight if where == "title" else 1.0
             anchors: list[int] = []
             pending: list[tuple[int, _Role]] = []
-            threat_matches, context_matches, near_matches = self._phrases.scan(tokens)
+            threat_matches, context_matches, near_matches = self._phrases.scan(text)
             context.extend(context_matches)
-            for rule_id, near in self._near_hits(near_matches):
-                add(rule_id, Hit(near.name, near.weight * mult, where, "near"))
+            blocked: list[tuple[int, int]] = []
             for start, length, roles in threat_matches:
                 for role in roles:
                     if role.kind == "phrase":
@@ -265,9 +300,12 @@ class Matcher:
                     elif role.kind == "ambiguous":
                         pending.append((start, role))
                     elif role.kind == "confuser":
+                        blocked.append((start, start + length))
                         phrase = " ".join(tokens[start : start + length])
                         if phrase not in confusers:
                             confusers.append(phrase)
+            for rule_id, near in self._near_hits(near_matches, blocked):
+                add(rule_id, Hit(near.name, near.weight * mult, where, "near"))
             if where == "title" and anchors:
                 title_anchored = True
             for start, role in pending:
