@@ -247,6 +247,12 @@ class Store:
         self._local = threading.local()
         self._holders: weakref.WeakSet[_ConnHolder] = weakref.WeakSet()
         self._holders_lock = threading.Lock()
+        # Threads of this process queue here for SQLite's write lock. Left to SQLite alone, a
+        # writer that finds the lock taken sleeps in its busy handler (1, 2, 5 … 100 ms, not
+        # woken when the lock frees), and a worker holding the lock can be stalled by the GIL,
+        # so a webhook acknowledgement could wait hundreds of ms behind the workers. Other
+        # processes sharing the file still wait on busy_timeout.
+        self._write_lock = threading.RLock()
         self._closed = False
         self._migrate()
 
@@ -287,14 +293,15 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding SQLite's write lock from the start."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         """Close every connection this store opened. The store cannot be used afterwards."""
@@ -353,21 +360,22 @@ class Store:
         The row is committed (and fsynced) before this returns.
         """
         now = self._clock()
-        cur = self._conn().execute(
-            "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body, state,"
-            " attempts, received_at, available_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
-            " ON CONFLICT (provider, delivery_id) DO NOTHING",
-            (
-                provider,
-                delivery_id,
-                event_name,
-                json.dumps(headers_subset, sort_keys=True),
-                bytes(body),
-                PENDING,
-                now,
-                now,
-            ),
-        )
+        with self._write_lock:
+            cur = self._conn().execute(
+                "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body, state,"
+                " attempts, received_at, available_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " ON CONFLICT (provider, delivery_id) DO NOTHING",
+                (
+                    provider,
+                    delivery_id,
+                    event_name,
+                    json.dumps(headers_subset, sort_keys=True),
+                    bytes(body),
+                    PENDING,
+                    now,
+                    now,
+                ),
+            )
         return cur.rowcount == 1
 
     def claim_next(
