@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 
-_EXTENSION_MODULES = ("bot.app_cli",)
+_EXTENSION_MODULES = ("bot.app_cli", "bot.sweep_cli")
 """Modules with a ``register(subparsers, rules_opt)`` adding the bot's own sub-commands."""
 
 
