@@ -108,9 +108,16 @@ class _PhraseTable:
             return found
         padded = f" {text} "
         candidates: list[list[_Match]] = [[] for _ in range(n_layers)]
+        last_char = last_tok = 0
         for end, (key_len, n_tokens, present) in self.automaton.iter(padded):
             # The match starts at a space; the spaces before it count the tokens before it.
-            start = padded.count(" ", 0, end - key_len + 1)
+            # Matches arrive in order of their end, so count only from the previous one.
+            char = end - key_len + 1
+            if char >= last_char:
+                start = last_tok + padded.count(" ", last_char, char)
+            else:
+                start = last_tok - padded.count(" ", char, last_char)
+            last_char, last_tok = char, start
             for k, roles in present:
                 candidates[k].append((start, n_tokens, roles))
         for k in range(n_layers):
@@ -126,6 +133,17 @@ class _PhraseTable:
                     kept.append(match)
                     free = match[0] + match[1]
         return found
+
+
+def _minimal(group: tuple[str, ...]) -> list[str]:
+    """Drop phrases that contain another phrase of the same group as whole words.
+
+    Proximity terms match overlapping, so "bypassed with" adds nothing when "bypassed" is in
+    the group; dropping it saves a match per occurrence.
+    """
+    padded = {p: f" {p} " for p in group}
+    return [p for p in group
+            if not any(q != p and padded[q] in padded[p] for q in group)]
 
 
 def _within(positions: list[list[int]], window: int) -> bool:
@@ -173,7 +191,7 @@ class Matcher:
                 index = len(self._near)
                 self._near.append((rule.id, near))
                 for g, group in enumerate(near.groups):
-                    for phrase in group:
+                    for phrase in _minimal(group):
                         if phrase not in self._near_roles:
                             self._near_roles[phrase] = [
                                 _Role("near", signal=len(self._near_members))]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,12 +49,18 @@ def bench_load(repeats: int = 5) -> float:
 
 def bench_cli(path: Path, n: int) -> tuple[float, float]:
     """Run ``bugbar classify`` on ``path``; returns (issues per second, peak RSS in MB)."""
-    cmd = [sys.executable, "-m", "bot.cli", "classify", str(path)]
+    # The child reports its own peak (VmHWM): ru_maxrss survives exec on Linux, so it would
+    # also count the parent's memory that the fork copied.
+    code = ("import re, sys; from bot.cli import main; rc = main(['classify', sys.argv[1]]);"
+            "sys.stdout.flush(); status = open('/proc/self/status').read();"
+            "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
+            "sys.exit(rc)")
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, check=True)
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT,
+                          capture_output=True, check=True)
     elapsed = time.perf_counter() - start
     assert proc.stdout.count(b"\n") == n
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(proc.stderr.decode().strip().splitlines()[-1])
     return n / elapsed, peak_kb / 1024
 
 
