@@ -13,12 +13,14 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 import re2
 
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
+from bot.decide.prose import prose_only
 from bot.decide.rules import NearSignal, RuleSet
 
 
@@ -221,11 +223,15 @@ class Matcher:
                 self._context_roles[phrase].append(_Role("cue", name=cue.id))
             for pat in cue.patterns:
                 self._add_pattern(pat, _Role("cue", name=cue.id))
+        # Gates read only the author's prose (bot/decide/prose.py), so they get their own table.
+        gate_roles: dict[str, list[_Role]] = defaultdict(list)
+        self._gate_patterns: list[tuple[str, Any]] = []
         for gate in settings.gates.values():
             for phrase in gate.phrases:
-                self._context_roles[phrase].append(_Role("gate", name=gate.id))
+                gate_roles[phrase].append(_Role("gate", name=gate.id))
             for pat in gate.patterns:
-                self._add_pattern(pat, _Role("gate", name=gate.id))
+                self._gate_patterns.append((gate.id, re2.compile(pat)))
+        self._gates = _PhraseTable([gate_roles])
         for phrase in settings.traditional:
             self._context_roles[phrase].append(_Role("traditional", name=phrase))
         self._phrases = _PhraseTable(
@@ -272,6 +278,17 @@ class Matcher:
             if _within(groups, near.window):
                 out.append((rule_id, near))
         return out
+
+    def _gates_in(self, title: str, body: str, limit: int) -> set[str]:
+        """Gate ids found in the title and the body's prose (not code, quotes, comments)."""
+        gates: set[str] = set()
+        for text in (title, normalize(prose_only(body), limit)):
+            for _, _, roles in self._gates.scan(text)[0]:
+                gates.update(role.name for role in roles)
+            for gate_id, pattern in self._gate_patterns:
+                if gate_id not in gates and pattern.search(text):
+                    gates.add(gate_id)
+        return gates
 
     def _patterns(self, text: str) -> list[_Role]:
         found = self._pattern_set.Match(text) if self._pattern_roles else None
@@ -339,18 +356,16 @@ class Matcher:
                 else:
                     pattern_roles.append(role)
 
+        gates = self._gates_in(title, issue.body, limit)
         for label in issue.labels:
             for rule_id in self._labels.get(label.casefold(), ()):
                 add(rule_id, Hit(f"label: {label}", 1.0, "labels", "label"))
 
         cues: set[str] = set()
-        gates: set[str] = set()
         traditional: list[str] = []
         for role in pattern_roles + [r for _, _, roles in context for r in roles]:
             if role.kind == "cue":
                 cues.add(role.name)
-            elif role.kind == "gate":
-                gates.add(role.name)
             elif role.name not in traditional:
                 traditional.append(role.name)
 
