@@ -51,11 +51,13 @@ def _replace(config: Config, **changes: Any) -> Config:
     return replace(config, **changes)
 
 
-def build_trackers(config: Config, metrics: Metrics | None) -> dict[str, TrackerFor]:
-    """One tracker factory per configured provider."""
+def build_trackers(
+    config: Config, metrics: Metrics | None, store: Store | None = None
+) -> dict[str, TrackerFor]:
+    """One tracker factory per configured provider (the store doubles as the ETag cache)."""
     trackers: dict[str, TrackerFor] = {}
     if config.github_token or config.github_app_id:
-        trackers["github"] = _github_factory(config, metrics)
+        trackers["github"] = _github_factory(config, metrics, store)
     if config.gitlab_url and config.gitlab_token:
         from bot.providers.gitlab import GitLabTracker
         from bot.providers.retry import RetryPolicy, WritePacer
@@ -77,21 +79,25 @@ def build_trackers(config: Config, metrics: Metrics | None) -> dict[str, Tracker
     return trackers
 
 
-def _github_factory(config: Config, metrics: Metrics | None) -> TrackerFor:
+def _github_factory(config: Config, metrics: Metrics | None, store: Store | None) -> TrackerFor:
     from bot.providers.github import GitHubApp, GitHubTracker
     from bot.providers.retry import RetryPolicy, WritePacer
 
     if config.github_token:
         tracker = GitHubTracker.from_token(config.github_token, config.github_api_url,
                                            policy=RetryPolicy(), pacer=WritePacer(),
-                                           metrics=metrics)
+                                           metrics=metrics, etag_cache=store,
+                                           identity=config.github_identity or None)
         return lambda ref, inst: tracker
     app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
-                    policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics)
+                    policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics, etag_cache=store,
+                    on_token=register_secret)
 
     def for_issue(ref: IssueRef, installation_id: int | None) -> Tracker:
         if installation_id is not None:
             return app.for_installation(installation_id)
+        if ref.scope.endswith("/*"):
+            return app.for_owner(ref.scope[:-2])
         return app.for_repo(ref.scope)
 
     return for_issue
@@ -108,7 +114,7 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
         policy = CommandPolicy.from_dict(dict(config.command_policy))
     except PolicyError as exc:
         raise CliError(f"BUGBAR_COMMAND_POLICY: {exc}") from None
-    bot = Bot(classifier=classifier, store=store, trackers=build_trackers(config, metrics),
+    bot = Bot(classifier=classifier, store=store, trackers=build_trackers(config, metrics, store),
               dry_run=config.dry_run, metrics=metrics)
     bot.commands = Commands(bot.triage, store, policy)
     return bot

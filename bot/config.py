@@ -42,6 +42,8 @@ class Config:
     github_private_key: str = ""
     github_webhook_secrets: tuple[str, ...] = ()
     github_api_url: str = DEFAULT_GITHUB_API
+    github_identity: str = ""
+    """The bot's login when the token cannot read ``/user`` (Actions: github-actions[bot])."""
     gitlab_url: str = ""
     gitlab_token: str = ""
     gitlab_webhook_secrets: tuple[str, ...] = ()
@@ -106,6 +108,9 @@ class Config:
             github_private_key=key,
             github_webhook_secrets=_list(e.get("BUGBAR_GITHUB_WEBHOOK_SECRET")),
             github_api_url=(e.get("BUGBAR_GITHUB_API_URL") or DEFAULT_GITHUB_API).rstrip("/"),
+            # Actions' GITHUB_TOKEN cannot read /user; its comments are by github-actions[bot].
+            github_identity=e.get("BUGBAR_GITHUB_IDENTITY") or (
+                "github-actions[bot]" if e.get("GITHUB_ACTIONS") == "true" else ""),
             gitlab_url=e.get("BUGBAR_GITLAB_URL", "").rstrip("/"),
             gitlab_token=e.get("BUGBAR_GITLAB_TOKEN", ""),
             gitlab_webhook_secrets=_list(e.get("BUGBAR_GITLAB_WEBHOOK_SECRET")),

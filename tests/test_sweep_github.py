@@ -217,9 +217,11 @@ def test_etag_cache_makes_an_unchanged_sweep_free(fake: FakeGitHub, classifier: 
     assert fake.remaining == before  # 304s cost no budget
     assert third.complete and third.scopes[0].pages_not_modified == 2
     assert third.scopes[0].pages_unverified == 0
-    # New rules: a 304 page cannot be vouched for, and the sweep says so instead of pretending.
+    # New rules: a 304 page comes with its cached issues, so they are decided again under the
+    # new rules without re-reading the listing (nothing unverified, nothing skipped).
     other = Sweep(Classifier(min_ruleset), store, lambda p, s: tracker, SweepOptions()).run([SCOPE])
-    assert other.scopes[0].pages_unverified == 2
+    assert other.scopes[0].pages_unverified == 0
+    assert sum(other.scopes[0].counts.values()) == 150
 
 
 def test_cli_end_to_end(fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

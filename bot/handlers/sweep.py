@@ -572,7 +572,8 @@ class Sweep:
                 self.on_page(f"{provider}:{repo}", page)
             if page.not_modified:
                 summary.pages_not_modified += 1
-                if not (page.etag and page.etag in vouched["etags"]):
+                # A 304 that comes with the cached issues is as good as a fresh page.
+                if not page.issues and not (page.etag and page.etag in vouched["etags"]):
                     summary.pages_unverified += 1
                     log.warning("page not modified since a run that did not finish it; "
                                 "its issues were not re-read", extra={"scope": repo})

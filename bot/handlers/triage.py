@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -39,6 +41,17 @@ class TriageResult:
     """triaged | unchanged | opted-out | skipped-pull-request | dry-run"""
     decision: Decision | None = None
     plan: Plan | None = None
+
+
+# Striped per-issue locks: webhook workers, slash commands and an in-server sweep may reach the
+# same issue at once; serialising them per issue keeps "find the comment, else create it" atomic
+# within this process (bounded memory: 256 stripes, not one lock per issue ever seen).
+_STRIPES = [threading.Lock() for _ in range(256)]
+
+
+def issue_lock(key: str) -> threading.Lock:
+    """The lock serialising work on one issue in this process."""
+    return _STRIPES[zlib.crc32(key.encode()) % len(_STRIPES)]
 
 
 def content_hash(snapshot: IssueSnapshot) -> str:
@@ -87,6 +100,13 @@ class Triage:
     ) -> TriageResult:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
         ``trust_state`` lets the store stand in for re-reading the bot's comment."""
+        with issue_lock(str(ref)):
+            return self._run(tracker, ref, snapshot, delivery_id, trust_state)
+
+    def _run(
+        self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
+        delivery_id: str, trust_state: bool,
+    ) -> TriageResult:
         snap = snapshot or tracker.get_issue(ref)
         if snap.is_pull_request:
             return TriageResult("skipped-pull-request")

@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -449,6 +449,7 @@ class GitHubTracker:
         self._http = _Http(_single_layer(gh), policy=policy or RetryPolicy(),
                            pacer=pacer or WritePacer(), metrics=metrics)
         self._etags = etag_cache
+        self._private: dict[str, bool] = {}
         self._identity = identity
         self._identity_lock = threading.Lock()
         self.installation_id = installation_id
@@ -648,7 +649,9 @@ class GitHubTracker:
             url, params = cursor, None
         else:
             url = f"{_repo_path(scope)}/issues"
-            params = {"state": state, "per_page": PER_PAGE, "sort": "updated",
+            # Created order is stable: the bot's own writes bump updated_at, and in updated
+            # order they would move issues onto pages the sweep has already read.
+            params = {"state": state, "per_page": PER_PAGE, "sort": "created",
                       "direction": "asc"}
             if since is not None:
                 params["since"] = _iso(since)
@@ -660,18 +663,37 @@ class GitHubTracker:
             headers["If-None-Match"] = cached[0]
         reply = self._http.call("GET", url, params=params, headers=headers,
                                 what=f"list issues {scope}")
+        private = self._is_private(scope)
         if reply.status == 304 and cached is not None:
+            # Not modified: the cached copy of the page is current (that is what 304 means),
+            # so the caller gets the issues without spending rate-limit budget.
             try:
-                remembered = json.loads(cached[1]).get("next")
-            except (ValueError, AttributeError):
-                remembered = None
-            return ListPage([], remembered, not_modified=True, etag=cached[0])
+                remembered = json.loads(cached[1])
+            except ValueError:
+                remembered = {}
+            if not isinstance(remembered, dict):
+                remembered = {}
+            items = remembered.get("issues")
+            issues = ([replace(_snapshot(scope, item), confidential=private) for item in items]
+                      if isinstance(items, list) else [])
+            return ListPage(issues, remembered.get("next"), not_modified=True, etag=cached[0])
         next_url = _next_link(_header(reply.headers, "link"))
-        issues = [_snapshot(scope, item) for item in reply.data or []]
+        raw_items = list(reply.data or [])
+        issues = [replace(_snapshot(scope, item), confidential=private) for item in raw_items]
         etag = _header(reply.headers, "etag")
         if self._etags is not None and etag:
-            self._etags.put_etag(key, etag, json.dumps({"next": next_url}))
+            self._etags.put_etag(key, etag, json.dumps({"next": next_url,
+                                                        "issues": raw_items}))
         return ListPage(issues, next_url, etag=etag)
+
+    def _is_private(self, scope: str) -> bool:
+        """Whether the repository is private (one request per repository, remembered): its
+        issue titles are kept out of sweep reports."""
+        key = scope.casefold()
+        if key not in self._private:
+            reply = self._http.call("GET", _repo_path(scope), what=f"repository {scope}")
+            self._private[key] = bool((reply.data or {}).get("private"))
+        return self._private[key]
 
     def expand_scope(self, scope: str) -> list[str]:
         """``owner/*`` → the repositories these credentials see there; other scopes as given.
@@ -839,6 +861,24 @@ class GitHubApp:
                                         installation_id=installation_id)
                 self._trackers[installation_id] = tracker
             return tracker
+
+    def for_owner(self, owner: str) -> GitHubTracker:
+        """The tracker for the installation on an organisation or user account (for
+        ``owner/*`` sweeps): ``GET /orgs/{owner}/installation``, else ``/users/…``."""
+        key = f"{owner.casefold()}/*"
+        installation_id = self._repo_installations.get(key)
+        if installation_id is None:
+            try:
+                reply = self._jwt.call("GET", f"/orgs/{owner}/installation",
+                                       what=f"installation of {owner}")
+            except GithubException as exc:
+                if exc.status != 404:
+                    raise
+                reply = self._jwt.call("GET", f"/users/{owner}/installation",
+                                       what=f"installation of {owner}")
+            installation_id = int(reply.data["id"])
+            self._repo_installations[key] = installation_id
+        return self.for_installation(installation_id)
 
     def for_repo(self, scope: str) -> GitHubTracker:
         """The tracker for the installation covering ``owner/repo``
