@@ -35,15 +35,20 @@ _HOMOGLYPHS = str.maketrans(
 
 _FOLD: dict[str, str] = {chr(k): (v if isinstance(v, str) else "")
                          for k, v in {**_INVISIBLE, **_HOMOGLYPHS}.items()}
-_SPECIAL = re.compile("[" + re.escape("".join(_FOLD)) + "]")
+# Runs of non-ASCII bytes in the UTF-8 form (a byte-level search is fast); only those runs are
+# walked character by character: look-alikes folded, invisibles dropped, other non-letters
+# (’ — “ … emoji) made spaces.
+_NON_ASCII_BYTES = re.compile(rb"[\x80-\xff]+")
+_UTF8_TABLE = bytes((c if chr(c).isalnum() else 32) if c < 128 else c for c in range(256))
 
 
-def _fold_special(match: re.Match[str]) -> str:
-    return _FOLD[match.group()]
+def _fold_run(match: re.Match[bytes]) -> bytes:
+    run = match.group().decode("utf-8", "surrogatepass")
+    folded = "".join(_FOLD.get(ch, ch if ch.isalnum() else " ") for ch in run)
+    return folded.encode("utf-8", "surrogatepass")
 
 
-# Python's re on a single character class is linear; nothing here can backtrack.
-_NON_WORD = re.compile(r"[\W_]+")
+# Every regex here is a single character class: linear, nothing can backtrack.
 # ASCII fast path: most issues are plain ASCII; bytes.translate with a 256-byte table and
 # split/join are C loops (str.translate with a dict is several times slower).
 _ASCII_TABLE = bytes(
@@ -61,10 +66,8 @@ def normalize(text: str, max_chars: int | None = None) -> str:
     if text.isascii():
         return b" ".join(text.encode("ascii").lower().translate(_ASCII_TABLE).split()).decode()
     text = unicodedata.normalize("NFKC", text).casefold()
-    # Only the few special characters are replaced (a C-level search finds them); translating
-    # every character through a dict costs more than the rest of matching together.
-    text = _SPECIAL.sub(_fold_special, text)
-    return " ".join(_NON_WORD.sub(" ", text).split())
+    raw = _NON_ASCII_BYTES.sub(_fold_run, text.encode("utf-8", "surrogatepass"))
+    return b" ".join(raw.translate(_UTF8_TABLE).split()).decode("utf-8", "surrogatepass")
 
 
 def normalize_phrase(phrase: str) -> str:
