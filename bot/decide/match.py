@@ -279,15 +279,26 @@ class Matcher:
                 out.append((rule_id, near))
         return out
 
-    def _gates_in(self, title: str, body: str, limit: int) -> set[str]:
-        """Gate ids found in the title and the body's prose (not code, quotes, comments)."""
+    def _gate_ids(self, text: str) -> set[str]:
         gates: set[str] = set()
-        for text in (title, normalize(prose_only(body), limit)):
-            for _, _, roles in self._gates.scan(text)[0]:
-                gates.update(role.name for role in roles)
-            for gate_id, pattern in self._gate_patterns:
-                if gate_id not in gates and pattern.search(text):
-                    gates.add(gate_id)
+        for _, _, roles in self._gates.scan(text)[0]:
+            gates.update(role.name for role in roles)
+        for gate_id, pattern in self._gate_patterns:
+            if gate_id not in gates and pattern.search(text):
+                gates.add(gate_id)
+        return gates
+
+    def _gates_in(self, title: str, raw_body: str, body: str, limit: int) -> set[str]:
+        """Gate ids found in the title and the body's prose (not code, quotes, comments).
+
+        ``body`` is the normalised full body: prose is part of it, so when the full body has
+        no gate word the prose has none either, and the prose need not be normalised.
+        """
+        gates = self._gate_ids(title)
+        if self._gate_ids(body) - gates:
+            prose = prose_only(raw_body)
+            prose_norm = body if prose is raw_body else normalize(prose, limit)
+            gates |= self._gate_ids(prose_norm)
         return gates
 
     def _patterns(self, text: str) -> list[_Role]:
@@ -356,7 +367,7 @@ class Matcher:
                 else:
                     pattern_roles.append(role)
 
-        gates = self._gates_in(title, issue.body, limit)
+        gates = self._gates_in(title, issue.body, body, limit)
         for label in issue.labels:
             for rule_id in self._labels.get(label.casefold(), ()):
                 add(rule_id, Hit(f"label: {label}", 1.0, "labels", "label"))
