@@ -460,4 +460,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m bot.cli``: run the ``bot.cli`` module the sub-commands import, so that the
+    # CliError they raise is the class caught above (this one is ``__main__``'s copy).
+    from bot.cli import main as _main
+
+    sys.exit(_main())

@@ -7,6 +7,7 @@ newlines; every value is accepted until the old one is removed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -138,9 +139,21 @@ class Config:
                               "BUGBAR_GITHUB_PRIVATE_KEY_FILE")
         if self.gitlab_confidential not in ("public", "always", "never"):
             raise ConfigError("BUGBAR_GITLAB_CONFIDENTIAL must be public, always or never")
+        if bool(self.gitlab_url) != bool(self.gitlab_token):
+            have, need = (("BUGBAR_GITLAB_URL", "BUGBAR_GITLAB_TOKEN") if self.gitlab_url
+                          else ("BUGBAR_GITLAB_TOKEN", "BUGBAR_GITLAB_URL"))
+            raise ConfigError(f"{have} needs {need}")
         if self.jira_url and not (self.jira_pat or (self.jira_email and self.jira_token)):
             raise ConfigError("BUGBAR_JIRA_URL needs BUGBAR_JIRA_PAT (Data Center) or "
                               "BUGBAR_JIRA_EMAIL + BUGBAR_JIRA_TOKEN (Cloud)")
+        if self.jira_pat and (self.jira_email or self.jira_token):
+            raise ConfigError("BUGBAR_JIRA_PAT (Data Center) and BUGBAR_JIRA_EMAIL / "
+                              "BUGBAR_JIRA_TOKEN (Cloud) exclude each other: set one or the other")
+        if not self.jira_url and (self.jira_pat or self.jira_email or self.jira_token):
+            raise ConfigError("Jira credentials are set but BUGBAR_JIRA_URL is not")
+        if self.log_level not in logging.getLevelNamesMapping():
+            raise ConfigError(f"BUGBAR_LOG_LEVEL {self.log_level!r} is not a level: use DEBUG, "
+                              "INFO, WARNING, ERROR or CRITICAL")
 
     def providers(self) -> list[str]:
         """The trackers this configuration can write to."""

@@ -557,6 +557,11 @@ class Sweep:
                   vouched: dict[str, Any]) -> None:
         """Go through the listing once, from ``pos`` to its end."""
         errors_in_a_row = 0
+        # A cursor at the start of a pass comes from a checkpoint, and a saved cursor can stop
+        # working (Jira Cloud's nextPageToken expires): then the pass lists from the top once.
+        # Issues counted before are not counted again (``pos.seen``) and cost no request.
+        resume_from = (pos.cursor, list(pos.done_on_page)) if pos.cursor is not None else None
+        restarted = False
         while True:
             self._check_budget(raw)
             try:
@@ -565,8 +570,18 @@ class Sweep:
             except RateLimited as exc:
                 raise _Stop(STOP_RATE_LIMITED, exc.reset_at) from exc
             except Exception as exc:
+                if resume_from is not None and not restarted:
+                    log.warning("the checkpoint's page cursor failed; listing from the top",
+                                extra={"scope": f"{provider}:{repo}",
+                                       "error": type(exc).__name__})
+                    restarted = True
+                    pos.cursor, pos.done_on_page = None, []
+                    continue
+                if resume_from is not None:  # the top fails too: keep the saved place
+                    pos.cursor, pos.done_on_page = resume_from[0], resume_from[1]
                 raise _ScopeFailed(f"listing {provider}:{repo} failed: "
                                    f"{type(exc).__name__}: {exc}") from exc
+            resume_from = None
             summary.pages += 1
             if self.on_page is not None:
                 self.on_page(f"{provider}:{repo}", page)
@@ -635,6 +650,10 @@ class Sweep:
         if remaining is not None and remaining <= reserve:
             reset_fn = getattr(raw, "rate_limit_reset", None)
             reset = reset_fn() if reset_fn is not None else None
+            if reset is not None and float(reset) <= self.clock().timestamp():
+                # The count is from the last answer, before the window reset (a tracker kept
+                # between periodic sweeps): the next request brings the current one.
+                return
             log.info("rate-limit reserve reached", extra={"remaining": remaining,
                                                           "reserve": reserve})
             raise _Stop(STOP_BUDGET, float(reset) if reset is not None else None)
@@ -648,8 +667,12 @@ class Sweep:
                 and state.content_hash == content_hash(snap))
 
     def _row(self, repo: str, snap: IssueSnapshot, outcome: str, reason: str = "",
-             result: TriageResult | None = None, applied: bool = False) -> IssueRow:
+             result: TriageResult | None = None, applied: bool = False,
+             protected: bool = False) -> IssueRow:
+        """``protected``: this run made the issue confidential, which the listed snapshot
+        cannot know yet; its title is redacted like any other confidential issue's."""
         settings = self.settings
+        confidential = snap.confidential or protected
         decision = result.decision if result is not None else None
         if decision is not None:
             categories = tuple(t.category for t in decision.threats)
@@ -664,10 +687,10 @@ class Sweep:
         actions = tuple(plan.describe()) if plan is not None and not plan.is_noop else ()
         return IssueRow(
             scope=f"{snap.ref.provider}:{repo}", key=str(snap.ref), url=snap.url,
-            title=REDACTED_TITLE if snap.confidential else snap.title,
+            title=REDACTED_TITLE if confidential else snap.title,
             state=snap.state, outcome=outcome, reason=reason, categories=categories,
             severity=severity, routes=routes, actions=actions, applied=applied,
-            confidential=snap.confidential, number=snap.ref.number)
+            confidential=confidential, number=snap.ref.number)
 
     def _emit(self, row: IssueRow, pos: _Position, summary: ScopeSummary,
               result: SweepResult) -> IssueRow:
@@ -725,7 +748,11 @@ class Sweep:
         if res.outcome == "skipped-pull-request":
             return self._row(repo, snap, SKIPPED, "pull-request")
         if res.outcome == "triaged":
-            return self._row(repo, snap, CHANGED, "", res, applied=True)
+            protected = False
+            if res.plan is not None and res.plan.protect:
+                state = self.store.get_issue_state(str(snap.ref))
+                protected = bool(state is not None and state.extra.get("protected"))
+            return self._row(repo, snap, CHANGED, "", res, applied=True, protected=protected)
         if res.outcome == "dry-run" and res.plan is not None and not res.plan.is_noop:
             return self._row(repo, snap, CHANGED, "", res)
         return self._row(repo, snap, UNCHANGED, "checked", res)

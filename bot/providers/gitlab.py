@@ -207,6 +207,7 @@ class GitLabTracker:
         self._lock = threading.Lock()
         self._identity: tuple[int, str] | None = None
         self._remaining: int | None = None
+        self._reset: int | None = None
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -217,6 +218,8 @@ class GitLabTracker:
         remaining = response.headers.get("RateLimit-Remaining")
         if remaining is not None and remaining.strip().isdigit():
             self._remaining = int(remaining)
+            reset = response.headers.get("RateLimit-Reset", "").strip()
+            self._reset = int(reset) if reset.isdigit() else None
             if self.metrics is not None:
                 self.metrics.rate_limit(PROVIDER, float(self._remaining))
         if self.metrics is not None:
@@ -274,6 +277,10 @@ class GitLabTracker:
         """``RateLimit-Remaining`` from the latest response that carried it (None: never seen;
         GitLab omits it on some endpoints, e.g. the Projects, Groups and Users APIs)."""
         return self._remaining
+
+    def rate_limit_reset(self) -> int | None:
+        """``RateLimit-Reset`` (Unix seconds) sent with that ``RateLimit-Remaining``."""
+        return self._reset
 
     # -- identity ----------------------------------------------------------------------
 

@@ -1797,6 +1797,10 @@ class FakeGitHub:
         )
 
     def _h_account_installation(self, ctx: _Ctx, user: str) -> _Resp:
+        # /orgs/{user}/installation is 404 for a user account; /users/{user}/... serves both.
+        u = self._users.get(user.lower())
+        if ctx.path.startswith("/orgs/") and (u is None or u.type != "Organization"):
+            raise _not_found()
         for inst in self._installations.values():
             if inst.account.lower() == user.lower():
                 return _Resp(200, self._installation_json(inst))
