@@ -72,6 +72,10 @@ _secret_pattern: re.Pattern[str] | None = None
 # --------------------------------------------------------------------------- secrets
 
 
+SHORT_SECRET = 8
+"""Secrets shorter than this are redacted only where they stand as a whole word."""
+
+
 def register_secret(value: str | None) -> None:
     """Never log ``value`` (nor its URL- or JSON-escaped forms). Empty values are ignored."""
     global _secret_pattern
@@ -85,9 +89,13 @@ def register_secret(value: str | None) -> None:
     }
     with _secrets_lock:
         _secrets.update(f for f in forms if f)
-        # Longest first, so a secret containing another is replaced whole.
+        # Longest first, so a secret containing another is replaced whole. A short secret
+        # (a misconfiguration, but it happens) is replaced only as a whole word, or a one-letter
+        # token would blank that letter from every log line.
         ordered = sorted(_secrets, key=len, reverse=True)
-        _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _secret_pattern = re.compile("|".join(
+            re.escape(s) if len(s) >= SHORT_SECRET else
+            rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" for s in ordered))
 
 
 def clear_secrets() -> None:

@@ -172,3 +172,14 @@ def test_redact_helper_and_empty_secret_ignored() -> None:
         assert redact("x short-but-real y") == f"x {REDACTED} y"
     finally:
         clear_secrets()
+
+
+def test_short_secret_redacted_only_as_a_whole_word() -> None:
+    from bot.logs import clear_secrets, redact, register_secret
+
+    clear_secrets()
+    try:
+        register_secret("t")
+        assert redact("token t and tests") == "token *** and tests"
+    finally:
+        clear_secrets()
