@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 
+OFFLINE_COMMANDS = frozenset({"classify", "explain", "eval", "rules"})
+
 _EXTENSION_MODULES = ("bot.app_cli", "bot.sweep_cli")
 """Modules with a ``register(subparsers, rules_opt)`` adding the bot's own sub-commands."""
 
@@ -440,7 +442,14 @@ def _load_extensions() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``bugbar`` command; returns the exit code."""
-    _load_extensions()
+    words = sys.argv[1:] if argv is None else argv
+    command = next((w for w in words if not w.startswith("-")), None)
+    # The offline commands need none of the tracker libraries: skip importing them (half a
+    # second of start-up) unless the command is one of the bot's own, or help is asked for.
+    if command not in OFFLINE_COMMANDS:
+        _load_extensions()
+    else:
+        _EXTENSIONS.clear()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
