@@ -442,7 +442,7 @@ def test_timeout_on_a_comment_post_that_github_carried_out_leaves_one_comment(
     assert world.work() == ["triaged"]
     world.one_bot_comment(n)
     assert world.fake.count("POST", COMMENT_POSTS) == 1  # never posted a second time
-    assert world.sleeps == [1.0]
+    assert world.sleeps == [1.0, 10.0]  # back-off, then the settle wait before looking
     assert world.labels(n) == STEAL_LABELS
 
 

@@ -426,7 +426,7 @@ def test_comment_post_timeout_after_creation_posts_once(fake: FakeGitHub) -> Non
     comment = make(fake, sleeps, timeout=1).create_comment(ref(n), body)
     bot_comments = [c for c in fake.comments("o/r", n) if c["user"]["login"] == "bugbar-bot"]
     assert len(bot_comments) == 1 and comment.id == str(bot_comments[0]["id"])
-    assert fake.count("POST", r"/comments$") == 1 and sleeps.calls == [1.0]
+    assert fake.count("POST", r"/comments$") == 1 and sleeps.calls == [1.0, 10.0]  # + settle
 
 
 def test_comment_post_5xx_before_creation_posts_after_looking(fake: FakeGitHub,

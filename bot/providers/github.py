@@ -373,6 +373,10 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+COMMENT_SETTLE_SECONDS = 10.0
+"""After an ambiguous comment POST, wait this long before checking whether it landed."""
+
+
 def _login(user: Any) -> str:
     return str(user.get("login") or "") if isinstance(user, dict) else ""
 
@@ -568,6 +572,9 @@ class GitHubTracker:
         def attempt() -> Comment:
             nonlocal maybe_posted
             if maybe_posted:
+                # The first POST may still be in flight on GitHub's side after our client gave
+                # up; give it time to land before looking, or we could post a second comment.
+                self._http.policy.sleep(COMMENT_SETTLE_SECONDS)
                 found = self._posted(ref, body, marker)
                 if found is not None:
                     log.info("comment was created by an earlier attempt",
