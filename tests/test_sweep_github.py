@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +25,13 @@ from bot.handlers.sweep import CHANGED, PENDING, UNCHANGED, Sweep, SweepOptions,
 from bot.providers.base import ListPage
 from bot.store import Store
 from tests.fakes.github_api import FakeGitHub
+from tests.sweep_helpers import STEAL, T0, Sleeps, backlog, run_sweep
 
 github = pytest.importorskip("bot.providers.github")
 retry = pytest.importorskip("bot.providers.retry")
 
 TOKEN = "t0k-sweep"
 SCOPE = "github:o/r"
-STEAL = ("Model extraction of our production fraud detection model",
-         "An attacker queried the scoring API and trained a substitute model.")
-T0 = datetime(2025, 6, 1, tzinfo=UTC)
-
-
-class Sleeps:
-    """Records waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture()
@@ -61,21 +49,13 @@ def make_tracker(fake: FakeGitHub, **kw: Any) -> Any:
 
 def fill(fake: FakeGitHub, n: int, *, every: int = 10, repo: str = "o/r") -> list[int]:
     """``n`` issues last updated in the past, oldest first; every ``every``-th is a threat."""
-    numbers = []
-    for i in range(1, n + 1):
-        when = T0 + timedelta(minutes=i)
-        if i % every == 0:
-            numbers.append(fake.add_issue(repo, f"{STEAL[0]} #{i}", STEAL[1], updated_at=when))
-        else:
-            numbers.append(fake.add_issue(repo, f"CUDA OOM with batch {i}",
-                                          "Traceback: out of memory.", updated_at=when))
-    return numbers
+    return [fake.add_issue(repo, title, body, updated_at=T0 + timedelta(minutes=i))
+            for i, title, body in backlog(n, every)]
 
 
 def sweep(classifier: Classifier, store: Store, tracker: Any, scopes: list[str] | None = None,
           **options: Any) -> SweepResult:
-    return Sweep(classifier, store, lambda provider, scope: tracker,
-                 SweepOptions(**options)).run(scopes or [SCOPE])
+    return run_sweep(classifier, store, tracker, scopes or [SCOPE], **options)
 
 
 def bot_comments(fake: FakeGitHub, number: int, repo: str = "o/r") -> list[dict[str, Any]]:

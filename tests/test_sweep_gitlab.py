@@ -39,24 +39,11 @@ from bot.providers.retry import RetryPolicy, WritePacer
 from bot.store import Store
 from bot.sweep_cli import execute, format_summary, open_report
 from tests.fakes.gitlab_api import FakeGitLab
+from tests.sweep_helpers import BOT_LABELS, STEAL, T0, Sleeps, backlog, run_sweep
 
 PROJECT = "sec/ml"
 SCOPE = f"gitlab:{PROJECT}"
 HOOK_SECRET = "gl-sweep-hook-secret"
-STEAL = ("Model extraction of our production fraud detection model",
-         "An attacker queried the scoring API and trained a substitute model.")
-T0 = datetime(2025, 6, 1, tzinfo=UTC)
-BOT_LABELS = ("threat/", "severity/", "route/")
-
-
-class Sleeps:
-    """Records waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture()
@@ -75,21 +62,13 @@ def make_tracker(fake: FakeGitLab, sleeps: Sleeps | None = None) -> GitLabTracke
 
 def fill(fake: FakeGitLab, n: int, *, every: int = 10, path: str = PROJECT) -> list[int]:
     """``n`` issues created in the past, oldest first; every ``every``-th is a threat."""
-    iids = []
-    for i in range(1, n + 1):
-        when = T0 + timedelta(minutes=i)
-        if i % every == 0:
-            iids.append(fake.add_issue(path, f"{STEAL[0]} #{i}", STEAL[1], created_at=when))
-        else:
-            iids.append(fake.add_issue(path, f"CUDA OOM with batch {i}",
-                                       "Traceback: out of memory.", created_at=when))
-    return iids
+    return [fake.add_issue(path, title, body, created_at=T0 + timedelta(minutes=i))
+            for i, title, body in backlog(n, every)]
 
 
 def sweep(classifier: Classifier, store: Store, tracker: Any, scopes: list[str] | None = None,
           **options: Any) -> SweepResult:
-    return Sweep(classifier, store, lambda provider, scope: tracker,
-                 SweepOptions(**options)).run(scopes or [SCOPE])
+    return run_sweep(classifier, store, tracker, scopes or [SCOPE], **options)
 
 
 def bot_notes(fake: FakeGitLab, iid: int, path: str = PROJECT) -> list[dict[str, Any]]:

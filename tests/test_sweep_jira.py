@@ -25,21 +25,9 @@ from bot.providers.jira import PROPERTY_KEY, JiraTracker
 from bot.providers.retry import RetryPolicy, WritePacer
 from bot.store import Store
 from tests.fakes.jira_api import FakeJira
+from tests.sweep_helpers import BOT_LABELS, STEAL, Sleeps, backlog, run_sweep
 
 SCOPE = "jira:PROJ"
-STEAL = ("Model extraction of our production fraud detection model",
-         "An attacker queried the scoring API and trained a substitute model.")
-BOT_LABELS = ("threat/", "severity/", "route/")
-
-
-class Sleeps:
-    """Records waits instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture(params=["cloud", "dc"])
@@ -63,19 +51,12 @@ def make_tracker(fake: FakeJira, sleeps: Sleeps | None = None) -> JiraTracker:
 
 def fill(fake: FakeJira, n: int, *, every: int = 10) -> list[str]:
     """``n`` issues in key order; every ``every``-th is a threat."""
-    keys = []
-    for i in range(1, n + 1):
-        if i % every == 0:
-            keys.append(fake.add_issue("PROJ", f"{STEAL[0]} #{i}", STEAL[1], reporter="alice"))
-        else:
-            keys.append(fake.add_issue("PROJ", f"CUDA OOM with batch {i}",
-                                       "Traceback: out of memory.", reporter="alice"))
-    return keys
+    return [fake.add_issue("PROJ", title, body, reporter="alice")
+            for _, title, body in backlog(n, every)]
 
 
 def sweep(classifier: Classifier, store: Store, tracker: Any, **options: Any) -> SweepResult:
-    return Sweep(classifier, store, lambda provider, scope: tracker,
-                 SweepOptions(**options)).run([SCOPE])
+    return run_sweep(classifier, store, tracker, [SCOPE], **options)
 
 
 def search_path(fake: FakeJira) -> str:

@@ -42,17 +42,16 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, NamedTuple
 
 import jwt as pyjwt
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer
 
 __all__ = [
     "FakeGitHub",
@@ -217,17 +216,6 @@ class _IssuedToken:
 
 
 @dataclass
-class _Rule:
-    method: str | None
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: Any = None
-    seconds: float = 0.0
-
-
-@dataclass
 class _Resp:
     status: int
     body: Any = None
@@ -326,35 +314,23 @@ def _strip_weak(tag: str) -> str:
 # --------------------------------------------------------------------------- HTTP plumbing
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    fake: FakeGitHub
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _Server
+class _Handler(FakeHandler):
     timeout = 60
 
     def _dispatch(self) -> None:
-        self.server.fake._serve(self)
+        self.server.fake._serve(self)  # type: ignore[attr-defined]
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _dispatch
 
     def version_string(self) -> str:
         return "GitHub.com"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        return
-
 
 _Route = tuple[str, re.Pattern[str], str, Callable[..., _Resp]]
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
 
 
-class FakeGitHub:
+class FakeGitHub(FakeHTTPServer):
     """Fake GitHub REST API server with in-memory state (thread-safe).
 
     :param tokens: personal access tokens accepted as ``token X`` / ``Bearer X``; they
@@ -371,6 +347,10 @@ class FakeGitHub:
     :param per_page_default: page size when ``per_page`` is absent (GitHub: 30).
     """
 
+    _fake_name = _thread_name = "FakeGitHub"
+    _listen_backlog = 128
+    requests: list[RecordedRequest]
+
     def __init__(
         self,
         tokens: Iterable[str] = ("test-token",),
@@ -386,7 +366,7 @@ class FakeGitHub:
         token_lifetime: float = 3600.0,
         per_page_default: int = 30,
     ) -> None:
-        self._lock = threading.RLock()
+        self._init_http()
         self._offset = 0.0
         self._ids = 10_000
         self._users: dict[str, _User] = {}
@@ -396,8 +376,6 @@ class FakeGitHub:
         self._comments: dict[int, _Comment] = {}
         self._installations: dict[int, _Installation] = {}
         self._issued: dict[str, _IssuedToken] = {}
-        self._faults: list[_Rule] = []
-        self._delays: list[_Rule] = []
         self.login = login
         self._ensure_user(login, user_type)
         for tok in tokens:
@@ -410,58 +388,13 @@ class FakeGitHub:
         self.app_public_key = app_public_key
         self.token_lifetime = token_lifetime
         self.per_page_default = per_page_default
-        self.requests: list[RecordedRequest] = []
         self.request_headers: list[dict[str, str]] = []
-        self.writes: list[str] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._routes: list[_Route] = self._build_routes()
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeGitHub:
-        """Bind 127.0.0.1:0 and serve in a daemon thread."""
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name="FakeGitHub",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL to pass as PyGithub ``base_url`` (``http://127.0.0.1:PORT``)."""
-        if self._server is None:
-            raise RuntimeError("FakeGitHub is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
+    def _handler_class(self) -> type[_Handler]:
+        return _Handler
 
     @property
     def port(self) -> int:
@@ -768,31 +701,11 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ faults
 
-    def fail_next(
-        self,
-        method: str | None,
-        path_regex: str,
-        status: int,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` instead.
-
-        ``method`` None/"*" matches any; ``path_regex`` is searched in path+query. ``body``
-        may be a dict/list (JSON), str or bytes; by default a GitHub-like body for the status.
-        """
-        with self._lock:
-            self._faults.append(
-                _Rule(
-                    method=None if method in (None, "*") else method.upper(),
-                    pattern=re.compile(path_regex),
-                    times=times,
-                    status=status,
-                    headers=dict(headers or {}),
-                    body=_default_fault_body(status) if body is None else body,
-                )
-            )
+    def _fail_defaults(
+        self, status: int, headers: Mapping[str, str] | None, body: Any
+    ) -> tuple[Mapping[str, str] | None, Any]:
+        """``fail_next`` defaults: no extra headers, a GitHub-like body for the status."""
+        return headers or {}, _default_fault_body(status) if body is None else body
 
     def fail_secondary_rate_limit(
         self,
@@ -813,63 +726,20 @@ class FakeGitHub:
         body = {"message": message, "documentation_url": SECONDARY_RATE_LIMIT_DOC}
         self.fail_next(method, path_regex, status, headers=headers, body=body, times=times)
 
-    def delay_next(
-        self, method: str | None, path_regex: str, seconds: float, times: int = 1
-    ) -> None:
-        """Sleep ``seconds`` before handling the next matching request(s).
-
-        The request is still processed after the sleep (as GitHub would), even if the
-        client has given up.
-        """
-        with self._lock:
-            self._delays.append(
-                _Rule(
-                    method=None if method in (None, "*") else method.upper(),
-                    pattern=re.compile(path_regex),
-                    times=times,
-                    seconds=seconds,
-                )
-            )
-
-    def clear_faults(self) -> None:
-        """Drop all pending injected faults and delays."""
-        with self._lock:
-            self._faults.clear()
-            self._delays.clear()
-
-    @staticmethod
-    def _take(rules: list[_Rule], method: str, target: str) -> _Rule | None:
-        for rule in rules:
-            if rule.method not in (None, method) or not rule.pattern.search(target):
-                continue
-            rule.times -= 1
-            if rule.times <= 0:
-                rules.remove(rule)
-            return rule
-        return None
-
     # ------------------------------------------------------------------ inspection
 
-    def count(
+    def count(  # type: ignore[override]
         self, method: str | None = None, path_regex: str | None = None, status: int | None = None
     ) -> int:
         """Number of recorded requests matching method / path regex (searched) / status."""
-        with self._lock:
-            pat = re.compile(path_regex) if path_regex is not None else None
-            return sum(
-                1
-                for r in self.requests
-                if (method is None or r.method == method.upper())
-                and (pat is None or pat.search(r.path))
-                and (status is None or r.status == status)
-            )
+        return self._count(method, path_regex, status)
+
+    def _clear_extra_log(self) -> None:
+        self.request_headers.clear()
 
     def reset_log(self) -> None:
-        """Forget recorded requests and writes."""
-        with self._lock:
-            self.requests.clear()
-            self.request_headers.clear()
-            self.writes.clear()
+        """Forget recorded requests, their headers and writes."""
+        self.clear_log()
 
     def issue_labels(self, repo: str, number: int) -> list[str]:
         """Label names currently on an issue."""
@@ -1195,12 +1065,10 @@ class FakeGitHub:
     # ------------------------------------------------------------------ request handling
 
     def _serve(self, h: _Handler) -> None:
-        length = int(h.headers.get("Content-Length") or 0)
-        raw = h.rfile.read(length) if length else b""
+        raw = h.read_body()
         method = h.command.upper()
         target = h.path
-        with self._lock:
-            delay = self._take(self._delays, method, target)
+        delay = self._take_fault({"delay"}, method, target)
         if delay is not None:
             time.sleep(delay.seconds)
         try:
@@ -1221,18 +1089,7 @@ class FakeGitHub:
                 body = resp.body.encode()
             else:
                 body = json.dumps(resp.body, separators=(",", ":")).encode()
-        try:
-            h.send_response(resp.status)
-            for key, value in resp.headers.items():
-                h.send_header(key, value)
-            if resp.status not in (204, 304):
-                h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            if body and method != "HEAD":
-                h.wfile.write(body)
-            h.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            h.close_connection = True
+        h.write_reply(resp.status, resp.headers, body, bodyless=(204, 304))
 
     def _base_headers(self) -> dict[str, str]:
         r = secrets.randbits(64)
@@ -1273,10 +1130,10 @@ class FakeGitHub:
     def _respond(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Resp:
         self._refill()
         out = self._base_headers()
-        fault = self._take(self._faults, method, target)
+        fault = self._take_fault({"fail"}, method, target)
         if fault is not None:
             out.update(self._rate_headers())
-            out.update(fault.headers)
+            out.update(fault.headers or {})
             return _Resp(fault.status, fault.body, out)
 
         split = urllib.parse.urlsplit(target)

@@ -48,9 +48,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer, FaultRule
 
 __all__ = [
     "ACCESS",
@@ -203,19 +204,6 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-@dataclass
-class _Fault:
-    kind: str  # "fail" | "delay" | "drop"
-    method: str | None
-    pattern: re.Pattern[str]
-    remaining: int
-    status: int = 0
-    headers: dict[str, str] | None = None
-    body: Any = None
-    reason: str | None = None
-    seconds: float = 0.0
-
-
 class _ApiError(Exception):
     """Raised by handlers; becomes a JSON error answer."""
 
@@ -294,13 +282,16 @@ def _label_scope(name: str) -> str | None:
 # the fake
 
 
-class FakeGitLab:
+class FakeGitLab(FakeHTTPServer):
     """A GitLab REST v4 double. Use as a context manager or call ``start()``/``stop()``.
 
     >>> with FakeGitLab() as fake:
     ...     fake.add_project("group/proj")
     ...     gl = gitlab.Gitlab(fake.url, private_token=fake.token)
     """
+
+    _fake_name = "FakeGitLab"
+    requests: list[RecordedRequest]
 
     def __init__(
         self,
@@ -320,13 +311,11 @@ class FakeGitLab:
         Premium/Ultimate feature; GitLab Free keeps both). ``notes_per_minute`` turns on
         GitLab's note-creation limit (gitlab.com: 60), whose 429 carries no ``Retry-After``.
         """
-        self._lock = threading.RLock()
+        self._init_http()
         self._ids = itertools.count(1)
         self._user_ids = itertools.count(1)
         self._note_ids = itertools.count(1001)
         self._stop_event = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._frozen: datetime | None = None
         self._clock_offset = timedelta(0)
 
@@ -342,14 +331,12 @@ class FakeGitLab:
         self._revoked: set[str] = set()
         self._groups: dict[int, _Group] = {}
         self._projects: dict[int, _Project] = {}
-        self._faults: list[_Fault] = []
         self._rate: dict[str, tuple[float, int]] = {}
         self._note_rate: dict[int, list[float]] = {}
 
-        #: Every request in arrival order, including the ones answered by injected faults.
-        self.requests: list[RecordedRequest] = []
-        #: State changes made through the API, as readable strings (see module docstring).
-        self.writes: list[str] = []
+        # ``requests``: every request in arrival order, including the ones answered by
+        # injected faults; ``writes``: state changes made through the API, as readable
+        # strings (see module docstring).
 
         self.token = token
         self.bot_user = self.add_user(username, bot=bot, name="Bugbar Bot" if bot else username)
@@ -357,45 +344,17 @@ class FakeGitLab:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def _handler_class(self) -> type[_Handler]:
+        return _Handler
+
     def start(self) -> FakeGitLab:
         """Start serving on 127.0.0.1 on a free port, in a daemon thread."""
-        if self._server is not None:
-            return self
-        handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        self._server = server
         self._stop_event.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
-    def stop(self) -> None:
-        """Stop serving; pending ``delay_next`` sleeps are cut short."""
+    def _before_stop(self) -> None:
+        """Pending ``delay_next`` sleeps are cut short."""
         self._stop_event.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> FakeGitLab:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Base URL to give python-gitlab (``gitlab.Gitlab(fake.url, private_token=...)``)."""
-        if self._server is None:
-            raise RuntimeError("FakeGitLab is not started")
-        port = self._server.server_address[1]
-        return f"http://127.0.0.1:{port}"
 
     @property
     def api_url(self) -> str:
@@ -657,26 +616,8 @@ class FakeGitLab:
         with self._lock:
             return sorted(self._need_project(path).labels)
 
-    def count(self, method: str | None = None, path_regex: str | None = None) -> int:
-        """How many requests matched ``method`` and ``path_regex`` (re.search on the path)."""
-        with self._lock:
-            pattern = re.compile(path_regex) if path_regex else None
-            return sum(
-                1
-                for r in self.requests
-                if (method is None or r.method == method.upper())
-                and (
-                    pattern is None
-                    or pattern.search(r.path) is not None
-                    or pattern.search(r.decoded_path) is not None
-                )
-            )
-
-    def clear_log(self) -> None:
-        """Forget recorded requests and writes (state is kept)."""
-        with self._lock:
-            self.requests.clear()
-            self.writes.clear()
+    def _request_paths(self, record: RecordedRequest) -> tuple[str, ...]:
+        return (record.path, record.decoded_path)
 
     # -- fault injection ---------------------------------------------------------------
 
@@ -699,50 +640,11 @@ class FakeGitLab:
         ``body`` may be a dict/list (JSON), str or bytes; ``None`` means GitLab's usual body.
         ``reason`` overrides the HTTP reason phrase (python-gitlab looks for "Resource lock").
         """
-        with self._lock:
-            self._faults.append(
-                _Fault(
-                    "fail",
-                    method.upper() if method else None,
-                    re.compile(path_regex),
-                    times,
-                    status=status,
-                    headers=headers,
-                    body=body,
-                    reason=reason,
-                )
-            )
-
-    def delay_next(
-        self, method: str | None, path_regex: str, seconds: float, times: int = 1
-    ) -> None:
-        """Sleep ``seconds`` before handling the next matching requests.
-
-        The request is still processed afterwards, as on a slow GitLab: a client that timed
-        out may find its write applied anyway.
-        """
-        with self._lock:
-            self._faults.append(
-                _Fault(
-                    "delay",
-                    method.upper() if method else None,
-                    re.compile(path_regex),
-                    times,
-                    seconds=seconds,
-                )
-            )
-
-    def clear_faults(self) -> None:
-        """Forget injected faults that have not fired yet."""
-        with self._lock:
-            self._faults.clear()
+        self._arm_fail(method, path_regex, status, headers, body, times, reason)
 
     def drop_next(self, method: str | None, path_regex: str, times: int = 1) -> None:
         """Close the connection without answering (client sees a connection error)."""
-        with self._lock:
-            self._faults.append(
-                _Fault("drop", method.upper() if method else None, re.compile(path_regex), times)
-            )
+        self._arm_drop(method, path_regex, times)
 
     # -- internals: lookups ------------------------------------------------------------
 
@@ -1320,20 +1222,6 @@ class FakeGitLab:
 
     # -- internals: request pipeline ---------------------------------------------------
 
-    def _match_fault(self, kind: set[str], method: str, paths: tuple[str, str]) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.kind not in kind or fault.remaining <= 0:
-                    continue
-                if fault.method not in (None, method):
-                    continue
-                if any(fault.pattern.search(p) for p in paths):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-            return None
-
     def _rate_headers(self, key: str, *, count_it: bool) -> tuple[dict[str, str], bool]:
         """Fixed-window throttle like Rack::Attack ``throttle_authenticated_api``."""
         if self.rate_limit is None:
@@ -1361,7 +1249,7 @@ class FakeGitLab:
             headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
         return headers, throttled
 
-    def _fault_response(self, fault: _Fault, rate: dict[str, str]) -> _Response:
+    def _fault_response(self, fault: FaultRule, rate: dict[str, str]) -> _Response:
         status = fault.status
         headers: dict[str, str]
         if fault.headers is None:
@@ -1405,7 +1293,7 @@ class FakeGitLab:
             except ValueError:
                 parsed_body = body.decode(errors="replace")
 
-        delay = self._match_fault({"delay"}, method, paths)
+        delay = self._take_fault({"delay"}, method, *paths)
         if delay is not None:
             self._stop_event.wait(delay.seconds)
 
@@ -1438,7 +1326,7 @@ class FakeGitLab:
                     )
                 )
 
-        fault = self._match_fault({"fail", "drop"}, method, paths)
+        fault = self._take_fault({"fail", "drop"}, method, *paths)
         if fault is not None:
             if fault.kind == "drop":
                 record(0)
@@ -2097,24 +1985,18 @@ _ROUTES: list[tuple[str, re.Pattern[str], _Handler_t]] = [
 ]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     """Thin HTTP layer: reads the request, asks the fake, writes the answer."""
 
-    fake: FakeGitLab
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes; avoid 40 ms stalls
     server_version = "nginx"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Keep test output quiet."""
-
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        fake: FakeGitLab = self.server.fake  # type: ignore[attr-defined]
+        body = self.read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            resp = self.fake._handle(self.command, self.path, headers, body)
+            resp = fake._handle(self.command, self.path, headers, body)
         except Exception as exc:  # a bug in the fake: answer like GitLab's 500
             resp = _Response(
                 500,
@@ -2124,18 +2006,13 @@ class _Handler(BaseHTTPRequestHandler):
         if resp is None:
             self.close_connection = True
             return
-        try:
-            self.send_response(resp.status, resp.reason)
-            for key, value in resp.headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(resp.body)))
-            self.send_header("X-Request-Id", uuid.uuid4().hex[:26].upper())
-            self.send_header("Cache-Control", "max-age=0, private, must-revalidate")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(resp.body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        extra = {
+            "X-Request-Id": uuid.uuid4().hex[:26].upper(),
+            "Cache-Control": "max-age=0, private, must-revalidate",
+        }
+        self.write_reply(
+            resp.status, {**resp.headers, **extra}, resp.body, reason=resp.reason, bodyless=()
+        )
 
     do_GET = _serve
     do_POST = _serve

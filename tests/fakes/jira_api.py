@@ -97,15 +97,16 @@ import hashlib
 import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes._http import FakeHandler, FakeHTTPServer, FaultRule
 
 Json = Any
 
@@ -248,18 +249,7 @@ class LinkRec:
     outward: str
 
 
-@dataclass
-class Fault:
-    """An armed fault (see :meth:`FakeJira.fail_next`)."""
-
-    method: str | None
-    pattern: re.Pattern[str]
-    times: int
-    status: int = 0
-    headers: dict[str, str] | None = None
-    body: Json = None
-    delay: float = 0.0
-    reset: bool = False
+Fault = FaultRule  # an armed fault (see :meth:`FakeJira.fail_next`)
 
 
 @dataclass
@@ -343,8 +333,13 @@ def _is_adf(value: Json) -> bool:
     return isinstance(value, dict) and value.get("type") == "doc" and "content" in value
 
 
-class FakeJira:
+class FakeJira(FakeHTTPServer):
     """A fake Jira server; see the module docstring for the behaviour it models."""
+
+    _fake_name = "FakeJira"
+    _thread_name = "fake-jira"
+    _poll_interval = 0.02
+    requests: list[RecordedRequest]
 
     def __init__(
         self,
@@ -356,15 +351,14 @@ class FakeJira:
     ) -> None:
         if flavour not in ("cloud", "dc"):
             raise ValueError("flavour must be 'cloud' or 'dc'")
+        self._init_http()
+        self._base_url = ""
         self.flavour = flavour
         self.context_path = context_path.rstrip("/")
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.dc_search_cap = 1000
         self.jql_search_cap = 100
         self.comment_page_cap = 5000
-        self.requests: list[RecordedRequest] = []
-        self.writes: list[str] = []
-        self._lock = threading.RLock()
         self._users: dict[str, User] = {}
         self._projects: dict[str, Project] = {}
         self._issues: dict[str, IssueRec] = {}  # by key
@@ -375,54 +369,28 @@ class FakeJira:
         }
         self._grants: dict[tuple[str, str | None], set[str]] = {}
         self._global: dict[str, set[str]] = {}
-        self._faults: list[Fault] = []
         self._tokens: dict[str, tuple[str, int]] = {}
         self._seq = {"issue": 10000, "project": 10000, "comment": 10000, "link": 10100, "user": 0}
-        self._server: ThreadingHTTPServer | None = None
-        self._base_url = ""
-        self._thread: threading.Thread | None = None
         self.bot = bot
         self.add_user(bot, display_name="bugbar bot", email=f"{bot}@example.com")
         self.grant(bot, None, *BOT_DEFAULT_PERMISSIONS)
 
     # ------------------------------------------------------------------ lifecycle
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
+
     def start(self) -> FakeJira:
         """Start serving on 127.0.0.1 (ephemeral port) in a daemon thread."""
-        if self._server is not None:
-            return self
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self._base_url = f"http://{host!s}:{port}{self.context_path}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name="fake-jira",
-            daemon=True,
-        )
-        self._thread.start()
+        super().start()
+        self._base_url = super().url + self.context_path
         return self
-
-    def stop(self) -> None:
-        """Stop the server and close its socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeJira:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
-        """Base URL to give the client (includes the context path, no trailing slash)."""
+        """Base URL to give the client (includes the context path, no trailing slash).
+
+        It stays available after :meth:`stop` (for reading state with self links).
+        """
         if not self._base_url:
             raise RuntimeError("FakeJira is not started")
         return self._base_url
@@ -614,51 +582,14 @@ class FakeJira:
             return [k for k, i in self._issues.items() if project in (None, i.project)]
 
     # ------------------------------------------------------------------ faults & log
-    def fail_next(
-        self,
-        method: str | None,
-        path_regex: str,
-        status: int,
-        headers: dict[str, str] | None = None,
-        body: Json = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status``.
-
-        ``headers=None`` picks defaults (429/503: ``Retry-After: 1``; Cloud 429 also the
-        ``X-RateLimit-*`` headers); pass ``{}`` for none. ``body=None`` gives Jira's error shape.
-        """
-        with self._lock:
-            self._faults.append(Fault(method, re.compile(path_regex), times, status, headers, body))
-
-    def delay_next(
-        self, method: str | None, path_regex: str, seconds: float, times: int = 1
-    ) -> None:
-        """Sleep ``seconds`` before handling the next ``times`` matching requests."""
-        with self._lock:
-            self._faults.append(Fault(method, re.compile(path_regex), times, delay=seconds))
+    # ``fail_next(method, path_regex, status, headers=None, body=None, times=1)`` comes from
+    # FakeHTTPServer. ``headers=None`` picks defaults when the fault fires (429/503:
+    # ``Retry-After: 1``; Cloud 429 also the ``X-RateLimit-*`` headers); pass ``{}`` for none.
+    # ``body=None`` gives Jira's error shape (see ``_fault_error``).
 
     def reset_next(self, method: str | None, path_regex: str, times: int = 1) -> None:
         """Drop the connection without answering the next ``times`` matching requests."""
-        with self._lock:
-            self._faults.append(Fault(method, re.compile(path_regex), times, reset=True))
-
-    def count(self, method: str | None = None, path_regex: str | None = None) -> int:
-        """How many recorded requests match a method and a ``re.search`` on path+query."""
-        with self._lock:
-            pat = re.compile(path_regex) if path_regex else None
-            return sum(
-                1
-                for r in self.requests
-                if (method is None or r.method == method.upper())
-                and (pat is None or pat.search(r.path))
-            )
-
-    def clear_log(self) -> None:
-        """Forget recorded requests and writes."""
-        with self._lock:
-            self.requests.clear()
-            self.writes.clear()
+        self._arm_drop(method, path_regex, times)
 
     # ------------------------------------------------------------------ internals: model
     def _write(self, text: str) -> None:
@@ -970,11 +901,11 @@ class FakeJira:
         rec = RecordedRequest(method, raw_path, query, dict(headers), body)
         with self._lock:
             self.requests.append(rec)
-            fault = self._take_fault(method, raw_path)
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)
+            fault = self._take_fault({"fail", "delay", "drop"}, method, raw_path)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
             fault = None
-        if fault is not None and fault.reset:
+        if fault is not None and fault.kind == "drop":
             rec.status = -1
             return None
         try:
@@ -1006,18 +937,6 @@ class FakeJira:
             out_headers["Content-Type"] = "text/plain;charset=UTF-8"
             return status, out_headers, data
         return status, out_headers, json.dumps(payload).encode()
-
-    def _take_fault(self, method: str, raw_path: str) -> Fault | None:
-        for fault in self._faults:
-            if fault.method not in (None, "*") and fault.method.upper() != method:
-                continue
-            if not fault.pattern.search(raw_path):
-                continue
-            fault.times -= 1
-            if fault.times <= 0:
-                self._faults.remove(fault)
-            return fault
-        return None
 
     def _fault_error(self, fault: Fault) -> JiraFault:
         headers = fault.headers
@@ -2107,37 +2026,17 @@ class FakeJira:
         return issues
 
 
-def _make_handler(fake: FakeJira) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "FakeJira/1.0"
-        wbufsize = -1  # one write per response (flushed by handle_one_request)
-        disable_nagle_algorithm = True
+class _Handler(FakeHandler):
+    server_version = "FakeJira/1.0"
+    wbufsize = -1  # one write per response (flushed by handle_one_request)
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            result = fake.handle(self.command, self.path, dict(self.headers.items()), raw)
-            if result is None:
-                self.close_connection = True
-                return
-            status, headers, data = result
-            try:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if status != 204:
-                    self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if data and status != 204:
-                    self.wfile.write(data)
-                self.wfile.flush()
-            except OSError:  # the client gave up (e.g. timed out during delay_next)
-                self.close_connection = True
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
+    def _serve(self) -> None:
+        fake: FakeJira = self.server.fake  # type: ignore[attr-defined]
+        result = fake.handle(self.command, self.path, dict(self.headers.items()), self.read_body())
+        if result is None:
+            self.close_connection = True
             return
+        status, headers, data = result
+        self.write_reply(status, headers, data)
 
-    return Handler
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
