@@ -188,3 +188,34 @@ def test_edited_comment_does_not_repeat_its_commands(world: World) -> None:
                       "maint") == "commands-applied"
     assert {"severity/critical", "route/privacy"} <= world.labels()
     assert "severity/important" not in world.labels()
+
+
+def test_issue_edit_and_sweep_keep_the_humans_choice(world: World, min_ruleset: RuleSet,
+                                                     store: Store) -> None:
+    from bot.handlers.sweep import Sweep, SweepOptions
+
+    world.comment("/triage membership-inference", "maint")
+    assert world.outcome == "commands-applied"
+    human = {"threat/membership-inference"}
+    assert human <= world.labels() and "threat/model-stealing" not in world.labels()
+    # The reporter edits the issue: the text still says model stealing, the human's call stays.
+    world.fake.edit_issue(REPO, world.number, body=STEAL[1] + " (more details)")
+    world.bot.triage.run(world.bot.tracker(world.ref), world.ref)
+    assert human <= world.labels() and "threat/model-stealing" not in world.labels()
+    # Another edit whose webhook never arrived: the sweep decides the issue again (its text
+    # changed) with the same decision code, keeps the human's choice and writes nothing.
+    world.fake.edit_issue(REPO, world.number, body=STEAL[1] + " (and a stack trace)")
+    world.fake.reset_log()
+    rows = []
+    sweep = Sweep(Classifier(min_ruleset), store, lambda provider, scope: world.bot.tracker(
+        IssueRef("github", scope, 0)), SweepOptions(apply=True, reserve=None),
+        on_row=rows.append)
+    result = sweep.run([f"github:{REPO}"])
+    assert result.complete
+    (row,) = rows
+    assert row.reason != "cached"  # decided again, not skipped as unchanged
+    assert row.categories == ("membership-inference",)
+    assert human <= world.labels() and "threat/model-stealing" not in world.labels()
+    assert world.writes() == 0
+    (bot_comment,) = world.bot_comments()
+    assert "Set by a maintainer" in bot_comment["body"]
