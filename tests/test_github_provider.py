@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github, GithubException, UnknownObjectException
@@ -581,3 +582,20 @@ def test_retry_layer_http_date_retry_after_and_jitter_bounds() -> None:
     policy = RetryPolicy(sleep=sleeps, jitter=0.5, rand=lambda: 1.0, base_backoff=2.0)
     assert call_with_retry(flaky, policy, lambda e: Failure.backoff(reason="x"), what="t") == "ok"
     assert sleeps.calls == [3.0, 6.0]
+
+
+@pytest.mark.parametrize(
+    ("exc", "ambiguous"),
+    [
+        (GithubException(502, {"message": "Bad Gateway"}, None), True),
+        (GithubException(422, {"message": "Validation Failed"}, None), False),
+        (requests.exceptions.ReadTimeout(), True),
+        (requests.exceptions.ConnectionError(), True),
+        (ValueError("bug"), False),
+    ],
+    ids=["5xx", "4xx", "timeout", "dropped", "other"],
+)
+def test_maybe_delivered(exc: BaseException, ambiguous: bool) -> None:
+    from bot.providers.retry import maybe_delivered
+
+    assert maybe_delivered(exc) is ambiguous

@@ -211,7 +211,7 @@ def test_timed_out_note_is_found_not_posted_twice(fake: FakeGitLab) -> None:
 
     iid = fake.add_issue(PUBLIC, "t", "b")
     metrics = RecordingMetrics()
-    policy = RetryPolicy(base_backoff=1.0, rand=lambda: 0.0, sleep=time.sleep)
+    policy = RetryPolicy(base_backoff=1.0, rand=lambda: 0.0, sleep=time.sleep, settle=0.3)
     tracker = GitLabTracker(fake.url, fake.token, policy=policy, pacer=WritePacer(0.0),
                             metrics=metrics, timeout=0.3)
     tracker.bot_identity()
@@ -230,7 +230,7 @@ def test_dropped_connection_is_retried(fake: FakeGitLab, tracker: GitLabTracker,
     fake.drop_next("POST", r"/notes$")
     tracker.create_comment(ref(PUBLIC, iid), MARKED)
     assert len(fake.notes(PUBLIC, iid, include_system=False)) == 1
-    assert sleeps == [1.0]
+    assert sleeps == [1.0, 10.0]  # back-off, then the settle wait before looking
 
 
 # -- permissions ---------------------------------------------------------------------------

@@ -321,7 +321,10 @@ def test_lost_property_falls_back_to_the_bots_own_triage_comment(h: Harness) -> 
 def test_comment_post_that_timed_out_is_not_repeated(h: Harness) -> None:
     key = h.fake.add_issue("PROJ", "s")
 
-    def wait_for_server(_: float) -> None:  # the retry waits until the slow POST has landed
+    waits: list[float] = []
+
+    def wait_for_server(seconds: float) -> None:  # the retry waits until the slow POST landed
+        waits.append(seconds)
         deadline = time.monotonic() + 3
         while not h.fake.issue(key)["comments"] and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -330,6 +333,7 @@ def test_comment_post_that_timed_out_is_not_repeated(h: Harness) -> None:
     t.bot_identity()
     h.fake.delay_next("POST", rf"/issue/{key}/comment", 0.4)
     c = t.create_comment(h.ref(key), BODY)
+    assert waits[-1] == 10.0  # the settle wait before looking for the comment
     comments = h.fake.issue(key)["comments"]
     assert [x["id"] for x in comments] == [c.id]
     assert h.fake.count("POST", rf"/issue/{key}/comment") == 1

@@ -41,7 +41,13 @@ from github.Requester import Requester
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
 from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
-from bot.providers.retry import ApiMetrics, Failure, RetryPolicy, WritePacer, call_with_retry
+from bot.providers.retry import (
+    ApiMetrics,
+    Failure,
+    RetryPolicy,
+    WritePacer,
+    call_with_retry,
+)
 
 __all__ = [
     "DEFAULT_API",
@@ -373,10 +379,6 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-COMMENT_SETTLE_SECONDS = 10.0
-"""After an ambiguous comment POST, wait this long before checking whether it landed."""
-
-
 def _login(user: Any) -> str:
     return str(user.get("login") or "") if isinstance(user, dict) else ""
 
@@ -574,7 +576,7 @@ class GitHubTracker:
             if maybe_posted:
                 # The first POST may still be in flight on GitHub's side after our client gave
                 # up; give it time to land before looking, or we could post a second comment.
-                self._http.policy.sleep(COMMENT_SETTLE_SECONDS)
+                self._http.policy.sleep(self._http.policy.settle)
                 found = self._posted(ref, body, marker)
                 if found is not None:
                     log.info("comment was created by an earlier attempt",

@@ -38,7 +38,14 @@ from gitlab.v4.objects import ProjectIssueManager, ProjectIssueNoteManager
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
 from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
-from bot.providers.retry import ApiMetrics, Failure, RetryPolicy, WritePacer, call_with_retry
+from bot.providers.retry import (
+    ApiMetrics,
+    Failure,
+    RetryPolicy,
+    WritePacer,
+    call_with_retry,
+    maybe_delivered,
+)
 
 __all__ = ["PROVIDER", "ConfidentialMode", "GitLabTracker", "access_from_level",
            "classify_gitlab_failure"]
@@ -393,11 +400,15 @@ class GitLabTracker:
         https://docs.gitlab.com/api/notes/#create-new-issue-note"""
         bot_id = self._whoami()[0]
         attempts = 0
+        ambiguous = False
 
         def post() -> dict[str, Any]:
-            nonlocal attempts
+            nonlocal attempts, ambiguous
             attempts += 1
             if attempts > 1:
+                if ambiguous:
+                    # The failed POST may still land on the server: let it, then look.
+                    self.policy.sleep(self.policy.settle)
                 newest = self._get(f"{self._issue_path(ref)}/notes",
                                    {"sort": "desc", "order_by": "created_at",
                                     "per_page": PER_PAGE}).json()
@@ -407,7 +418,11 @@ class GitLabTracker:
                         log.info("note from an earlier attempt found; not posting again",
                                  extra={"issue": str(ref)})
                         return dict(note)
-            created = self._notes_manager(ref).create({"body": body}, **_NO_CLIENT_RETRY)
+            try:
+                created = self._notes_manager(ref).create({"body": body}, **_NO_CLIENT_RETRY)
+            except Exception as exc:
+                ambiguous = ambiguous or maybe_delivered(exc)
+                raise
             return dict(created.attributes)
 
         note = self._call(f"create note {ref}", post, write=True)

@@ -48,7 +48,14 @@ from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
 from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
-from bot.providers.retry import ApiMetrics, Failure, RetryPolicy, WritePacer, call_with_retry
+from bot.providers.retry import (
+    ApiMetrics,
+    Failure,
+    RetryPolicy,
+    WritePacer,
+    call_with_retry,
+    maybe_delivered,
+)
 
 __all__ = [
     "PROPERTY_KEY",
@@ -554,15 +561,23 @@ class JiraTracker:
         text = markdown_to_wiki(visible)
         me = self.bot_identity()
         attempts = 0
+        ambiguous = False
 
         def post() -> Json:
-            nonlocal attempts
+            nonlocal attempts, ambiguous
             attempts += 1
             if attempts > 1:
+                if ambiguous:
+                    # The failed POST may still land on the server: let it, then look.
+                    self.policy.sleep(self.policy.settle)
                 existing = self._find_own_comment(key, me, text)
                 if existing is not None:
                     return {"id": existing}
-            return self._request("POST", f"issue/{key}/comment", body={"body": text})
+            try:
+                return self._request("POST", f"issue/{key}/comment", body={"body": text})
+            except Exception as exc:
+                ambiguous = ambiguous or maybe_delivered(exc)
+                raise
 
         raw = self._call("create comment", post)
         comment_id = str(raw["id"])

@@ -135,6 +135,10 @@ class RetryPolicy:
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     clock: Callable[[], float] = field(default=time.time, compare=False)
     rand: Callable[[], float] = field(default=random.random, compare=False)
+    settle: float = 10.0
+    """After a POST that may have been carried out despite the error (timeout, dropped
+    connection, 5xx), wait this long before looking for its result, so a request still in
+    flight on the server lands first and the retry does not create a second comment."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -260,3 +264,12 @@ class WritePacer:
             self._next = start + self.interval
         if start > now:
             self._sleep(start - now)
+
+
+def maybe_delivered(exc: BaseException) -> bool:
+    """Could the request have been carried out although we saw an error? (timeouts, 5xx)."""
+    for attr in ("status", "response_code", "status_code"):
+        status = getattr(exc, attr, None)
+        if isinstance(status, int):
+            return status >= 500
+    return isinstance(exc, OSError) or type(exc).__module__.startswith("requests")
