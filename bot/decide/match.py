@@ -20,7 +20,7 @@ import re2
 
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
-from bot.decide.prose import prose_only
+from bot.decide.prose import split_prose
 from bot.decide.rules import NearSignal, RuleSet
 
 
@@ -288,19 +288,6 @@ class Matcher:
                 gates.add(gate_id)
         return gates
 
-    def _gates_in(self, title: str, raw_body: str, body: str, limit: int) -> set[str]:
-        """Gate ids found in the title and the body's prose (not code, quotes, comments).
-
-        ``body`` is the normalised full body: prose is part of it, so when the full body has
-        no gate word the prose has none either, and the prose need not be normalised.
-        """
-        gates = self._gate_ids(title)
-        if self._gate_ids(body) - gates:
-            prose = prose_only(raw_body)
-            prose_norm = body if prose is raw_body else normalize(prose, limit)
-            gates |= self._gate_ids(prose_norm)
-        return gates
-
     def _patterns(self, text: str) -> list[_Role]:
         found = self._pattern_set.Match(text) if self._pattern_roles else None
         return [self._pattern_roles[i] for i in sorted(found or ())]
@@ -311,7 +298,12 @@ class Matcher:
         limit = settings.max_input_chars
         truncated = len(issue.title) + len(issue.body) > limit
         title = normalize(issue.title, limit)
-        body = normalize(issue.body, max(0, limit - len(issue.title)))
+        # Prose and code/quotes are normalised once each: gates read the prose alone, signals
+        # read both (prose first, then the rest).
+        prose_raw, rest_raw = split_prose(issue.body[: max(0, limit - len(issue.title))])
+        prose = normalize(prose_raw)
+        rest = normalize(rest_raw) if rest_raw else ""
+        body = f"{prose} {rest}" if prose and rest else (prose or rest)
         reports = {rid: CategoryReport(rid) for rid in self.ruleset.rules}
         seen: dict[str, dict[str, Hit]] = {rid: {} for rid in self.ruleset.rules}
         confusers: list[str] = []
@@ -367,7 +359,7 @@ class Matcher:
                 else:
                     pattern_roles.append(role)
 
-        gates = self._gates_in(title, issue.body, body, limit)
+        gates = self._gate_ids(title) | self._gate_ids(prose)
         for label in issue.labels:
             for rule_id in self._labels.get(label.casefold(), ()):
                 add(rule_id, Hit(f"label: {label}", 1.0, "labels", "label"))

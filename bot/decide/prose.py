@@ -19,9 +19,20 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 def prose_only(text: str) -> str:
     """Drop fenced code blocks, block quotes, inline code and HTML comments."""
+    return split_prose(text)[0]
+
+
+def split_prose(text: str) -> tuple[str, str]:
+    """``(prose, the rest)``: the author's prose, and the code, quotes and HTML comments.
+
+    Every character of ``text`` ends up in exactly one of the two (apart from line breaks), so
+    a matcher can normalise each part once and still see the whole issue.
+    """
     if not any(mark in text for mark in ("`", "~~~", ">", "<!--")):
-        return text
-    text = _HTML_COMMENT.sub(" ", text)
+        return text, ""
+    removed: list[str] = [m.group() for m in _HTML_COMMENT.finditer(text)]
+    if removed:
+        text = _HTML_COMMENT.sub(" ", text)
     kept: list[str] = []
     fence: str | None = None
     for line in text.splitlines():
@@ -29,11 +40,16 @@ def prose_only(text: str) -> str:
         if fence is not None:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
                 fence = None
+            removed.append(line)
             continue
         if m:
             fence = m.group(1)
+            removed.append(line)
             continue
         if line.lstrip().startswith(">"):
+            removed.append(line)
             continue
         kept.append(line)
-    return _INLINE_CODE.sub(" ", "\n".join(kept))
+    prose = "\n".join(kept)
+    removed.extend(_INLINE_CODE.findall(prose))
+    return _INLINE_CODE.sub(" ", prose), "\n".join(removed)
