@@ -39,3 +39,16 @@ def test_research_gate_ignores_quoted_prompt(min_ruleset: RuleSet) -> None:
     prose = "An attacker ran model extraction on our API. How to implement a tutorial?"
     assert "research" not in c.explain(Issue("a", "", quoted))["gates"]
     assert "research" in c.explain(Issue("b", "", prose))["gates"]
+
+
+def test_split_prose_keeps_everything_once() -> None:
+    from bot.decide.prose import split_prose
+
+    text = ("Intro how to\n```py\ntorch.load(x)\n```\n> quoted implement\n"
+            "see `pickle.loads` <!-- template -->\nend")
+    prose, rest = split_prose(text)
+    assert "torch.load(x)" in rest and "quoted implement" in rest
+    assert "pickle.loads" in rest and "template" in rest
+    assert "Intro how to" in prose and "end" in prose
+    assert "torch" not in prose and "template" not in prose
+    assert split_prose("plain text") == ("plain text", "")
