@@ -74,6 +74,17 @@ def secret_equals(given: str, secrets: Sequence[str]) -> bool:
     return any(matches)
 
 
+def sha256_header_matches(body: bytes, header: str | None, secrets: Sequence[str]) -> bool:
+    """True when ``header`` is ``sha256=`` + the hex HMAC-SHA256 of ``body`` under a secret
+    (the WebSub form GitHub and Jira both use). Empty secrets never match."""
+    if not header:
+        return False
+    scheme, sep, given = header.strip().partition("=")
+    if not sep or scheme.lower() != "sha256" or not given:
+        return False
+    return hex_hmac_matches(body, given, secrets, "sha256")
+
+
 def hex_hmac_matches(body: bytes, given_hex: str, secrets: Sequence[str], digestmod: str) -> bool:
     """Constant-time check of a hex HMAC of ``body`` against every secret."""
     given = given_hex.strip().lower().encode("utf-8", "replace")

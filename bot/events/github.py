@@ -17,7 +17,6 @@ from bot.events.common import (
     DEFAULT_MAX_BYTES,
     check_size,
     get_header,
-    hex_hmac_matches,
     load_json_object,
     opt_dict,
     opt_id,
@@ -26,6 +25,7 @@ from bot.events.common import (
     req_int,
     req_str,
     require_header,
+    sha256_header_matches,
 )
 from bot.events.model import Event, EventKind, IssueRef, WebhookError
 
@@ -49,12 +49,7 @@ def verify_github_signature(body: bytes, header: str | None, secrets: Sequence[s
     legacy SHA-1 ``X-Hub-Signature`` is deliberately not accepted. Empty secrets never match.
     https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
     """
-    if not header:
-        return False
-    scheme, sep, given = header.strip().partition("=")
-    if not sep or scheme.lower() != "sha256" or not given:
-        return False
-    return hex_hmac_matches(body, given, secrets, "sha256")
+    return sha256_header_matches(body, header, secrets)
 
 
 def parse_github(

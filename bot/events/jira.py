@@ -49,7 +49,6 @@ from bot.events.common import (
     body_digest,
     check_size,
     get_header,
-    hex_hmac_matches,
     load_json_object,
     normalize_secrets,
     opt_dict,
@@ -57,6 +56,7 @@ from bot.events.common import (
     opt_str,
     req_str,
     secret_equals,
+    sha256_header_matches,
 )
 from bot.events.model import Event, EventKind, IssueRef, WebhookError
 
@@ -82,12 +82,7 @@ def verify_jira_signature(body: bytes, header: str | None, secrets: Sequence[str
     Jira uses the WebSub ``X-Hub-Signature`` name (not ``-256``) with a ``sha256=`` prefix.
     https://developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks
     """
-    if not header:
-        return False
-    method, sep, given = header.strip().partition("=")
-    if not sep or method.lower() != "sha256" or not given:
-        return False
-    return hex_hmac_matches(body, given, secrets, "sha256")
+    return sha256_header_matches(body, header, secrets)
 
 
 def verify_jira_request(

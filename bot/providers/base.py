@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from bot.decide.model import Access
 from bot.events.model import IssueRef
 
-__all__ = ["Access", "BotState", "Comment", "IssueSnapshot", "ListPage", "Tracker"]
+__all__ = ["Access", "Comment", "IssueSnapshot", "ListPage", "Tracker"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,6 @@ class ListPage:
     next_cursor: str | None
     not_modified: bool = False
     etag: str | None = None
-
-
-@dataclass
-class BotState:
-    """What the bot keeps on the tracker itself (Jira entity property; GitHub/GitLab marker)."""
-
-    data: dict[str, object] = field(default_factory=dict)
 
 
 class Tracker(Protocol):

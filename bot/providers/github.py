@@ -47,6 +47,7 @@ from bot.providers.retry import (
     RetryPolicy,
     WritePacer,
     call_with_retry,
+    maybe_delivered,
 )
 
 __all__ = [
@@ -174,13 +175,6 @@ def classify_failure(exc: BaseException) -> Failure:
 
 _CONNECTION_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                       ConnectionError)
-
-
-def _maybe_delivered(exc: BaseException) -> bool:
-    """Could the request have been carried out although we saw an error? (timeouts, 5xx)."""
-    if isinstance(exc, GithubException):
-        return exc.status >= 500
-    return isinstance(exc, requests.exceptions.RequestException | OSError)
 
 
 # ----------------------------------------------------------------------------- HTTP
@@ -585,7 +579,7 @@ class GitHubTracker:
             try:
                 reply = self._http.send("POST", url, body={"body": body})
             except Exception as exc:
-                maybe_posted = maybe_posted or _maybe_delivered(exc)
+                maybe_posted = maybe_posted or maybe_delivered(exc)
                 raise
             return Comment(id=str(reply.data["id"]), body=str(reply.data.get("body") or body),
                            author=_login(reply.data.get("user")) or identity, author_is_bot=True)
