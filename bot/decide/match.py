@@ -11,41 +11,39 @@ The input is cut at ``settings.max_input_chars`` first, so time per issue is bou
 from __future__ import annotations
 
 import bisect
+import functools
+import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
-import ahocorasick
+import ahocorasick_rs
 import re2
 
 from bot.decide.model import Issue
-from bot.decide.normalize import normalize
+from bot.decide.normalize import normalize_bytes
 from bot.decide.prose import split_prose
 from bot.decide.rules import NearSignal, RuleSet
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Role:
-    kind: str  # phrase | ambiguous | pattern | near | confuser | anchor | cue | gate | traditional
+    kind: str  # phrase | ambiguous | pattern | confuser | anchor | cue | gate | traditional
     rule: str = ""
     weight: float = 0.0
     name: str = ""
-    signal: int = -1  # near: index into Matcher._near
-    group: int = -1  # near: which group of the signal
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
     """One piece of evidence found for a category."""
 
     name: str
     weight: float
     where: str  # "title", "body" or "labels"
-    kind: str  # phrase | ambiguous | pattern | label
-    anchored: bool = True
+    kind: str  # phrase | ambiguous | pattern | near | label
 
 
-@dataclass
+@dataclass(slots=True)
 class CategoryReport:
     """Everything the matcher saw for one category, before and after gates."""
 
@@ -69,72 +67,126 @@ class MatchReport:
     truncated: bool
 
 
-_Table = dict[tuple[str, ...], list[_Role]]
-_Match = tuple[int, int, list[_Role]]
+# (pattern index, key start, key end): offsets into the padded text, as the automaton reports
+_Found = tuple[int, int, int]
+# A threat-layer pattern: (its phrase signals, is it an anchor, its ambiguous signals,
+# is it a confuser).
+_ThreatInfo = tuple[tuple[tuple[str, str, float, str], ...], bool, tuple["_Role", ...], bool]
+
+_START = operator.itemgetter(1)
 
 
-class _PhraseTable:
-    """All phrases of all layers in one Aho-Corasick automaton: one C-level pass per text.
+def _HIT_ORDER(hit: Hit) -> tuple[float, str]:
+    return (-hit.weight, hit.name)
 
-    Layers: threat phrases (signals, anchors, confusers), context phrases (cues, gates,
-    traditional-bug words) and proximity terms. Threat and context layers keep leftmost-longest
-    matches without overlaps, each on its own, so a cue word is never swallowed by a threat
-    phrase and a confuser ("cache poisoning") swallows the signal word it contains. The
-    proximity layer keeps every match, overlapping or not. Phrases are searched with a space on
-    each side in text that is single-spaced tokens, so every match is on word boundaries.
-    Time is linear in the text plus the matches found.
+
+def _longest(found: list[_Found]) -> list[_Found]:
+    """Leftmost-longest matches without overlaps (the words of a match belong to it alone).
+
+    Keys carry a space on each side, so two keys that only share the space between two words
+    do not overlap: overlap is judged on the words inside the spaces.
+    """
+    if len(found) < 2:
+        return found
+    found.sort(key=lambda m: (m[1], -m[2]))
+    kept = []
+    free = 0
+    for m in found:
+        if m[1] + 1 >= free:
+            kept.append(m)
+            free = m[2] - 1
+    return kept
+
+
+class _Scanner:
+    """Every phrase of every layer in one Aho-Corasick automaton: one pass per text.
+
+    The automaton is the Rust ``aho-corasick`` crate's DFA (through ``ahocorasick_rs``): linear
+    in the text, and all matches come back in one list, so Python does no per-character work.
+    Layers: threat phrases (signals, anchors, confusers), context phrases (cues, traditional-bug
+    words), gate phrases and proximity terms. Phrases are searched with a space on each side in
+    text of single-spaced tokens, so every match is on word boundaries; all overlapping matches
+    are reported, in the order of their ends, and each layer then keeps its own leftmost-longest
+    set, so a cue word is never swallowed by a threat phrase and a confuser ("cache poisoning")
+    swallows the signal word it contains.
     """
 
-    OVERLAPPING = frozenset({2})
+    def __init__(
+        self,
+        threat: dict[str, list[_Role]],
+        context: dict[str, list[_Role]],
+        near: dict[str, int],
+        gate: dict[str, list[_Role]],
+    ) -> None:
+        # Proximity-only terms go last, so one comparison tells them from the rest: they are
+        # most of the matches and need no sorting into layers.
+        mixed = list(dict.fromkeys([*threat, *context, *gate]))
+        phrases = mixed + [p for p in near if p not in threat and p not in context
+                           and p not in gate]
+        self.near_from = len(mixed)
+        self.words = [p.count(" ") + 1 for p in phrases]
+        self.term = [near.get(p, -1) for p in phrases]
+        # Per pattern, what each layer does with a match, worked out once here.
+        self.threat: list[_ThreatInfo | None] = []
+        self.context: list[tuple[tuple[str, ...], tuple[str, ...]] | None] = []
+        self.gate: list[tuple[str, ...] | None] = []
+        for p in phrases:
+            roles = threat.get(p)
+            self.threat.append(None if not roles else (
+                tuple((r.rule, r.name, r.weight, "phrase") for r in roles if r.kind == "phrase"),
+                any(r.kind in ("phrase", "anchor") for r in roles),
+                tuple(r for r in roles if r.kind == "ambiguous"),
+                any(r.kind == "confuser" for r in roles)))
+            roles = context.get(p)
+            self.context.append(None if not roles else (
+                tuple(r.name for r in roles if r.kind == "cue"),
+                tuple(r.name for r in roles if r.kind == "traditional")))
+            roles = gate.get(p)
+            self.gate.append(tuple(r.name for r in roles) if roles else None)
+        self.keys = [f" {p} ".encode() for p in phrases]
+        self.automaton = (
+            ahocorasick_rs.BytesAhoCorasick(
+                self.keys, implementation=ahocorasick_rs.Implementation.DFA)
+            if phrases else None)
 
-    def __init__(self, layers: list[dict[str, list[_Role]]]) -> None:
-        self.n_layers = len(layers)
-        entries: dict[str, list[list[_Role] | None]] = {}
-        for k, layer in enumerate(layers):
-            for phrase, roles in layer.items():
-                entries.setdefault(phrase, [None] * self.n_layers)[k] = roles
-        self.automaton = ahocorasick.Automaton()
-        for phrase, per_layer in entries.items():
-            key = f" {phrase} "
-            present = tuple((k, roles) for k, roles in enumerate(per_layer) if roles is not None)
-            self.automaton.add_word(key, (len(key), phrase.count(" ") + 1, present))
-        self.empty = not entries
-        if not self.empty:
-            self.automaton.make_automaton()
-
-    def scan(self, text: str) -> list[list[_Match]]:
-        """Return the (token start, token length, roles) matches of each layer, in order."""
-        n_layers = self.n_layers
-        found: list[list[_Match]] = [[] for _ in range(n_layers)]
-        if self.empty or not text:
-            return found
-        padded = f" {text} "
-        candidates: list[list[_Match]] = [[] for _ in range(n_layers)]
-        last_char = last_tok = 0
-        for end, (key_len, n_tokens, present) in self.automaton.iter(padded):
-            # The match starts at a space; the spaces before it count the tokens before it.
-            # Matches arrive in order of their end, so count only from the previous one.
-            char = end - key_len + 1
-            if char >= last_char:
-                start = last_tok + padded.count(" ", last_char, char)
-            else:
-                start = last_tok - padded.count(" ", char, last_char)
-            last_char, last_tok = char, start
-            for k, roles in present:
-                candidates[k].append((start, n_tokens, roles))
-        for k in range(n_layers):
-            matches = candidates[k]
-            if k in self.OVERLAPPING:
-                found[k] = sorted(matches, key=lambda m: m[0])
-                continue
-            matches.sort(key=lambda m: (m[0], -m[1]))
-            free = 0
-            kept = found[k]
-            for match in matches:
-                if match[0] >= free:
-                    kept.append(match)
-                    free = match[0] + match[1]
+    def find(self, padded: bytes) -> list[_Found]:
+        """Every match in ``padded`` (text with a space each side), in the order of its end."""
+        if self.automaton is None:
+            return []
+        found: list[_Found] = self.automaton.find_matches_as_indexes(padded, overlapping=True)
         return found
+
+    def layers(self, found: list[_Found]) -> tuple[list[_Found], list[_Found], list[_Found]]:
+        """Threat and context matches (each leftmost-longest) and gate matches (all)."""
+        split = self.near_from
+        threat: list[_Found] = []
+        context: list[_Found] = []
+        gate: list[_Found] = []
+        threat_info = self.threat
+        context_info = self.context
+        gate_info = self.gate
+        for m in [m for m in found if m[0] < split]:
+            idx = m[0]
+            if threat_info[idx] is not None:
+                threat.append(m)
+            if context_info[idx] is not None:
+                context.append(m)
+            if gate_info[idx] is not None:
+                gate.append(m)
+        return _longest(threat), _longest(context), gate
+
+
+def _token_indexes(padded: bytes, starts: list[int]) -> list[int]:
+    """Token index of each key start in ``starts`` (sorted): the spaces before it, counted
+    incrementally, so the whole list costs one pass over the text."""
+    out = []
+    last = 0
+    count = -1
+    for s in starts:
+        count += padded.count(b" ", last, s + 1)
+        last = s + 1
+        out.append(count)
+    return out
 
 
 def _minimal(group: tuple[str, ...]) -> list[str]:
@@ -150,6 +202,16 @@ def _minimal(group: tuple[str, ...]) -> list[str]:
 
 def _within(positions: list[list[int]], window: int) -> bool:
     """True if one position from every list fits in a span of ``window`` words."""
+    if len(positions) == 2:
+        # Most signals have two groups: for each position of the shorter list, look for a
+        # partner within the window in the other, sorted one.
+        short, other = sorted(positions, key=len)
+        other = sorted(other)
+        for pos in short:
+            i = bisect.bisect_left(other, pos - window)
+            if i < len(other) and other[i] <= pos + window:
+                return True
+        return False
     events = sorted((pos, g) for g, plist in enumerate(positions) for pos in plist)
     need = len(positions)
     counts = [0] * need
@@ -176,67 +238,77 @@ class Matcher:
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
         settings = ruleset.settings
-        self._threat_roles: dict[str, list[_Role]] = defaultdict(list)
-        self._context_roles: dict[str, list[_Role]] = defaultdict(list)
-        # Every RE2 pattern (rule signals, cues, gates) in one set: one linear pass per text.
+        threat: dict[str, list[_Role]] = defaultdict(list)
+        context: dict[str, list[_Role]] = defaultdict(list)
+        gate: dict[str, list[_Role]] = defaultdict(list)
+        # Every RE2 pattern (rule signals, cues) in one set: one linear pass per text. Gate
+        # patterns read only the prose, so they get a set of their own.
         self._pattern_set = re2.Set.SearchSet()
         self._pattern_roles: list[_Role] = []
+        self._gate_set = re2.Set.SearchSet()
+        self._gate_pattern_ids: list[str] = []
         self._labels: dict[str, list[str]] = defaultdict(list)
-        self._near_roles: dict[str, list[_Role]] = {}
-        self._near: list[tuple[str, NearSignal]] = []
-        # Proximity phrase id -> every (signal, group) it belongs to; a phrase shared by twenty
-        # signals is matched once and fanned out only when it occurs.
-        self._near_members: list[list[tuple[int, int]]] = []
-        self._near_group_of: list[dict[int, list[int]]] = []  # signal -> phrase id -> groups
+        # Proximity signals. A term shared by twenty signals is matched once; its bits say which
+        # group of which signal it belongs to (4 bits per signal, one per group), so the
+        # signals with every group present are found with a few integer operations.
+        near_ids: dict[str, int] = {}
+        near_signals: list[tuple[str, NearSignal]] = []
+        group_of_term: list[dict[int, list[int]]] = []  # signal -> term -> its groups
+        term_bits: list[int] = []
+        pad = low = 0
         for rule in ruleset.rules.values():
             for near in rule.near:
-                index = len(self._near)
-                self._near.append((rule.id, near))
+                index = len(near_signals)
+                near_signals.append((rule.id, near))
+                group_of_term.append({})
+                low |= 1 << (4 * index)
+                for g in range(len(near.groups), 4):
+                    pad |= 1 << (4 * index + g)  # groups a signal lacks count as present
                 for g, group in enumerate(near.groups):
                     for phrase in _minimal(group):
-                        if phrase not in self._near_roles:
-                            self._near_roles[phrase] = [
-                                _Role("near", signal=len(self._near_members))]
-                            self._near_members.append([])
-                        phrase_id = self._near_roles[phrase][0].signal
-                        self._near_members[phrase_id].append((index, g))
-                        while len(self._near_group_of) <= index:
-                            self._near_group_of.append({})
-                        self._near_group_of[index].setdefault(phrase_id, []).append(g)
+                        term = near_ids.setdefault(phrase, len(near_ids))
+                        if term == len(term_bits):
+                            term_bits.append(0)
+                        term_bits[term] |= 1 << (4 * index + g)
+                        group_of_term[index].setdefault(term, []).append(g)
             for sig in rule.phrases:
-                self._threat_roles[sig.text].append(_Role("phrase", rule.id, sig.weight, sig.name))
+                threat[sig.text].append(_Role("phrase", rule.id, sig.weight, sig.name))
             for sig in rule.ambiguous:
-                self._threat_roles[sig.text].append(
-                    _Role("ambiguous", rule.id, sig.weight, sig.name))
+                threat[sig.text].append(_Role("ambiguous", rule.id, sig.weight, sig.name))
             for sig in rule.patterns:
                 self._add_pattern(sig.text, _Role("pattern", rule.id, sig.weight, sig.name))
             for conf in rule.confusers:
-                self._threat_roles[conf].append(_Role("confuser", rule.id))
+                threat[conf].append(_Role("confuser", rule.id))
             for label in rule.labels:
                 self._labels[label].append(rule.id)
         for conf in settings.confusers:
-            self._threat_roles[conf].append(_Role("confuser"))
+            threat[conf].append(_Role("confuser"))
         for anchor in settings.anchors:
-            self._threat_roles[anchor].append(_Role("anchor"))
+            threat[anchor].append(_Role("anchor"))
         for cue in settings.cues.values():
             for phrase in cue.phrases:
-                self._context_roles[phrase].append(_Role("cue", name=cue.id))
+                context[phrase].append(_Role("cue", name=cue.id))
             for pat in cue.patterns:
                 self._add_pattern(pat, _Role("cue", name=cue.id))
-        # Gates read only the author's prose (bot/decide/prose.py), so they get their own table.
-        gate_roles: dict[str, list[_Role]] = defaultdict(list)
-        self._gate_patterns: list[tuple[str, Any]] = []
-        for gate in settings.gates.values():
-            for phrase in gate.phrases:
-                gate_roles[phrase].append(_Role("gate", name=gate.id))
-            for pat in gate.patterns:
-                self._gate_patterns.append((gate.id, re2.compile(pat)))
-        self._gates = _PhraseTable([gate_roles])
+        for gate_def in settings.gates.values():
+            for phrase in gate_def.phrases:
+                gate[phrase].append(_Role("gate", name=gate_def.id))
+            for pat in gate_def.patterns:
+                self._gate_set.Add(pat)
+                self._gate_pattern_ids.append(gate_def.id)
         for phrase in settings.traditional:
-            self._context_roles[phrase].append(_Role("traditional", name=phrase))
-        self._phrases = _PhraseTable(
-            [self._threat_roles, self._context_roles, self._near_roles])
+            context[phrase].append(_Role("traditional", name=phrase))
+        self._scanner = _Scanner(threat, context, near_ids, gate)
+        # Bits of each pattern of the automaton (0 for what is not a proximity term).
+        self._near_bits = [term_bits[t] if t >= 0 else 0 for t in self._scanner.term]
+        index_of_term = {t: i for i, t in enumerate(self._scanner.term) if t >= 0}
+        self._near = [
+            (rule_id, signal, {index_of_term[t]: g for t, g in groups.items()})
+            for (rule_id, signal), groups in zip(near_signals, group_of_term, strict=True)]
+        self._near_pad = pad
+        self._near_low = low
         self._pattern_set.Compile()
+        self._gate_set.Compile()
 
     def _add_pattern(self, pattern: str, role: _Role) -> None:
         index = self._pattern_set.Add(pattern)
@@ -244,133 +316,148 @@ class Matcher:
         self._pattern_roles.append(role)
 
     def _near_hits(
-        self, matches: list[_Match], blocked: list[tuple[int, int]]
+        self, found: list[_Found], blocked: list[tuple[int, int]], padded: bytes
     ) -> list[tuple[str, NearSignal]]:
-        if not matches:
-            return []
-        occurrences: dict[int, list[int]] = {}
-        for start, _, roles in matches:
+        """Proximity signals with a term of every group within their window of words."""
+        present = {m[0] for m in found}
+        bits = functools.reduce(operator.or_, map(self._near_bits.__getitem__, present), 0)
+        # A signal is a candidate when all four of its bits are set (absent groups are padded).
+        full = bits | self._near_pad
+        ready = full & (full >> 1) & (full >> 2) & (full >> 3) & self._near_low
+        out: list[tuple[str, NearSignal]] = []
+        if not ready:
+            return out
+        candidates = []
+        wanted: set[int] = set()
+        while ready:
+            lowest = ready & -ready
+            ready ^= lowest
+            candidate = self._near[(lowest.bit_length() - 1) >> 2]
+            candidates.append(candidate)
+            wanted |= candidate[2].keys() & present
+        # Token positions of the candidates' terms in one pass: matches come in the order of
+        # their ends, so the spaces before each end are counted incrementally.
+        at: dict[int, list[int]] = {}
+        words = self._scanner.words
+        blocked_starts = [a for a, _ in blocked]
+        last = 0
+        count = 0
+        for idx, start, end in [m for m in found if m[0] in wanted]:
             # Inside a confuser ("cache poisoning") a word is not evidence.
-            if blocked and any(a <= start < b for a, b in blocked):
-                continue
-            phrase_id = roles[0].signal
-            if phrase_id in occurrences:
-                occurrences[phrase_id].append(start)
+            if blocked:
+                i = bisect.bisect_right(blocked_starts, start + 1) - 1
+                if i >= 0 and start + 1 < blocked[i][1]:
+                    continue
+            if end - 1 >= last:
+                count += padded.count(b" ", last, end - 1)
+            else:  # not in order after all: count from the start
+                count = padded.count(b" ", 0, end - 1)
+            last = end - 1
+            token = count - words[idx]  # the term's first word
+            if idx in at:
+                at[idx].append(token)
             else:
-                occurrences[phrase_id] = [start]
-        # First which groups of which signals are present at all (a bit mask per signal),
-        # then positions only for the signals with every group present.
-        masks: dict[int, int] = defaultdict(int)
-        members = self._near_members
-        for phrase_id in occurrences:
-            for index, g in members[phrase_id]:
-                masks[index] |= 1 << g
-        out = []
-        for index, mask in masks.items():
-            rule_id, near = self._near[index]
-            if mask != (1 << len(near.groups)) - 1:
-                continue
-            groups: list[list[int]] = [[] for _ in near.groups]
-            group_of = self._near_group_of[index]
-            for phrase_id, starts in occurrences.items():
-                for g in group_of.get(phrase_id, ()):
-                    groups[g].extend(starts)
-            if _within(groups, near.window):
-                out.append((rule_id, near))
+                at[idx] = [token]
+        for rule_id, signal, group_of in candidates:
+            positions: list[list[int]] = [[] for _ in signal.groups]
+            for idx in group_of.keys() & at.keys():
+                for g in group_of[idx]:
+                    positions[g] += at[idx]
+            if all(positions) and _within(positions, signal.window):
+                out.append((rule_id, signal))
         return out
 
-    def _gate_ids(self, text: str) -> set[str]:
-        gates: set[str] = set()
-        for _, _, roles in self._gates.scan(text)[0]:
-            gates.update(role.name for role in roles)
-        for gate_id, pattern in self._gate_patterns:
-            if gate_id not in gates and pattern.search(text):
-                gates.add(gate_id)
-        return gates
-
-    def _patterns(self, text: str) -> list[_Role]:
-        found = self._pattern_set.Match(text) if self._pattern_roles else None
-        return [self._pattern_roles[i] for i in sorted(found or ())]
+    def _gate_ids(self, padded: bytes, gate: list[_Found], end: int) -> set[str]:
+        """Gates in the prose (``padded`` up to ``end``), from phrases and patterns."""
+        names = self._scanner.gate
+        found: set[str] = set()
+        for idx, _, _ in _longest([m for m in gate if m[2] - 1 <= end]):
+            found.update(names[idx] or ())
+        if self._gate_pattern_ids and end > 1:
+            for i in self._gate_set.Match(padded[1:end]) or ():
+                found.add(self._gate_pattern_ids[i])
+        return found
 
     def match(self, issue: Issue) -> MatchReport:
         """Run every rule over ``issue`` and report what was found."""
         settings = self.ruleset.settings
         limit = settings.max_input_chars
         truncated = len(issue.title) + len(issue.body) > limit
-        title = normalize(issue.title, limit)
-        # Prose and code/quotes are normalised once each: gates read the prose alone, signals
-        # read both (prose first, then the rest).
+        title = normalize_bytes(issue.title, limit)
+        # Prose and code/quotes are normalised once each and scanned together; gates read the
+        # prose part alone (its matches end before the code starts).
         prose_raw, rest_raw = split_prose(issue.body[: max(0, limit - len(issue.title))])
-        prose = normalize(prose_raw)
-        rest = normalize(rest_raw) if rest_raw else ""
-        body = f"{prose} {rest}" if prose and rest else (prose or rest)
-        reports = {rid: CategoryReport(rid) for rid in self.ruleset.rules}
-        seen: dict[str, dict[str, Hit]] = {rid: {} for rid in self.ruleset.rules}
+        prose = normalize_bytes(prose_raw)
+        rest = normalize_bytes(rest_raw) if rest_raw else b""
+        body = prose + b" " + rest if prose and rest else (prose or rest)
+        # rule -> signal name -> (weight, where, kind): each distinct signal counts once, at
+        # its best (title beats body on a tie, being first).
+        seen: dict[str, dict[str, tuple[float, str, str]]] = defaultdict(dict)
+        unanchored: dict[str, list[str]] = defaultdict(list)
         confusers: list[str] = []
-
-        def add(rule_id: str, hit: Hit) -> None:
-            best = seen[rule_id].get(hit.name)
-            # Each distinct signal counts once, at its best (title beats body).
-            if best is None or hit.weight > best.weight:
-                seen[rule_id][hit.name] = hit
-
-        title_anchored = False
-        pattern_roles: list[_Role] = []
-        context: list[_Match] = []
-        window = settings.anchor_window
-        for where, text in (("title", title), ("body", body)):
-            if not text:
-                continue
-            tokens = text.split(" ")
-            mult = settings.title_weight if where == "title" else 1.0
-            anchors: list[int] = []
-            pending: list[tuple[int, _Role]] = []
-            threat_matches, context_matches, near_matches = self._phrases.scan(text)
-            context.extend(context_matches)
-            blocked: list[tuple[int, int]] = []
-            for start, length, roles in threat_matches:
-                for role in roles:
-                    if role.kind == "phrase":
-                        add(role.rule, Hit(role.name, role.weight * mult, where, "phrase"))
-                        anchors.append(start)
-                    elif role.kind == "anchor":
-                        anchors.append(start)
-                    elif role.kind == "ambiguous":
-                        pending.append((start, role))
-                    elif role.kind == "confuser":
-                        blocked.append((start, start + length))
-                        phrase = " ".join(tokens[start : start + length])
-                        if phrase not in confusers:
-                            confusers.append(phrase)
-            for rule_id, near in self._near_hits(near_matches, blocked):
-                add(rule_id, Hit(near.name, near.weight * mult, where, "near"))
-            if where == "title" and anchors:
-                title_anchored = True
-            for start, role in pending:
-                i = bisect.bisect_left(anchors, start - window)
-                close = i < len(anchors) and anchors[i] <= start + window
-                if close or title_anchored:
-                    add(role.rule, Hit(role.name, role.weight * mult, where, "ambiguous"))
-                else:
-                    reports[role.rule].unanchored.append(role.name)
-            for role in self._patterns(text):
-                if role.kind == "pattern":
-                    add(role.rule, Hit(role.name, role.weight * mult, where, "pattern"))
-                else:
-                    pattern_roles.append(role)
-
-        gates = self._gate_ids(title) | self._gate_ids(prose)
-        for label in issue.labels:
-            for rule_id in self._labels.get(label.casefold(), ()):
-                add(rule_id, Hit(f"label: {label}", 1.0, "labels", "label"))
-
         cues: set[str] = set()
         traditional: list[str] = []
-        for role in pattern_roles + [r for _, _, roles in context for r in roles]:
-            if role.kind == "cue":
-                cues.add(role.name)
-            elif role.name not in traditional:
-                traditional.append(role.name)
+        gates: set[str] = set()
+        scanner = self._scanner
+        threat_info = scanner.threat
+        context_info = scanner.context
+        title_anchored = False
+        for where, text, prose_len in (("title", title, len(title)), ("body", body, len(prose))):
+            if not text:
+                continue
+            padded = b" " + text + b" "
+            found = scanner.find(padded)
+            threat, context, gate = scanner.layers(found)
+            hits: list[tuple[str, str, float, str]] = []  # (rule, name, weight, kind)
+            anchors: list[int] = []
+            pending: list[tuple[int, _Role]] = []
+            blocked: list[tuple[int, int]] = []
+            for idx, start, end in threat:
+                phrases, anchor, ambiguous, confuser = threat_info[idx]  # type: ignore[misc]
+                if phrases:
+                    hits += phrases
+                if anchor:
+                    anchors.append(start)
+                for role in ambiguous:
+                    pending.append((start, role))
+                if confuser:
+                    blocked.append((start + 1, end - 1))
+                    phrase = padded[start + 1 : end - 1].decode("utf-8", "surrogatepass")
+                    if phrase not in confusers:
+                        confusers.append(phrase)
+            for rule_id, signal in self._near_hits(found, blocked, padded):
+                hits.append((rule_id, signal.name, signal.weight, "near"))
+            if where == "title" and anchors:
+                title_anchored = True
+            if pending:
+                self._ambiguous(padded, pending, anchors, title_anchored, hits, unanchored)
+            if self._pattern_roles:
+                for i in sorted(self._pattern_set.Match(text) or ()):
+                    role = self._pattern_roles[i]
+                    if role.kind == "pattern":
+                        hits.append((role.rule, role.name, role.weight, "pattern"))
+                    else:
+                        cues.add(role.name)
+            mult = settings.title_weight if where == "title" else 1.0
+            for rule_id, name, weight, kind in hits:
+                weight *= mult
+                best = seen[rule_id].get(name)
+                if best is None or weight > best[0]:
+                    seen[rule_id][name] = (weight, where, kind)
+            for idx, _, _ in context:
+                cue_names, trad_names = context_info[idx]  # type: ignore[misc]
+                cues.update(cue_names)
+                for name in trad_names:
+                    if name not in traditional:
+                        traditional.append(name)
+            if gate or self._gate_pattern_ids:
+                gates |= self._gate_ids(padded, gate, prose_len + 1)
+
+        for label in issue.labels:
+            for rule_id in self._labels.get(label.casefold(), ()):
+                name = f"label: {label}"
+                if name not in seen[rule_id]:
+                    seen[rule_id][name] = (1.0, "labels", "label")
 
         factor = 1.0
         gate_defs = settings.gates
@@ -378,8 +465,44 @@ class Matcher:
             factor *= gate_defs["research"].factor
         if "negation" in gates:
             factor *= gate_defs["negation"].factor
-        for rule_id, report in reports.items():
-            report.hits = sorted(seen[rule_id].values(), key=lambda h: (-h.weight, h.name))
-            report.raw = sum(h.weight for h in report.hits)
-            report.score = report.raw * factor
+        reports = {}
+        for rule_id in self.ruleset.rules:
+            report = CategoryReport(rule_id, unanchored=unanchored.get(rule_id, []))
+            signals = seen.get(rule_id)
+            if signals:
+                report.hits = sorted(
+                    (Hit(name, w, where, kind) for name, (w, where, kind) in signals.items()),
+                    key=_HIT_ORDER)
+                report.raw = sum(h.weight for h in report.hits)
+                report.score = report.raw * factor
+            reports[rule_id] = report
         return MatchReport(reports, cues, gates, factor, traditional, confusers, truncated)
+
+    def _ambiguous(
+        self,
+        padded: bytes,
+        pending: list[tuple[int, _Role]],
+        anchors: list[int],
+        title_anchored: bool,
+        hits: list[tuple[str, str, float, str]],
+        unanchored: dict[str, list[str]],
+    ) -> None:
+        """Ambiguous words count only with ML context: an anchor in the title, or one within
+        ``anchor_window`` words in the same text."""
+        if title_anchored or not anchors:
+            close = [title_anchored] * len(pending)
+        else:
+            window = self.ruleset.settings.anchor_window
+            spots = sorted(anchors + [s for s, _ in pending])
+            token_of = dict(zip(spots, _token_indexes(padded, spots), strict=True))
+            anchor_tokens = [token_of[a] for a in anchors]
+            close = []
+            for start, _ in pending:
+                t = token_of[start]
+                i = bisect.bisect_left(anchor_tokens, t - window)
+                close.append(i < len(anchor_tokens) and anchor_tokens[i] <= t + window)
+        for (_, role), ok in zip(pending, close, strict=True):
+            if ok:
+                hits.append((role.rule, role.name, role.weight, "ambiguous"))
+            else:
+                unanchored[role.rule].append(role.name)

@@ -9,7 +9,6 @@ letters, digits and single spaces, so phrases match on word boundaries.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 # Characters that render as nothing; attackers put them inside keywords.
@@ -35,39 +34,56 @@ _HOMOGLYPHS = str.maketrans(
 
 _FOLD: dict[str, str] = {chr(k): (v if isinstance(v, str) else "")
                          for k, v in {**_INVISIBLE, **_HOMOGLYPHS}.items()}
-# Runs of non-ASCII bytes in the UTF-8 form (a byte-level search is fast); only those runs are
-# walked character by character: look-alikes folded, invisibles dropped, other non-letters
-# (’ — “ … emoji) made spaces.
-_NON_ASCII_BYTES = re.compile(rb"[\x80-\xff]+")
+_ASCII_BYTES = bytes(range(128))
+# After folding, only ASCII punctuation is left to blank out: bytes.translate with a 256-byte
+# table and split/join are C loops (str.translate with a dict is several times slower).
+_ASCII_TABLE = bytes((c if chr(c).isalnum() else 32) if c < 128 else 32 for c in range(256))
 _UTF8_TABLE = bytes((c if chr(c).isalnum() else 32) if c < 128 else c for c in range(256))
+# Above this many distinct non-ASCII characters one translate pass beats a replace per character.
+_REPLACE_LIMIT = 32
 
 
-def _fold_run(match: re.Match[bytes]) -> bytes:
-    run = match.group().decode("utf-8", "surrogatepass")
-    folded = "".join(_FOLD.get(ch, ch if ch.isalnum() else " ") for ch in run)
-    return folded.encode("utf-8", "surrogatepass")
+def _single_spaced(raw: bytes) -> bytes:
+    """Collapse runs of spaces (the only whitespace left) and trim the ends."""
+    return b" ".join(raw.split())
 
 
-# Every regex here is a single character class: linear, nothing can backtrack.
-# ASCII fast path: most issues are plain ASCII; bytes.translate with a 256-byte table and
-# split/join are C loops (str.translate with a dict is several times slower).
-_ASCII_TABLE = bytes(
-    (c if chr(c).isalnum() else 32) if c < 128 else 32 for c in range(256)
-)
+def _fold_char(ch: str) -> str:
+    """One character after NFKC: casefolded, then look-alikes folded, invisibles dropped and
+    other non-letters (’ — “ … emoji) made spaces."""
+    return "".join(_FOLD.get(c, c if c.isalnum() else " ") for c in ch.casefold())
 
 
-def normalize(text: str, max_chars: int | None = None) -> str:
-    """Return ``text`` folded for matching: letters, digits and single spaces only.
+def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:
+    """Return ``text`` folded for matching, as UTF-8: letters, digits and single spaces only.
 
     ``max_chars`` cuts the raw input first, which bounds time and memory per issue.
     """
     if max_chars is not None and len(text) > max_chars:
         text = text[:max_chars]
-    if text.isascii():
-        return b" ".join(text.encode("ascii").lower().translate(_ASCII_TABLE).split()).decode()
-    text = unicodedata.normalize("NFKC", text).casefold()
-    raw = _NON_ASCII_BYTES.sub(_fold_run, text.encode("utf-8", "surrogatepass"))
-    return b" ".join(raw.translate(_UTF8_TABLE).split()).decode("utf-8", "surrogatepass")
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        raw = text.encode("utf-8", "surrogatepass")
+        # Case folding is a per-character mapping, so each distinct non-ASCII character is
+        # folded once (a text has few: ’ — é) and ASCII is lowered as bytes below; str.casefold
+        # over a whole non-ASCII text is ten times slower. Deleting the ASCII bytes leaves the
+        # non-ASCII characters (C loops only). UTF-8 is self-synchronising, so replacing a
+        # character's bytes never touches another character.
+        distinct = set(raw.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass"))
+        folds = {ch: f for ch in distinct if (f := _fold_char(ch)) != ch}
+        if len(folds) > _REPLACE_LIMIT:
+            raw = text.translate({ord(ch): f for ch, f in folds.items()}).encode(
+                "utf-8", "surrogatepass")
+        else:
+            for ch, f in folds.items():
+                raw = raw.replace(ch.encode("utf-8", "surrogatepass"), f.encode())
+        return _single_spaced(raw.lower().translate(_UTF8_TABLE))
+    return _single_spaced(text.encode("ascii").lower().translate(_ASCII_TABLE))
+
+
+def normalize(text: str, max_chars: int | None = None) -> str:
+    """Return ``text`` folded for matching: letters, digits and single spaces only."""
+    return normalize_bytes(text, max_chars).decode("utf-8", "surrogatepass")
 
 
 def normalize_phrase(phrase: str) -> str:

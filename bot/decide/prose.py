@@ -15,6 +15,7 @@ import re
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_MARKS = frozenset(">`~")
 
 
 def prose_only(text: str) -> str:
@@ -30,26 +31,41 @@ def split_prose(text: str) -> tuple[str, str]:
     """
     if not any(mark in text for mark in ("`", "~~~", ">", "<!--")):
         return text, ""
-    removed: list[str] = [m.group() for m in _HTML_COMMENT.finditer(text)]
-    if removed:
+    removed: list[str] = []
+    if "<!--" in text:
+        removed = [m.group() for m in _HTML_COMMENT.finditer(text)]
         text = _HTML_COMMENT.sub(" ", text)
+    lines = text.splitlines()
+    # Only lines that start with a fence or quote mark change anything; the rest are sliced.
+    marked = [i for i, line in enumerate(lines) if line.lstrip()[:1] in _MARKS]
     kept: list[str] = []
     fence: str | None = None
-    for line in text.splitlines():
+    start = keep_from = 0
+    for i in marked:
+        line = lines[i]
         m = _FENCE.match(line)
         if fence is not None:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
+                removed.extend(lines[start : i + 1])
                 fence = None
-            removed.append(line)
+                keep_from = i + 1
             continue
         if m:
+            kept.extend(lines[keep_from:i])
             fence = m.group(1)
+            start = i
+        elif line.lstrip().startswith(">"):
+            kept.extend(lines[keep_from:i])
             removed.append(line)
-            continue
-        if line.lstrip().startswith(">"):
-            removed.append(line)
-            continue
-        kept.append(line)
+            keep_from = i + 1
+    if fence is not None:
+        removed.extend(lines[start:])
+    else:
+        kept.extend(lines[keep_from:])
     prose = "\n".join(kept)
-    removed.extend(_INLINE_CODE.findall(prose))
-    return _INLINE_CODE.sub(" ", prose), "\n".join(removed)
+    if "`" in prose:
+        code = _INLINE_CODE.findall(prose)
+        if code:
+            removed.extend(code)
+            prose = _INLINE_CODE.sub(" ", prose)
+    return prose, "\n".join(removed)
