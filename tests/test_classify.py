@@ -205,9 +205,32 @@ def test_near_signal_needs_every_group_within_the_window(min_ruleset: RuleSet) -
     assert not one_group.threats
 
 
-def test_near_window_with_three_groups() -> None:
-    from bot.decide.match import _within
+@pytest.mark.parametrize(
+    ("body", "fires"),
+    [
+        ("zorp quux blat", True),
+        ("blat then quux then zorp", True),  # any order
+        ("zorp a b quux blat", True),  # blat is exactly 4 words after zorp
+        ("zorp a b c quux blat", False),  # 5 words: outside the window
+        ("zorp " + "x " * 10 + "zorp quux blat", True),  # a later zorp is close enough
+        ("zorp quux", False),  # a group missing
+        ("zorp blocker quux blat", False),  # zorp inside a confuser is not evidence
+        ("zorp blocker zorp quux blat", True),  # ...but the next one is
+        ("wide blat quux zorp", True),  # multi-word term
+        ("zorp extraordinarilylongword anotherverylongword quux blat", True),  # long words
+        ("zorp quux " + "y " * 3 + "blat", False),  # blat 5 words after zorp
+    ],
+)
+def test_near_signal_with_three_groups(min_ruleset: RuleSet, body: str, fires: bool) -> None:
+    report = Classifier(min_ruleset).matcher.match(Issue("n", "", body))
+    hits = report.categories.get("membership-inference")
+    names = [h.name for h in hits.hits] if hits else []
+    assert ("zorp near quux near blat" in names) is fires
 
-    assert _within([[0, 50], [3], [9]], 10)
-    assert not _within([[0], [3], [30]], 10)
-    assert _within([[100], [95], [104]], 10)
+
+def test_near_signal_in_title_and_body_counts_once_at_title_weight(
+    min_ruleset: RuleSet,
+) -> None:
+    report = Classifier(min_ruleset).matcher.match(Issue("n", "zorp quux blat", "zorp quux blat"))
+    hits = [h for h in report.categories["membership-inference"].hits if h.kind == "near"]
+    assert [(h.where, h.weight) for h in hits] == [("title", 1.5)]

@@ -66,7 +66,8 @@ class Classifier:
 
     def _threat(self, rule: Rule, report: MatchReport, score: float) -> Threat:
         severity, used = suggest_severity(rule, report.cues)
-        evidence = tuple(dict.fromkeys(h.name for h in report.categories[rule.id].hits))
+        category = report.categories.get(rule.id)
+        evidence = tuple(dict.fromkeys(h.name for h in category.hits)) if category else ()
         return Threat(rule.id, score, severity, evidence, used)
 
     def classify(

@@ -58,7 +58,7 @@ class CategoryReport:
 class MatchReport:
     """The matcher's full account of one issue (used by classify and explain)."""
 
-    categories: dict[str, CategoryReport]
+    categories: dict[str, CategoryReport]  # only categories with evidence or ignored words
     cues: set[str]
     gates: set[str]
     factor: float
@@ -73,7 +73,9 @@ _Found = tuple[int, int, int]
 # is it a confuser).
 _ThreatInfo = tuple[tuple[tuple[str, str, float, str], ...], bool, tuple["_Role", ...], bool]
 
+_INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
+_END = operator.itemgetter(2)
 
 
 def _HIT_ORDER(hit: Hit) -> tuple[float, str]:
@@ -88,7 +90,9 @@ def _longest(found: list[_Found]) -> list[_Found]:
     """
     if len(found) < 2:
         return found
-    found.sort(key=lambda m: (m[1], -m[2]))
+    # By start, longest first on a tie: two stable C-level sorts instead of a Python key.
+    found.sort(key=_END, reverse=True)
+    found.sort(key=_START)
     kept = []
     free = 0
     for m in found:
@@ -159,20 +163,13 @@ class _Scanner:
     def layers(self, found: list[_Found]) -> tuple[list[_Found], list[_Found], list[_Found]]:
         """Threat and context matches (each leftmost-longest) and gate matches (all)."""
         split = self.near_from
-        threat: list[_Found] = []
-        context: list[_Found] = []
-        gate: list[_Found] = []
+        mixed = [m for m in found if m[0] < split]
         threat_info = self.threat
         context_info = self.context
         gate_info = self.gate
-        for m in [m for m in found if m[0] < split]:
-            idx = m[0]
-            if threat_info[idx] is not None:
-                threat.append(m)
-            if context_info[idx] is not None:
-                context.append(m)
-            if gate_info[idx] is not None:
-                gate.append(m)
+        threat = [m for m in mixed if threat_info[m[0]] is not None]
+        context = [m for m in mixed if context_info[m[0]] is not None]
+        gate = [m for m in mixed if gate_info[m[0]] is not None]
         return _longest(threat), _longest(context), gate
 
 
@@ -198,38 +195,6 @@ def _minimal(group: tuple[str, ...]) -> list[str]:
     padded = {p: f" {p} " for p in group}
     return [p for p in group
             if not any(q != p and padded[q] in padded[p] for q in group)]
-
-
-def _within(positions: list[list[int]], window: int) -> bool:
-    """True if one position from every list fits in a span of ``window`` words."""
-    if len(positions) == 2:
-        # Most signals have two groups: for each position of the shorter list, look for a
-        # partner within the window in the other, sorted one.
-        short, other = sorted(positions, key=len)
-        other = sorted(other)
-        for pos in short:
-            i = bisect.bisect_left(other, pos - window)
-            if i < len(other) and other[i] <= pos + window:
-                return True
-        return False
-    events = sorted((pos, g) for g, plist in enumerate(positions) for pos in plist)
-    need = len(positions)
-    counts = [0] * need
-    covered = 0
-    left = 0
-    for pos, group in events:
-        if counts[group] == 0:
-            covered += 1
-        counts[group] += 1
-        while events[left][0] < pos - window:
-            g = events[left][1]
-            counts[g] -= 1
-            if counts[g] == 0:
-                covered -= 1
-            left += 1
-        if covered == need:
-            return True
-    return False
 
 
 class Matcher:
@@ -319,7 +284,7 @@ class Matcher:
         self, found: list[_Found], blocked: list[tuple[int, int]], padded: bytes
     ) -> list[tuple[str, NearSignal]]:
         """Proximity signals with a term of every group within their window of words."""
-        present = {m[0] for m in found}
+        present = set(map(_INDEX, found))
         bits = functools.reduce(operator.or_, map(self._near_bits.__getitem__, present), 0)
         # A signal is a candidate when all four of its bits are set (absent groups are padded).
         full = bits | self._near_pad
@@ -327,43 +292,53 @@ class Matcher:
         out: list[tuple[str, NearSignal]] = []
         if not ready:
             return out
-        candidates = []
-        wanted: set[int] = set()
+        # Which group of which candidate each present term stands for.
+        candidates: list[tuple[str, NearSignal, dict[int, list[int]]]] = []
+        members: dict[int, list[tuple[int, int]]] = {}
         while ready:
             lowest = ready & -ready
             ready ^= lowest
             candidate = self._near[(lowest.bit_length() - 1) >> 2]
+            slot = len(candidates)
             candidates.append(candidate)
-            wanted |= candidate[2].keys() & present
-        # Token positions of the candidates' terms in one pass: matches come in the order of
-        # their ends, so the spaces before each end are counted incrementally.
-        at: dict[int, list[int]] = {}
-        words = self._scanner.words
-        blocked_starts = [a for a, _ in blocked]
-        last = 0
-        count = 0
-        for idx, start, end in [m for m in found if m[0] in wanted]:
-            # Inside a confuser ("cache poisoning") a word is not evidence.
-            if blocked:
-                i = bisect.bisect_right(blocked_starts, start + 1) - 1
-                if i >= 0 and start + 1 < blocked[i][1]:
-                    continue
-            if end - 1 >= last:
-                count += padded.count(b" ", last, end - 1)
-            else:  # not in order after all: count from the start
-                count = padded.count(b" ", 0, end - 1)
-            last = end - 1
-            token = count - words[idx]  # the term's first word
-            if idx in at:
-                at[idx].append(token)
-            else:
-                at[idx] = [token]
-        for rule_id, signal, group_of in candidates:
-            positions: list[list[int]] = [[] for _ in signal.groups]
-            for idx in group_of.keys() & at.keys():
+            group_of = candidate[2]
+            for idx in group_of.keys() & present:
+                slots = members.setdefault(idx, [])
                 for g in group_of[idx]:
-                    positions[g] += at[idx]
-            if all(positions) and _within(positions, signal.window):
+                    slots.append((slot, g))
+        # Those terms' occurrences in text order (by key start, the space before the term).
+        occurrences = sorted([(m[1], m[0]) for m in found if m[0] in members])
+        if blocked:
+            # Inside a confuser ("cache poisoning") a word is not evidence. Both lists are in
+            # text order and the confusers do not overlap, so one walk does.
+            kept = []
+            j = 0
+            for occurrence in occurrences:
+                at = occurrence[0] + 1
+                while j < len(blocked) and blocked[j][1] <= at:
+                    j += 1
+                if j == len(blocked) or at < blocked[j][0]:
+                    kept.append(occurrence)
+            occurrences = kept
+        # One sweep: each candidate keeps the latest start of each of its groups and holds once
+        # the oldest of them is within its window of words of the newest. Words between two
+        # starts are the spaces between them; a word takes at least two characters with its
+        # space, so a span of at most twice the window needs no counting.
+        latest = [[-1] * len(c[1].groups) for c in candidates]
+        windows = [c[1].window for c in candidates]
+        held = [False] * len(candidates)
+        for start, idx in occurrences:
+            for slot, g in members[idx]:
+                if held[slot]:
+                    continue
+                starts = latest[slot]
+                starts[g] = start
+                oldest = min(starts)
+                if oldest >= 0 and (start - oldest <= 2 * windows[slot]
+                                    or padded.count(b" ", oldest, start) <= windows[slot]):
+                    held[slot] = True
+        for (rule_id, signal, _), ok in zip(candidates, held, strict=True):
+            if ok:
                 out.append((rule_id, signal))
         return out
 
@@ -465,10 +440,13 @@ class Matcher:
             factor *= gate_defs["research"].factor
         if "negation" in gates:
             factor *= gate_defs["negation"].factor
+        # Only categories with something to show get a report; the rest scored nothing.
         reports = {}
         for rule_id in self.ruleset.rules:
-            report = CategoryReport(rule_id, unanchored=unanchored.get(rule_id, []))
             signals = seen.get(rule_id)
+            if not signals and rule_id not in unanchored:
+                continue
+            report = CategoryReport(rule_id, unanchored=unanchored.get(rule_id, []))
             if signals:
                 report.hits = sorted(
                     (Hit(name, w, where, kind) for name, (w, where, kind) in signals.items()),
