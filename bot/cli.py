@@ -109,7 +109,7 @@ def issue_from_record(record: dict[str, Any], where: str, with_labels: bool = Tr
 def iter_records(stream: TextIO, name: str) -> Iterator[tuple[dict[str, Any], str]]:
     """Yield (record, location) for every non-blank line."""
     for n, line in enumerate(stream, 1):
-        if line.strip():
+        if line and not line.isspace():
             yield parse_record(line, f"{name}:{n}"), f"{name}:{n}"
 
 
@@ -123,6 +123,10 @@ def _text_line(d: Decision) -> str:
     return f"{d.issue_id}\t{' '.join(parts)}\t{sev}\t{'+'.join(d.routes)}\t[{ev}]"
 
 
+# One encoder for every line: json.dumps with options builds a new one per call.
+_JSONL = json.JSONEncoder(ensure_ascii=False)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     """``bugbar classify``: JSON Lines (the DESIGN.md §3 contract) or readable text."""
     classifier = Classifier(load_ruleset(args.rules))
@@ -132,7 +136,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for record, where in iter_records(stream, name):
             decision = classifier.classify(issue_from_record(record, where))
             if args.format == "jsonl":
-                out.write(json.dumps(decision.to_json(), ensure_ascii=False) + "\n")
+                out.write(_JSONL.encode(decision.to_json()) + "\n")
             else:
                 out.write(_text_line(decision) + "\n")
     finally:

@@ -27,6 +27,7 @@ from bot.handlers.commands import Commands
 from bot.handlers.sweep import (
     CHANGED,
     REDACTED_TITLE,
+    WITHHELD_TITLE,
     UNCHANGED,
     IssueRow,
     Sweep,
@@ -323,6 +324,42 @@ def test_confidential_titles_are_redacted_in_every_report(
         assert STEAL[0] not in text and STEAL[0][:40] not in text, name
     doc = json.loads(texts["json"])
     assert {i["number"]: i["title"] for i in doc["issues"]}[hidden] == REDACTED_TITLE
+
+
+def test_dry_run_withholds_titles_that_apply_would_make_confidential(
+        fake: FakeGitLab, classifier: Classifier, store: Store, tmp_path: Path) -> None:
+    public = "sec/public"
+    fake.add_project(public, visibility="public")
+    critical = fake.add_issue(public, *STEAL)  # --apply would make it confidential
+    plain = fake.add_issue(public, "Broken link in the README", "404 on the docs link.")
+    rows: list[IssueRow] = []
+    report = open_report(tmp_path / "sweep.md")
+
+    class Collect:
+        path = tmp_path / "sweep.md"
+
+        def row(self, row: IssueRow) -> None:
+            rows.append(row)
+            report.row(row)
+
+        def close(self, result: SweepResult) -> None:
+            report.close(result)
+
+        def abort(self) -> None:  # pragma: no cover - the sweep does not fail here
+            report.abort()
+
+    code, result = execute([f"gitlab:{public}"], SweepOptions(apply=False),
+                           classifier=classifier, store=store,
+                           tracker_for=lambda p, s: make_tracker(fake), report=Collect(),
+                           out=io.StringIO())
+    assert code == 0 and result.complete
+    assert fake.issue(public, critical)["confidential"] is False  # a dry run writes nothing
+    by_number = {r.number: r for r in rows}
+    assert by_number[critical].title == WITHHELD_TITLE
+    assert not by_number[critical].confidential
+    assert by_number[plain].title == "Broken link in the README"
+    text = (tmp_path / "sweep.md").read_text()
+    assert STEAL[0] not in text and WITHHELD_TITLE in text
 
 
 def test_budget_stop_does_not_outlive_the_rate_limit_window(

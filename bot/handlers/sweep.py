@@ -75,6 +75,9 @@ CHECKPOINT_VERSION = 1
 MAX_CONSECUTIVE_ERRORS = 5
 """This many failing issues in a row stop the scope (broken credentials, deleted repo)."""
 REDACTED_TITLE = "(confidential)"
+# A dry run reports what --apply would do; an issue --apply would take out of public view does
+# not have its title in the report either.
+WITHHELD_TITLE = "(withheld: --apply would make it confidential)"
 
 STOP_LIMIT = "limit"
 STOP_MAX_CHANGES = "max-changes"
@@ -685,9 +688,14 @@ class Sweep:
             routes = _bot_labels(snap.labels, settings.label_route)
         plan = result.plan if result is not None else None
         actions = tuple(plan.describe()) if plan is not None and not plan.is_noop else ()
+        title = snap.title
+        if confidential:
+            title = REDACTED_TITLE
+        elif plan is not None and plan.protect and not applied:
+            title = WITHHELD_TITLE
         return IssueRow(
             scope=f"{snap.ref.provider}:{repo}", key=str(snap.ref), url=snap.url,
-            title=REDACTED_TITLE if confidential else snap.title,
+            title=title,
             state=snap.state, outcome=outcome, reason=reason, categories=categories,
             severity=severity, routes=routes, actions=actions, applied=applied,
             confidential=confidential, number=snap.ref.number)
