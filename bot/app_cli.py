@@ -83,15 +83,21 @@ def _github_factory(config: Config, metrics: Metrics | None, store: Store | None
     from bot.providers.github import GitHubApp, GitHubTracker
     from bot.providers.retry import RetryPolicy, WritePacer
 
+    if config.github_token and config.github_app_id:
+        log.warning("BUGBAR_GITHUB_TOKEN and BUGBAR_GITHUB_APP_ID are both set: the token is "
+                    "used and the App is not; unset one of them")
     if config.github_token:
         tracker = GitHubTracker.from_token(config.github_token, config.github_api_url,
                                            policy=RetryPolicy(), pacer=WritePacer(),
                                            metrics=metrics, etag_cache=store,
                                            identity=config.github_identity or None)
         return lambda ref, inst: tracker
-    app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
-                    policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics, etag_cache=store,
-                    on_token=register_secret)
+    try:
+        app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
+                        policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
+                        etag_cache=store, on_token=register_secret)
+    except ValueError as exc:
+        raise CliError(f"BUGBAR_GITHUB_PRIVATE_KEY: {exc}") from None
 
     def for_issue(ref: IssueRef, installation_id: int | None) -> Tracker:
         if installation_id is not None:

@@ -495,6 +495,40 @@ def app_fake(app_key: tuple[str, str]) -> Iterator[FakeGitHub]:
         yield f
 
 
+BAD_KEY = "-----BEGIN PRIVATE KEY-----\nMIIsecretbutbroken\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize("key", [BAD_KEY, "not a key at all", ""])
+def test_app_refuses_a_malformed_key_up_front_without_echoing_it(key: str) -> None:
+    with pytest.raises(ValueError) as err:
+        GitHubApp(4242, key, "http://127.0.0.1:9")
+    assert "PEM private key" in str(err.value)
+    assert "MIIsecret" not in str(err.value)
+
+
+def test_serve_setup_turns_a_malformed_key_into_one_config_error() -> None:
+    from bot.app_cli import build_trackers
+    from bot.cli import CliError
+    from bot.config import Config
+
+    with pytest.raises(CliError, match="BUGBAR_GITHUB_PRIVATE_KEY: not a PEM private key"):
+        build_trackers(Config(github_app_id="4242", github_private_key=BAD_KEY), None)
+
+
+def test_token_and_app_both_set_is_said_out_loud(
+    app_key: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.app_cli import build_trackers
+    from bot.config import Config
+
+    config = Config(github_token=TOKEN, github_app_id="4242", github_private_key=app_key[0])
+    with caplog.at_level(logging.WARNING, logger="bugbar.cli"):
+        trackers = build_trackers(config, None)
+    tracker = trackers["github"](IssueRef("github", "o/r", 1), None)
+    assert isinstance(tracker, GitHubTracker)
+    assert any("both set" in r.getMessage() for r in caplog.records)
+
+
 def make_app(fake: FakeGitHub, key: str, sleeps: Sleeps, **kw: Any) -> GitHubApp:
     return GitHubApp(4242, key, fake.url, policy=RetryPolicy(sleep=sleeps, jitter=0.0),
                      pacer=WritePacer(0.0, sleep=sleeps), **kw)

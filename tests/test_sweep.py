@@ -479,7 +479,10 @@ def test_stable_listing_is_read_once(classifier: Classifier, store: Store) -> No
 
 def _confidential_backlog(tracker: MemoryTracker) -> None:
     tracker.add_issue("o/r", 1, "Secret: " + STEAL[0], STEAL[1], confidential=True)
-    tracker.add_issue("o/r", 2, "=HYPERLINK(\"x\") @maintainers <b>| " + STEAL[0], STEAL[1])
+    # Not critical (a dry run withholds the titles --apply would hide): its title is shown,
+    # made inert.
+    tracker.add_issue("o/r", 2, "=HYPERLINK(\"x\") @maintainers <b>| Model extraction of the "
+                      "demo classifier", STEAL[1])
     tracker.add_issue("o/r", 3, "Slow dashboard", "The page takes 10 s to load.")
 
 

@@ -27,8 +27,8 @@ from bot.handlers.commands import Commands
 from bot.handlers.sweep import (
     CHANGED,
     REDACTED_TITLE,
-    WITHHELD_TITLE,
     UNCHANGED,
+    WITHHELD_TITLE,
     IssueRow,
     Sweep,
     SweepOptions,

@@ -776,6 +776,21 @@ class _InstallationAuth(Auth.Auth):
         self._app.forget_token(self.installation_id)
 
 
+def _check_private_key(key: str) -> None:
+    """Refuse a key that cannot sign App JWTs now, not on the first delivery.
+
+    The message never contains the key, nor the parser's words about it.
+    """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        serialization.load_pem_private_key(key.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ValueError("not a PEM private key without a passphrase (download the App's "
+                         "key from its settings page and pass the whole .pem file)") from None
+
+
 class GitHubApp:
     """A GitHub App: JWT calls for installations, one cached token and tracker per installation.
 
@@ -802,6 +817,7 @@ class GitHubApp:
     ) -> None:
         """``on_token`` is told every new installation token (e.g. ``bot.logs.register_secret``)."""
         key = private_key.decode() if isinstance(private_key, bytes) else private_key
+        _check_private_key(key)
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
         self.pacer = pacer or WritePacer()
