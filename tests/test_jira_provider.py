@@ -416,7 +416,8 @@ def test_list_issues_pages_over_120(h: Harness) -> None:
     assert (first.ref, first.title, first.labels) == (
         IssueRef("jira", "PROJ", 1, "PROJ-1"), "issue 0", ("ai",))
     searches = [r for r in h.fake.requests if "/search" in r.path]
-    assert all(r.query["jql"] == ['project = "PROJ" ORDER BY key ASC'] for r in searches)
+    assert all(r.query["jql"] == ['project = "PROJ" AND statusCategory != Done ORDER BY key ASC']
+               for r in searches)
     if h.cloud:
         assert all(r.path.startswith("/rest/api/2/search/jql?") for r in searches)
         assert "nextPageToken" in searches[1].query
@@ -429,6 +430,21 @@ def test_list_issues_pages_over_120(h: Harness) -> None:
     assert t.list_issues("PROJ", state="closed", since=None, cursor=None).issues == []
     with pytest.raises(ValueError):
         t.list_issues('PROJ" OR project = "SEC', state="all", since=None, cursor=None)
+
+
+def test_state_is_part_of_the_query_so_pages_stay_full(h: Harness) -> None:
+    for i in range(150):
+        h.fake.add_issue("PROJ", f"old {i}", status="Done")
+    for i in range(30):
+        h.fake.add_issue("PROJ", f"new {i}")
+    t = h.tracker()
+    first = t.list_issues("PROJ", state="open", since=None, cursor=None)
+    # Without the clause the first 100 keys are all closed and the page would come back empty.
+    assert [s.title for s in first.issues] == [f"new {i}" for i in range(30)]
+    assert first.next_cursor is None
+    closed = t.list_issues("PROJ", state="closed", since=None, cursor=None)
+    assert len(closed.issues) == 100 and all(s.state == "closed" for s in closed.issues)
+    assert closed.next_cursor is not None
 
 
 def test_list_issues_user_filter(h: Harness) -> None:

@@ -685,10 +685,16 @@ class JiraTracker:
         """A Jira scope is one project key."""
         return [scope]
 
-    def _jql(self, scope: str, since: datetime | None) -> str:
+    def _jql(self, scope: str, since: datetime | None, state: str = "all") -> str:
         if not _PROJECT_KEY.fullmatch(scope):
             raise ValueError(f"{scope!r} is not a Jira project key")
         clauses = [f'project = "{scope}"']
+        # Closed means the "Done" status category, as in _snapshot; filtering in the query
+        # keeps pages full (https://support.atlassian.com/jira-software-cloud/docs/jql-fields/).
+        if state == "open":
+            clauses.append("statusCategory != Done")
+        elif state == "closed":
+            clauses.append("statusCategory = Done")
         if since is not None:
             # JQL dates are read in the searching user's time zone, to the minute.
             local = since.astimezone(self._zone()).replace(second=0, microsecond=0)
@@ -711,12 +717,12 @@ class JiraTracker:
 
         Cloud: ``GET /search/jql``, cursor = ``nextPageToken``
         (https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issue-search/#api-rest-api-2-search-jql-get);
-        Data Center: ``GET /search``, cursor = ``startAt``. ``state`` (open, closed, all) is
-        applied to the page by status category, so a page may hold fewer than 100.
+        Data Center: ``GET /search``, cursor = ``startAt``. ``state`` (open, closed, all) is a
+        status-category clause of the query, and checked again on what comes back.
         """
         if state not in ("open", "closed", "all"):
             raise ValueError(f"state must be open, closed or all, not {state!r}")
-        jql = self._jql(scope, since)
+        jql = self._jql(scope, since, state)
         params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": ISSUE_FIELDS}
         if self.is_cloud:
             path = "search/jql"

@@ -503,6 +503,7 @@ class FakeJira(FakeHTTPServer):
         security: str | None = None,
         created: datetime | None = None,
         updated: datetime | None = None,
+        status: str = "To Do",
     ) -> str:
         """Create an issue directly (not recorded in ``writes``); returns its key."""
         with self._lock:
@@ -510,7 +511,7 @@ class FakeJira(FakeHTTPServer):
             type_id = next((i for i, n in proj.issue_types if n == issuetype), None)
             if type_id is None:
                 raise ValueError(f"unknown issue type {issuetype}")
-            return self._new_issue(
+            issue = self._new_issue(
                 proj,
                 summary=summary,
                 description=description,
@@ -521,7 +522,9 @@ class FakeJira(FakeHTTPServer):
                 security=security,
                 created=created,
                 updated=updated,
-            ).key
+            )
+            issue.status = status
+            return issue.key
 
     def edit_issue(
         self,
@@ -1937,6 +1940,22 @@ class FakeJira(FakeHTTPServer):
                 return lambda i: bool(wanted & set(i.labels))
             if op in ("!=", "not in"):
                 return lambda i: not wanted & set(i.labels)
+            raise unsupported()
+        if name == "statuscategory":
+            done_names = {"done"}
+            if any(v.lower() not in ("done", "to do", "in progress", "new", "indeterminate")
+                   for v in values):
+                raise JiraFault(400, [f"The value '{values[0]}' does not exist for the field "
+                                      "'statusCategory'."])
+            wants_done = bool(done_names & {v.lower() for v in values})
+
+            def is_done(i: IssueRec) -> bool:
+                return i.status in ("Done", "Closed", "Resolved")
+
+            if op in ("=", "in"):
+                return lambda i: is_done(i) == wants_done
+            if op in ("!=", "not in"):
+                return lambda i: is_done(i) != wants_done
             raise unsupported()
         if name == "summary" and op == "~":
             needle = values[0].lower()
