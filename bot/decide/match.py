@@ -1,11 +1,13 @@
 """Compile a rule set into one matcher and run it over an issue.
 
-Literal phrases of every rule are kept as token tuples in one table and found leftmost-longest
-in a single pass over the normalised tokens: signals, anchors and confusers together, so a
-confuser ("cache poisoning") swallows the signal word it contains. A second table does the same
-for severity cues and gates, so a cue word is never swallowed by a threat phrase. Regex patterns
-all go into one RE2 set (one linear-time pass per text, no backtracking whatever the pattern).
-The input is cut at ``settings.max_input_chars`` first, so time per issue is bounded.
+Every literal phrase of every rule (signals, anchors, confusers, cues, traditional-bug words,
+gates, proximity terms) is one key of one Aho-Corasick automaton, found in a single pass over the
+normalised text of the title and of the body. Each layer then keeps its own leftmost-longest
+matches, so a confuser ("cache poisoning") swallows the signal word it contains while a cue word
+is never swallowed by a threat phrase. Proximity signals are found by bit masks (which signals
+have a term of every group at all) and one sweep over the candidates' terms. Regex patterns all
+go into one RE2 set (one linear-time pass per text, no backtracking whatever the pattern). The
+input is cut at ``settings.max_input_chars`` first, so time per issue is bounded.
 """
 
 from __future__ import annotations
@@ -128,7 +130,6 @@ class _Scanner:
         phrases = mixed + [p for p in near if p not in threat and p not in context
                            and p not in gate]
         self.near_from = len(mixed)
-        self.words = [p.count(" ") + 1 for p in phrases]
         self.term = [near.get(p, -1) for p in phrases]
         # Per pattern, what each layer does with a match, worked out once here.
         self.threat: list[_ThreatInfo | None] = []
@@ -147,10 +148,10 @@ class _Scanner:
                 tuple(r.name for r in roles if r.kind == "traditional")))
             roles = gate.get(p)
             self.gate.append(tuple(r.name for r in roles) if roles else None)
-        self.keys = [f" {p} ".encode() for p in phrases]
         self.automaton = (
             ahocorasick_rs.BytesAhoCorasick(
-                self.keys, implementation=ahocorasick_rs.Implementation.DFA)
+                [f" {p} ".encode() for p in phrases],
+                implementation=ahocorasick_rs.Implementation.DFA)
             if phrases else None)
 
     def find(self, padded: bytes) -> list[_Found]:
