@@ -222,10 +222,13 @@ def test_near_signal_needs_every_group_within_the_window(min_ruleset: RuleSet) -
     ],
 )
 def test_near_signal_with_three_groups(min_ruleset: RuleSet, body: str, fires: bool) -> None:
-    report = Classifier(min_ruleset).matcher.match(Issue("n", "", body))
-    hits = report.categories.get("membership-inference")
-    names = [h.name for h in hits.hits] if hits else []
-    assert ("zorp near quux near blat" in names) is fires
+    from bot.decide.match import Matcher
+
+    for compiled in (False, True):
+        report = Matcher(min_ruleset, compiled=compiled).match(Issue("n", "", body))
+        hits = report.categories.get("membership-inference")
+        names = [h.name for h in hits.hits] if hits else []
+        assert ("zorp near quux near blat" in names) is fires, compiled
 
 
 def test_near_signal_in_title_and_body_counts_once_at_title_weight(

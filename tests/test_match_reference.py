@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import re2
 
-from bot.decide.match import Matcher, _minimal
+from bot.decide.match import Matcher, TextScan, _minimal
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
 from bot.decide.prose import split_prose
@@ -237,10 +237,19 @@ def _random_issue(rng: random.Random, vocabulary: list[str], n: int) -> Issue:
     return Issue(f"r{n}", title, " ".join(parts))
 
 
-@pytest.fixture(scope="module")
-def shipped() -> tuple[RuleSet, Matcher]:
+COMPILED = TextScan is not None
+
+
+@pytest.fixture(scope="module", params=["python", "compiled"])
+def shipped(request: pytest.FixtureRequest) -> tuple[RuleSet, Matcher]:
+    """The shipped rules, matched by the pure-Python loop and by the compiled one."""
     rs = load_rules()
-    return rs, Matcher(rs)
+    if request.param == "compiled" and not COMPILED:
+        pytest.fail("bot/decide/_speedups was not built: `pip install -e .` compiles it "
+                    "(needs Cython, which the build fetches, and a C compiler)")
+    matcher = Matcher(rs, compiled=request.param == "compiled")
+    assert (matcher._compiled is not None) is (request.param == "compiled")
+    return rs, matcher
 
 
 def test_agrees_with_the_reference_on_random_issues(shipped: tuple[RuleSet, Matcher]) -> None:

@@ -37,3 +37,26 @@ def test_cut_before_work() -> None:
 def test_ascii_and_unicode_paths_agree() -> None:
     text = "Adversarial-Patch on STOP signs (v2.1)!"
     assert normalize(text) == normalize(text + "\u200b")
+
+
+def test_compiled_collapse_agrees_with_split_and_join() -> None:
+    import random
+
+    from bot.decide import normalize as norm
+
+    assert norm._collapse is not None, "bot/decide/_speedups was not built (pip install -e .)"
+    rng = random.Random(11)
+    alphabet = b"aB9 \t\n\r.,-_()\x80\xc3\xa9\xe2\x80\x94  "
+    for table in (norm._ASCII_LOWER, norm._UTF8_LOWER):
+        for _ in range(2000):
+            raw = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+            assert norm._collapse(raw, table) == norm._single_spaced(raw.translate(table))
+
+
+def test_pure_python_path_gives_the_same_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.decide import normalize as norm
+
+    samples = ["Model  POISONING,\tvia (the) API…", "ＭＯＤＥＬ рoisoning — é", "", "  a  "]
+    compiled = [normalize(s) for s in samples]
+    monkeypatch.setattr(norm, "_collapse", None)
+    assert [normalize(s) for s in samples] == compiled

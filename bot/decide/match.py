@@ -15,11 +15,18 @@ from __future__ import annotations
 import bisect
 import functools
 import operator
+from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick_rs
 import re2
+
+try:  # the compiled loop, when the install could build it (setup.py); same results
+    from bot.decide._speedups import TextScan
+except ImportError:  # pragma: no cover - exercised where no C compiler is found
+    TextScan = None
 
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize_bytes
@@ -201,7 +208,9 @@ def _minimal(group: tuple[str, ...]) -> list[str]:
 class Matcher:
     """A rule set compiled for matching; build once, use for many issues."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, compiled: bool = True) -> None:
+        """``compiled=False`` keeps to the pure-Python loop even where the compiled one was
+        built (tests check that both give the same reports)."""
         self.ruleset = ruleset
         settings = ruleset.settings
         threat: dict[str, list[_Role]] = defaultdict(list)
@@ -273,8 +282,31 @@ class Matcher:
             for (rule_id, signal), groups in zip(near_signals, group_of_term, strict=True)]
         self._near_pad = pad
         self._near_low = low
+        self._compiled = self._compile_tables() if compiled and TextScan is not None else None
         self._pattern_set.Compile()
         self._gate_set.Compile()
+
+    def _compile_tables(self) -> Any:
+        """The same tables as flat arrays for the compiled loop (bot/decide/_speedups.pyx)."""
+        scanner = self._scanner
+        kind = bytearray()
+        for threat, context, gate in zip(scanner.threat, scanner.context, scanner.gate,
+                                         strict=True):
+            kind.append((1 if threat is not None else 0) | (2 if context is not None else 0)
+                        | (4 if gate is not None else 0) | (8 if threat and threat[3] else 0))
+        members: list[list[tuple[int, int]]] = [[] for _ in kind]
+        for s, (_, _, group_of) in enumerate(self._near):
+            for idx, groups in group_of.items():
+                members[idx].extend((s, g) for g in groups)
+        mstart, msig, mgrp = array("i", [0]), array("i"), bytearray()
+        for pairs in members:
+            for s, g in pairs:
+                msig.append(s)
+                mgrp.append(g)
+            mstart.append(len(msig))
+        ngroups = bytes(len(signal.groups) for _, signal, _ in self._near)
+        window = array("i", [signal.window for _, signal, _ in self._near])
+        return TextScan(bytes(kind), mstart, msig, bytes(mgrp), ngroups, window)
 
     def _add_pattern(self, pattern: str, role: _Role) -> None:
         index = self._pattern_set.Add(pattern)
@@ -383,7 +415,13 @@ class Matcher:
                 continue
             padded = b" " + text + b" "
             found = scanner.find(padded)
-            threat, context, gate = scanner.layers(found)
+            held: list[int] | None = None
+            if self._compiled is not None:
+                layered: tuple[list[_Found], list[_Found], list[_Found], list[int]] = (
+                    self._compiled.run(found, padded))
+                threat, context, gate, held = layered
+            else:
+                threat, context, gate = scanner.layers(found)
             hits: list[tuple[str, str, float, str]] = []  # (rule, name, weight, kind)
             anchors: list[int] = []
             pending: list[tuple[int, _Role]] = []
@@ -401,7 +439,9 @@ class Matcher:
                     phrase = padded[start + 1 : end - 1].decode("utf-8", "surrogatepass")
                     if phrase not in confusers:
                         confusers.append(phrase)
-            for rule_id, signal in self._near_hits(found, blocked, padded):
+            near = (self._near_hits(found, blocked, padded) if held is None
+                    else [self._near[s][:2] for s in held])
+            for rule_id, signal in near:
                 hits.append((rule_id, signal.name, signal.weight, "near"))
             if where == "title" and anchors:
                 title_anchored = True

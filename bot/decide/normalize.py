@@ -39,6 +39,9 @@ _ASCII_BYTES = bytes(range(128))
 # table and split/join are C loops (str.translate with a dict is several times slower).
 _ASCII_TABLE = bytes((c if chr(c).isalnum() else 32) if c < 128 else 32 for c in range(256))
 _UTF8_TABLE = bytes((c if chr(c).isalnum() else 32) if c < 128 else c for c in range(256))
+# The same with ASCII upper case lowered in the same pass (bytes.lower touches ASCII only).
+_ASCII_LOWER = bytes(_ASCII_TABLE[ord(chr(c).lower()) if c < 128 else c] for c in range(256))
+_UTF8_LOWER = bytes(_UTF8_TABLE[ord(chr(c).lower()) if c < 128 else c] for c in range(256))
 # Above this many distinct non-ASCII characters one translate pass beats a replace per character.
 _REPLACE_LIMIT = 32
 
@@ -46,6 +49,20 @@ _REPLACE_LIMIT = 32
 def _single_spaced(raw: bytes) -> bytes:
     """Collapse runs of spaces (the only whitespace left) and trim the ends."""
     return b" ".join(raw.split())
+
+
+try:  # the compiled one-pass version, when the install could build it (setup.py)
+    from bot.decide._speedups import collapse as _collapse
+except ImportError:  # pragma: no cover - exercised where no C compiler is found
+    _collapse = None
+
+
+def _fold_ascii(raw: bytes, table: bytes) -> bytes:
+    """Translate with ``table`` and collapse to single spaces."""
+    if _collapse is not None:
+        folded: bytes = _collapse(raw, table)
+        return folded
+    return _single_spaced(raw.translate(table))
 
 
 def _fold_char(ch: str) -> str:
@@ -77,8 +94,8 @@ def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:
         else:
             for ch, f in folds.items():
                 raw = raw.replace(ch.encode("utf-8", "surrogatepass"), f.encode())
-        return _single_spaced(raw.lower().translate(_UTF8_TABLE))
-    return _single_spaced(text.encode("ascii").lower().translate(_ASCII_TABLE))
+        return _fold_ascii(raw, _UTF8_LOWER)
+    return _fold_ascii(text.encode("ascii"), _ASCII_LOWER)
 
 
 def normalize(text: str, max_chars: int | None = None) -> str:
