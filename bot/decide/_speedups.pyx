@@ -65,11 +65,15 @@ cdef class TextScan:
     cdef const int[:] window
     cdef long n_patterns
     cdef long n_signals
+    cdef list threat_info
+    cdef list context_info
 
-    def __init__(self, kind, mstart, msig, mgrp, ngroups, window):
+    def __init__(self, kind, mstart, msig, mgrp, ngroups, window, list threat_info,
+                 list context_info):
         """``kind``: per pattern, THREAT | CONTEXT | GATE | CONFUSER bits. Proximity terms:
         pattern p belongs to (signal ``msig[k]``, group ``mgrp[k]``) for k in
-        ``mstart[p]`` .. ``mstart[p + 1]``. Per signal: its number of groups and window."""
+        ``mstart[p]`` .. ``mstart[p + 1]``. Per signal: its number of groups and window.
+        ``threat_info`` / ``context_info``: per pattern, what match.py's _Scanner keeps."""
         cdef long k
         self.kind = kind
         self.mstart = mstart
@@ -83,6 +87,10 @@ cdef class TextScan:
             raise ValueError("inconsistent proximity tables")
         if len(window) != self.n_signals:
             raise ValueError("inconsistent signal tables")
+        if len(threat_info) != self.n_patterns or len(context_info) != self.n_patterns:
+            raise ValueError("inconsistent pattern tables")
+        self.threat_info = threat_info
+        self.context_info = context_info
         # Checked once here, so the per-call arrays below can be indexed without checks.
         for k in range(len(msig)):
             if not 0 <= self.msig[k] < self.n_signals or self.mgrp[k] >= self.ngroups[self.msig[k]]:
@@ -97,8 +105,9 @@ cdef class TextScan:
     def run(self, list found, bytes padded):
         """``found``: the automaton's (pattern, start, end) tuples for ``padded``.
 
-        Returns (threat matches kept, context matches kept, gate matches, indexes of the
-        proximity signals that hold), the lists holding the same tuples as ``found``.
+        Returns what match.py's ``Matcher._layered`` returns: phrase hits, anchor starts,
+        ambiguous words (start, role), confuser spans, cue names, traditional-bug names, gate
+        matches and the indexes of the proximity signals that hold.
         """
         cdef long n = len(found)
         cdef long i, j, k, p, s, g, nt = 0, nc = 0, no = 0, nb = 0
@@ -119,6 +128,12 @@ cdef class TextScan:
         cdef object item
         gate = []
         held_out = []
+        hits = []
+        anchors = []
+        pending = []
+        spans = []
+        cue_names = []
+        trad_names = []
         try:
             threat = <Hit*>malloc((n + 1) * sizeof(Hit))
             context = <Hit*>malloc((n + 1) * sizeof(Hit))
@@ -161,21 +176,30 @@ cdef class TextScan:
                         mask[self.msig[k]] |= <unsigned char>(1 << self.mgrp[k])
             nt = _longest(threat, nt)
             nc = _longest(context, nc)
-            threat_out = [found[threat[i].pos] for i in range(nt)]
-            context_out = [found[context[i].pos] for i in range(nc)]
-            # Confusers swallow proximity terms: their inner ranges, in text order.
             for i in range(nt):
+                phrases, anchor, ambiguous, confuser = self.threat_info[threat[i].idx]
+                hits.extend(phrases)
+                if anchor:
+                    anchors.append(threat[i].start)
+                for role in ambiguous:
+                    pending.append((threat[i].start, role))
+                # Confusers swallow proximity terms: their inner ranges, in text order.
                 if self.kind[threat[i].idx] & CONFUSER:
                     blocked[2 * nb] = threat[i].start + 1
                     blocked[2 * nb + 1] = threat[i].end - 1
+                    spans.append((threat[i].start + 1, threat[i].end - 1))
                     nb += 1
+            for i in range(nc):
+                cue, trad = self.context_info[context[i].idx]
+                cue_names.extend(cue)
+                trad_names.extend(trad)
             any_candidate = False
             for s in range(self.n_signals):
                 if mask[s] == (1 << self.ngroups[s]) - 1:
                     candidate[s] = 1
                     any_candidate = True
             if not any_candidate:
-                return threat_out, context_out, gate, held_out
+                return hits, anchors, pending, spans, cue_names, trad_names, gate, held_out
             # Occurrences of the candidates' terms, by start, outside confusers.
             for i in range(n):
                 p = every[i].idx
@@ -217,7 +241,7 @@ cdef class TextScan:
                     if spaces <= self.window[s]:
                         held[s] = 1
             held_out = [s for s in range(self.n_signals) if held[s]]
-            return threat_out, context_out, gate, held_out
+            return hits, anchors, pending, spans, cue_names, trad_names, gate, held_out
         finally:
             free(threat)
             free(context)

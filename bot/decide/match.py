@@ -81,6 +81,11 @@ _Found = tuple[int, int, int]
 # A threat-layer pattern: (its phrase signals, is it an anchor, its ambiguous signals,
 # is it a confuser).
 _ThreatInfo = tuple[tuple[tuple[str, str, float, str], ...], bool, tuple["_Role", ...], bool]
+# One text's matches before scoring: phrase hits (rule, name, weight, kind), anchor starts,
+# ambiguous words (start, role), confuser spans, cue names, traditional-bug names, gate
+# matches, indexes of the proximity signals that hold.
+_Layered = tuple[list[tuple[str, str, float, str]], list[int], list[tuple[int, "_Role"]],
+                 list[tuple[int, int]], list[str], list[str], list[_Found], list[int]]
 
 _INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
@@ -306,34 +311,66 @@ class Matcher:
             mstart.append(len(msig))
         ngroups = bytes(len(signal.groups) for _, signal, _ in self._near)
         window = array("i", [signal.window for _, signal, _ in self._near])
-        return TextScan(bytes(kind), mstart, msig, bytes(mgrp), ngroups, window)
+        return TextScan(bytes(kind), mstart, msig, bytes(mgrp), ngroups, window,
+                        scanner.threat, scanner.context)
 
     def _add_pattern(self, pattern: str, role: _Role) -> None:
         index = self._pattern_set.Add(pattern)
         assert index == len(self._pattern_roles)
         self._pattern_roles.append(role)
 
+    def _layered(self, found: list[_Found], padded: bytes) -> _Layered:
+        """What one text's matches amount to, before scoring (the compiled loop in
+        bot/decide/_speedups.pyx returns the same): phrase hits, anchor and ambiguous-word
+        positions, confuser spans, cue and traditional-bug names, gate matches and the
+        proximity signals that hold."""
+        scanner = self._scanner
+        threat, context, gate = scanner.layers(found)
+        hits: list[tuple[str, str, float, str]] = []
+        anchors: list[int] = []
+        pending: list[tuple[int, _Role]] = []
+        spans: list[tuple[int, int]] = []
+        for idx, start, end in threat:
+            phrases, anchor, ambiguous, confuser = scanner.threat[idx]  # type: ignore[misc]
+            hits += phrases
+            if anchor:
+                anchors.append(start)
+            for role in ambiguous:
+                pending.append((start, role))
+            if confuser:
+                spans.append((start + 1, end - 1))
+        cue_names: list[str] = []
+        trad_names: list[str] = []
+        for idx, _, _ in context:
+            cue, trad = scanner.context[idx]  # type: ignore[misc]
+            cue_names += cue
+            trad_names += trad
+        held = self._near_hits(found, spans, padded)
+        return hits, anchors, pending, spans, cue_names, trad_names, gate, held
+
     def _near_hits(
         self, found: list[_Found], blocked: list[tuple[int, int]], padded: bytes
-    ) -> list[tuple[str, NearSignal]]:
-        """Proximity signals with a term of every group within their window of words."""
+    ) -> list[int]:
+        """Indexes of the proximity signals with a term of every group within their window."""
         present = set(map(_INDEX, found))
         bits = functools.reduce(operator.or_, map(self._near_bits.__getitem__, present), 0)
         # A signal is a candidate when all four of its bits are set (absent groups are padded).
         full = bits | self._near_pad
         ready = full & (full >> 1) & (full >> 2) & (full >> 3) & self._near_low
-        out: list[tuple[str, NearSignal]] = []
         if not ready:
-            return out
+            return []
         # Which group of which candidate each present term stands for.
         candidates: list[tuple[str, NearSignal, dict[int, list[int]]]] = []
+        indexes: list[int] = []
         members: dict[int, list[tuple[int, int]]] = {}
         while ready:
             lowest = ready & -ready
             ready ^= lowest
-            candidate = self._near[(lowest.bit_length() - 1) >> 2]
+            index = (lowest.bit_length() - 1) >> 2
+            candidate = self._near[index]
             slot = len(candidates)
             candidates.append(candidate)
+            indexes.append(index)
             group_of = candidate[2]
             for idx in group_of.keys() & present:
                 slots = members.setdefault(idx, [])
@@ -370,10 +407,7 @@ class Matcher:
                 if oldest >= 0 and (start - oldest <= 2 * windows[slot]
                                     or padded.count(b" ", oldest, start) <= windows[slot]):
                     held[slot] = True
-        for (rule_id, signal, _), ok in zip(candidates, held, strict=True):
-            if ok:
-                out.append((rule_id, signal))
-        return out
+        return [index for index, ok in zip(indexes, held, strict=True) if ok]
 
     def _gate_ids(self, padded: bytes, gate: list[_Found], end: int) -> set[str]:
         """Gates in the prose (``padded`` up to ``end``), from phrases and patterns."""
@@ -407,41 +441,21 @@ class Matcher:
         traditional: list[str] = []
         gates: set[str] = set()
         scanner = self._scanner
-        threat_info = scanner.threat
-        context_info = scanner.context
         title_anchored = False
         for where, text, prose_len in (("title", title, len(title)), ("body", body, len(prose))):
             if not text:
                 continue
             padded = b" " + text + b" "
             found = scanner.find(padded)
-            held: list[int] | None = None
-            if self._compiled is not None:
-                layered: tuple[list[_Found], list[_Found], list[_Found], list[int]] = (
-                    self._compiled.run(found, padded))
-                threat, context, gate, held = layered
-            else:
-                threat, context, gate = scanner.layers(found)
-            hits: list[tuple[str, str, float, str]] = []  # (rule, name, weight, kind)
-            anchors: list[int] = []
-            pending: list[tuple[int, _Role]] = []
-            blocked: list[tuple[int, int]] = []
-            for idx, start, end in threat:
-                phrases, anchor, ambiguous, confuser = threat_info[idx]  # type: ignore[misc]
-                if phrases:
-                    hits += phrases
-                if anchor:
-                    anchors.append(start)
-                for role in ambiguous:
-                    pending.append((start, role))
-                if confuser:
-                    blocked.append((start + 1, end - 1))
-                    phrase = padded[start + 1 : end - 1].decode("utf-8", "surrogatepass")
-                    if phrase not in confusers:
-                        confusers.append(phrase)
-            near = (self._near_hits(found, blocked, padded) if held is None
-                    else [self._near[s][:2] for s in held])
-            for rule_id, signal in near:
+            layered: _Layered = (self._compiled.run(found, padded) if self._compiled is not None
+                                 else self._layered(found, padded))
+            hits, anchors, pending, spans, cue_names, trad_names, gate, held = layered
+            for a, b in spans:
+                phrase = padded[a:b].decode("utf-8", "surrogatepass")
+                if phrase not in confusers:
+                    confusers.append(phrase)
+            for index in held:
+                rule_id, signal, _ = self._near[index]
                 hits.append((rule_id, signal.name, signal.weight, "near"))
             if where == "title" and anchors:
                 title_anchored = True
@@ -460,12 +474,10 @@ class Matcher:
                 best = seen[rule_id].get(name)
                 if best is None or weight > best[0]:
                     seen[rule_id][name] = (weight, where, kind)
-            for idx, _, _ in context:
-                cue_names, trad_names = context_info[idx]  # type: ignore[misc]
-                cues.update(cue_names)
-                for name in trad_names:
-                    if name not in traditional:
-                        traditional.append(name)
+            cues.update(cue_names)
+            for name in trad_names:
+                if name not in traditional:
+                    traditional.append(name)
             if gate or self._gate_pattern_ids:
                 gates |= self._gate_ids(padded, gate, prose_len + 1)
 
