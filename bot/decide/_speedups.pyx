@@ -48,10 +48,13 @@ cdef long _longest(Hit* hits, long n) noexcept nogil:
     return kept
 
 
-THREAT = 1
-CONTEXT = 2
-GATE = 4
-CONFUSER = 8
+# Bits of ``kind`` per pattern; match.py's _KIND_* builds the table with the same values. C
+# constants, so the per-match tests below do not look up Python globals.
+cdef enum:
+    THREAT = 1
+    CONTEXT = 2
+    GATE = 4
+    CONFUSER = 8
 
 
 cdef class TextScan:

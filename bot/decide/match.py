@@ -87,6 +87,9 @@ _ThreatInfo = tuple[tuple[tuple[str, str, float, str], ...], bool, tuple["_Role"
 _Layered = tuple[list[tuple[str, str, float, str]], list[int], list[tuple[int, "_Role"]],
                  list[tuple[int, int]], list[str], list[str], list[_Found], list[int]]
 
+# Per-pattern layer bits of the compiled loop's table (the same values as in _speedups.pyx).
+_KIND_THREAT, _KIND_CONTEXT, _KIND_GATE, _KIND_CONFUSER = 1, 2, 4, 8
+
 _INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
 _END = operator.itemgetter(2)
@@ -297,8 +300,10 @@ class Matcher:
         kind = bytearray()
         for threat, context, gate in zip(scanner.threat, scanner.context, scanner.gate,
                                          strict=True):
-            kind.append((1 if threat is not None else 0) | (2 if context is not None else 0)
-                        | (4 if gate is not None else 0) | (8 if threat and threat[3] else 0))
+            kind.append((_KIND_THREAT if threat is not None else 0)
+                        | (_KIND_CONTEXT if context is not None else 0)
+                        | (_KIND_GATE if gate is not None else 0)
+                        | (_KIND_CONFUSER if threat and threat[3] else 0))
         members: list[list[tuple[int, int]]] = [[] for _ in kind]
         for s, (_, _, group_of) in enumerate(self._near):
             for idx, groups in group_of.items():
