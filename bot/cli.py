@@ -172,6 +172,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print("   decision: not an AI/ML threat")
         print(f"   gates: {', '.join(info['gates']) or '-'} (factor {info['gate_factor']})"
               f"   cues: {', '.join(info['cues']) or '-'}")
+        if info["context_labels"]:
+            print("   context labels: " + ", ".join(
+                f"{label} ({kind})" for kind, label in info["context_labels"].items()))
         if info["confusers"]:
             print(f"   confusers swallowed: {', '.join(info['confusers'])}")
         for cat in info["categories"]:

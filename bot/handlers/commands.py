@@ -370,7 +370,8 @@ class Commands:
                     "apply that category.")
         if command.kind not in (CommandKind.SET_SEVERITY, CommandKind.SET_ROUTE):
             return None
-        top = self.triage.decide(issue.snapshot, issue.overrides).top
+        top = self.triage.decide(issue.snapshot, issue.overrides,
+                                 self.triage.bot_applied(str(issue.ref))).top
         if top is None:
             what = "a severity" if command.kind is CommandKind.SET_SEVERITY else "a route"
             return (f"this issue has no AI/ML threat category, so it cannot take {what}. "
@@ -469,10 +470,12 @@ class Commands:
         """Evidence, gates and cues behind the decision: rule names and scores only."""
         snap = issue.snapshot
         settings = self.ruleset.settings
-        labels = tuple(lbl for lbl in snap.labels if not is_bot_label(lbl, settings))
+        applied = self.triage.bot_applied(str(issue.ref))
+        labels = tuple(lbl for lbl in snap.labels if not is_bot_label(lbl, settings)
+                       or (applied is not None and lbl not in applied))
         report = self.triage.classifier.explain(Issue(str(snap.ref), snap.title, snap.body,
                                                       labels))
-        current = self.triage.decide(snap, issue.overrides)
+        current = self.triage.decide(snap, issue.overrides, applied)
         return render_explain(report, current, self.ruleset)
 
 
