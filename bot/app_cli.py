@@ -226,6 +226,32 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_corrections(args: argparse.Namespace) -> int:
+    """``bugbar corrections export [--output FILE]``: maintainers' /triage corrections as
+    labelled examples, JSON Lines in the tests/corpus schema (``bugbar eval`` reads it).
+    Confidential issues are left out unless ``--include-confidential``."""
+    config = load_config(args)
+    store = open_store(config)
+    try:
+        kept = store.corrections()
+    finally:
+        store.close()
+    rows = [c for c in kept if args.include_confidential or not c.confidential]
+    lines = "".join(json.dumps(c.to_example(), ensure_ascii=False) + "\n" for c in rows)
+    if args.output:
+        try:
+            Path(args.output).write_text(lines, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.output}: cannot write ({exc.strerror})") from None
+    else:
+        sys.stdout.write(lines)
+    skipped = len(kept) - len(rows)
+    print(f"bugbar: {len(rows)} correction(s) exported"
+          + (f", {skipped} confidential left out (--include-confidential)" if skipped else ""),
+          file=sys.stderr)
+    return 0
+
+
 def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     """Add serve, handle-event and deliveries to the ``bugbar`` parser."""
     state = argparse.ArgumentParser(add_help=False)
@@ -252,6 +278,14 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     p.add_argument("id", nargs="?", type=int)
     p.add_argument("--all", action="store_true")
     p.set_defaults(func=cmd_deliveries)
+
+    p = sub.add_parser("corrections", parents=[state],
+                       help="export maintainers' /triage corrections as labelled examples")
+    p.add_argument("action", choices=("export",))
+    p.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--include-confidential", action="store_true",
+                   help="also export corrections on confidential issues")
+    p.set_defaults(func=cmd_corrections)
 
     for extra in _EXTRA_REGISTRATIONS:
         extra(sub, rules_opt, state, dry)

@@ -46,7 +46,7 @@ from bot.decide.rules import RuleSet
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.store import Correction, IssueState, Store
 
 log = logging.getLogger("bugbar.commands")
 
@@ -439,11 +439,30 @@ class Commands:
                 state.overrides = overrides
 
             self.store.update_issue_state(str(ref), mutate)
+            self._keep_correction(event, issue, applied)
         result = self.triage.run(tracker, ref, snapshot=issue.snapshot,
                                  delivery_id=event.delivery_id)
         log.info("triage after commands", extra={"issue": str(ref), "triage": result.outcome})
         if event.comment_id:
             tracker.react(ref, event.comment_id, REACTION)
+
+    def _keep_correction(self, event: Event, issue: _Issue, applied: list[Command]) -> None:
+        """A category or not-a-threat decision becomes a labelled example (the issue's text
+        and labels as they are now), for ``bugbar corrections export``."""
+        decisive = [c for c in applied
+                    if c.kind in (CommandKind.SET_CATEGORY, CommandKind.NOT_A_THREAT)]
+        if not decisive:
+            return
+        last = decisive[-1]
+        expect = (last.arg,) if last.kind is CommandKind.SET_CATEGORY else ()
+        snap = issue.snapshot
+        settings = self.ruleset.settings
+        # Labels in the bot's namespaces (threat/*, severity/*, route/*) are the answer, not
+        # part of the example.
+        labels = tuple(lbl for lbl in snap.labels if not is_bot_label(lbl, settings))
+        self.store.record_correction(Correction(
+            str(issue.ref), snap.title, snap.body, labels, expect,
+            confidential=bool(event.confidential or snap.confidential)))
 
     def _reply(self, out: _Outcome, *, confidential: bool) -> str:
         """One reply for everything a person needs to read; empty when nothing is."""
