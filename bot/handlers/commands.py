@@ -454,7 +454,7 @@ class Commands:
         if not decisive:
             return
         last = decisive[-1]
-        expect = (last.arg,) if last.kind is CommandKind.SET_CATEGORY else ()
+        expect = (last.arg,) if last.kind is CommandKind.SET_CATEGORY and last.arg else ()
         snap = issue.snapshot
         settings = self.ruleset.settings
         # Labels in the bot's namespaces (threat/*, severity/*, route/*) are the answer, not
