@@ -178,7 +178,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if info["confusers"]:
             print(f"   confusers swallowed: {', '.join(info['confusers'])}")
         for cat in info["categories"]:
-            mark = "FIRED" if cat["fired"] else "below threshold"
+            mark = ("FIRED" if cat["fired"] else
+                    f"held by gate: {', '.join(cat['held_by'])}" if cat["held_by"]
+                    else "below threshold")
             print(f"   {cat['category']}: score {cat['score']} (raw {cat['raw']}) {mark}")
             for ev in cat["evidence"]:
                 print(f"      + {ev['signal']} [{ev['kind']}, {ev['where']}, {ev['weight']}]")

@@ -285,3 +285,17 @@ def test_explain_shows_label_evidence(classifier: Classifier) -> None:
     assert {"signal": "label: threat/data-poisoning", "kind": "label", "where": "labels",
             "weight": 1.0} in cat["evidence"]
     assert info["context_labels"] == {"security": "security"}
+
+
+def test_a_mention_is_not_a_report_and_explain_names_the_gate(classifier: Classifier) -> None:
+    info = classifier.explain(Issue("d", "Broken link in the data poisoning docs page",
+                                    "The link to the data poisoning paper returns 404."))
+    assert info["decision"]["threats"] == []
+    cat = info["categories"][0]
+    assert cat["category"] == "data-poisoning" and not cat["fired"]
+    assert cat["held_by"] == ["mention"]
+    # Vulnerability phrasing makes it a report again.
+    d = _classify(classifier, "Data poisoning in the docs build",
+                  "An attacker can poison the training data the docs page says we retrain on; "
+                  "this is a vulnerability in our spam model.")
+    assert d.threats and d.threats[0].category == "data-poisoning"

@@ -60,3 +60,22 @@ def test_pure_python_path_gives_the_same_text(monkeypatch: pytest.MonkeyPatch) -
     compiled = [normalize(s) for s in samples]
     monkeypatch.setattr(norm, "_collapse", None)
     assert [normalize(s) for s in samples] == compiled
+
+
+def test_cjk_characters_are_tokens_so_phrases_match_inside_unspaced_text() -> None:
+    assert normalize("训练数据投毒，模型") == "训 练 数 据 投 毒 模 型"
+    assert f" {normalize('投毒')} " in f" {normalize('训练数据投毒')} "
+    assert normalize("プロンプト注入") == "プ ロ ン プ ト 注 入"
+
+
+def test_latin_accents_fold_so_either_spelling_matches() -> None:
+    assert normalize("Entraînement des données") == normalize("entrainement des donnees")
+    assert normalize("Injeção de prompt") == "injecao de prompt"
+
+
+def test_russian_folds_the_same_way_on_both_sides() -> None:
+    # Look-alike folding turns some Cyrillic letters into Latin ones; a Russian phrase in a
+    # rule goes through the same function, so real Russian text still matches it.
+    phrase = normalize("отравление обучающих данных")
+    text = normalize("Обнаружено ОТРАВЛЕНИЕ обучающих данных в спам-фильтре.")
+    assert f" {phrase} " in f" {text} "

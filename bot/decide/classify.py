@@ -148,6 +148,9 @@ class Classifier:
                 "score": round(cat.score, 3),
                 "raw": round(cat.raw, 3),
                 "fired": cat.score >= settings.threshold,
+                # The gates that kept an otherwise firing category quiet.
+                "held_by": (sorted(g for g in report.gates if g != "vulnerability")
+                            if cat.raw >= settings.threshold > cat.score else []),
                 "evidence": [
                     {"signal": h.name, "kind": h.kind, "where": h.where,
                      "weight": round(h.weight, 2)}

@@ -514,8 +514,12 @@ class Matcher:
 
         factor = 1.0
         gate_defs = settings.gates
-        if "research" in gates and "vulnerability" not in gates:
-            factor *= gate_defs["research"].factor
+        # Research, mention and any other gate an install adds: the strongest one holds,
+        # unless vulnerability phrasing says this is a report after all. Negation always holds.
+        holding = [gate_defs[g].factor for g in gates
+                   if g not in ("vulnerability", "negation") and g in gate_defs]
+        if holding and "vulnerability" not in gates:
+            factor *= min(holding)
         if "negation" in gates:
             factor *= gate_defs["negation"].factor
         # Only categories with something to show get a report; the rest scored nothing.

@@ -65,10 +65,36 @@ def _fold_ascii(raw: bytes, table: bytes) -> bytes:
     return _single_spaced(raw.translate(table))
 
 
+def _is_cjk(c: str) -> bool:
+    """Han ideographs, hiragana and katakana: scripts written without spaces between words."""
+    o = ord(c)
+    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF
+            or 0xF900 <= o <= 0xFAFF or 0x31F0 <= o <= 0x31FF or 0x20000 <= o <= 0x2FA1F)
+
+
+def _fold_one(c: str) -> str:
+    folded = _FOLD.get(c)
+    if folded is not None:
+        return folded
+    if not c.isalnum():
+        return " "
+    if _is_cjk(c):
+        # Every character is its own token, so a phrase matches inside a run of text without
+        # spaces ("训练数据投毒" holds "投毒") while keeping whole-token boundaries.
+        return f" {c} "
+    if 0xC0 <= ord(c) <= 0x24F:
+        # Latin letters lose their accents ("entraînement" = "entrainement"): reporters drop
+        # them as often as not, and phrases are folded the same way.
+        return "".join(x for x in unicodedata.normalize("NFD", c)
+                       if not unicodedata.combining(x)) or c
+    return c
+
+
 def _fold_char(ch: str) -> str:
-    """One character after NFKC: casefolded, then look-alikes folded, invisibles dropped and
-    other non-letters (’ — “ … emoji) made spaces."""
-    return "".join(_FOLD.get(c, c if c.isalnum() else " ") for c in ch.casefold())
+    """One character after NFKC: casefolded, then look-alikes folded, invisibles dropped,
+    Latin accents dropped, CJK characters spaced apart and other non-letters (’ — “ … emoji)
+    made spaces."""
+    return "".join(_fold_one(c) for c in ch.casefold())
 
 
 def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:

@@ -544,7 +544,9 @@ def render_explain(report: Mapping[str, Any], current: Decision, ruleset: RuleSe
             if unanchored:
                 evidence += ("; " if evidence else "") + \
                     f"ignored without ML context: {_phrases(unanchored)}"
-            fired = "yes" if cat["fired"] else "no"
+            held = cat.get("held_by") or []
+            fired = ("yes" if cat["fired"] else
+                     f"no: held by gate {_phrases(list(held))}" if held else "no")
             lines.append(f"| `{cat['category']}` | {cat['score']} | {fired} | "
                          f"{evidence or '—'} |")
     else:
