@@ -9,6 +9,8 @@ letters, digits and single spaces, so phrases match on word boundaries.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 
 # Characters that render as nothing; attackers put them inside keywords.
@@ -65,11 +67,12 @@ def _fold_ascii(raw: bytes, table: bytes) -> bytes:
     return _single_spaced(raw.translate(table))
 
 
-def _is_cjk(c: str) -> bool:
-    """Han ideographs, hiragana and katakana: scripts written without spaces between words."""
-    o = ord(c)
-    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF
-            or 0xF900 <= o <= 0xFAFF or 0x31F0 <= o <= 0x31FF or 0x20000 <= o <= 0x2FA1F)
+# Kana and CJK ideographs (U+3040..U+9FFF) as UTF-8: scripts written without spaces between
+# words. Each such character becomes its own token, so a phrase matches inside a run of text
+# without spaces ("训练数据投毒" holds "投毒") while matches stay on token boundaries. Done on
+# the bytes with one C-level substitution (a per-character str.translate is several times
+# slower on CJK text).
+_CJK = re.compile(rb"(?:\xe3[\x81-\xbf]|[\xe4-\xe9][\x80-\xbf])[\x80-\xbf]")
 
 
 def _fold_one(c: str) -> str:
@@ -78,10 +81,6 @@ def _fold_one(c: str) -> str:
         return folded
     if not c.isalnum():
         return " "
-    if _is_cjk(c):
-        # Every character is its own token, so a phrase matches inside a run of text without
-        # spaces ("训练数据投毒" holds "投毒") while keeping whole-token boundaries.
-        return f" {c} "
     if 0xC0 <= ord(c) <= 0x24F:
         # Latin letters lose their accents ("entraînement" = "entrainement"): reporters drop
         # them as often as not, and phrases are folded the same way.
@@ -90,10 +89,11 @@ def _fold_one(c: str) -> str:
     return c
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
     """One character after NFKC: casefolded, then look-alikes folded, invisibles dropped,
-    Latin accents dropped, CJK characters spaced apart and other non-letters (’ — “ … emoji)
-    made spaces."""
+    Latin accents dropped and other non-letters (’ — “ … emoji)
+    made spaces. Cached: the same few characters (’ — é) come back in every text."""
     return "".join(_fold_one(c) for c in ch.casefold())
 
 
@@ -120,6 +120,8 @@ def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:
         else:
             for ch, f in folds.items():
                 raw = raw.replace(ch.encode("utf-8", "surrogatepass"), f.encode())
+        if any("\u3040" <= ch <= "\u9fff" for ch in distinct):
+            raw = _CJK.sub(rb" \g<0> ", raw)
         return _fold_ascii(raw, _UTF8_LOWER)
     return _fold_ascii(text.encode("ascii"), _ASCII_LOWER)
 
