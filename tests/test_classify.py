@@ -295,7 +295,7 @@ def test_a_mention_is_not_a_report_and_explain_names_the_gate(classifier: Classi
     assert cat["category"] == "data-poisoning" and not cat["fired"]
     assert cat["held_by"] == ["mention"]
     # Vulnerability phrasing makes it a report again.
-    d = _classify(classifier, "Data poisoning in the docs build",
+    d = _classify(classifier, "Data poisoning through the feedback form",
                   "An attacker can poison the training data the docs page says we retrain on; "
                   "this is a vulnerability in our spam model.")
     assert d.threats and d.threats[0].category == "data-poisoning"

@@ -463,6 +463,7 @@ class Matcher:
         # An ML-context label ("ml", "ai") anchors every ambiguous word, like an anchor in the
         # title; a security label counts as vulnerability phrasing (cancels the research gate).
         title_anchored = "ml" in label_context
+        title_mention = False
         for where, text, prose_len in (("title", title, len(title)), ("body", body, len(prose))):
             if not text:
                 continue
@@ -500,7 +501,12 @@ class Matcher:
                 if name not in traditional:
                     traditional.append(name)
             if gate or self._gate_pattern_ids:
-                gates |= self._gate_ids(padded, gate, prose_len + 1)
+                found_gates = self._gate_ids(padded, gate, prose_len + 1)
+                if where == "title" and "mention" in found_gates:
+                    # A title that says what the issue is ("Docs: ...", "Paper summary: ...",
+                    # "feat(...)") holds even where the body describes the attack it is about.
+                    title_mention = True
+                gates |= found_gates
 
         # A threat label is a person's statement: it decides its category whatever the text
         # says and no gate scales it (its weight is the threshold, added after the gates).
@@ -520,6 +526,8 @@ class Matcher:
                    if g not in ("vulnerability", "negation") and g in gate_defs]
         if holding and "vulnerability" not in gates:
             factor *= min(holding)
+        elif title_mention:
+            factor *= gate_defs["mention"].factor
         if "negation" in gates:
             factor *= gate_defs["negation"].factor
         # Only categories with something to show get a report; the rest scored nothing.
