@@ -53,10 +53,12 @@ def _single_spaced(raw: bytes) -> bytes:
     return b" ".join(raw.split())
 
 
-try:  # the compiled one-pass version, when the install could build it (setup.py)
+try:  # the compiled one-pass versions, when the install could build them (setup.py)
     from bot.decide._speedups import collapse as _collapse
+    from bot.decide._speedups import collapse_cjk as _collapse_cjk
 except ImportError:  # pragma: no cover - exercised where no C compiler is found
     _collapse = None
+    _collapse_cjk = None
 
 
 def _fold_ascii(raw: bytes, table: bytes) -> bytes:
@@ -120,7 +122,12 @@ def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:
         else:
             for ch, f in folds.items():
                 raw = raw.replace(ch.encode("utf-8", "surrogatepass"), f.encode())
-        if any("\u3040" <= ch <= "\u9fff" for ch in distinct):
+        # max() is one C call; most texts' largest character is a quote or a dash.
+        if max(distinct, default="") >= "\u3040" and any(
+                "\u3040" <= ch <= "\u9fff" for ch in distinct):
+            if _collapse is not None and _collapse_cjk is not None:
+                spaced: bytes = _collapse_cjk(raw, _UTF8_LOWER)
+                return spaced
             raw = _CJK.sub(rb" \g<0> ", raw)
         return _fold_ascii(raw, _UTF8_LOWER)
     return _fold_ascii(text.encode("ascii"), _ASCII_LOWER)
