@@ -299,3 +299,30 @@ def test_a_mention_is_not_a_report_and_explain_names_the_gate(classifier: Classi
                   "An attacker can poison the training data the docs page says we retrain on; "
                   "this is a vulnerability in our spam model.")
     assert d.threats and d.threats[0].category == "data-poisoning"
+
+
+def test_a_mention_in_the_title_holds_against_vulnerability_phrasing(
+        classifier: Classifier) -> None:
+    body = ("Spammers bypass the spam filter with homoglyphs; this adds a normalisation step "
+            "so an attacker can no longer evade the classifier that way.")
+    held = classifier.explain(Issue("a", "feat(spam): normalise homoglyphs", body))
+    assert held["decision"]["threats"] == []
+    assert "vulnerability" in held["gates"]
+    # The same body under a report's title is a report.
+    d = _classify(classifier, "Homoglyphs evade the spam classifier", body)
+    assert d.threats and d.threats[0].category == "adversarial-perturbation"
+
+
+def test_non_english_core_phrases(classifier: Classifier) -> None:
+    cases = {
+        "Envenenamiento de datos en el filtro de spam": "data-poisoning",
+        "Roubo de modelo pela API de previsão": "model-stealing",
+        "Injection de prompt dans l'assistant": "adversarial-perturbation",
+        "Modelldiebstahl über die Vorhersage-API": "model-stealing",
+        "训练数据投毒": "data-poisoning",
+        "プロンプトインジェクション": "adversarial-perturbation",
+        "Отравление обучающих данных спам-фильтра": "data-poisoning",
+    }
+    for title, category in cases.items():
+        d = _classify(classifier, title)
+        assert d.threats and d.threats[0].category == category, title
