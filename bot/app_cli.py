@@ -306,8 +306,8 @@ def _read_payload(path: str, provider: str) -> bytes:
 
 def _require_credentials(config: Config, provider: str) -> None:
     if provider not in config.providers():
-        where = (" (in GitHub Actions: token: ${{ secrets.GITHUB_TOKEN }}, or env "
-                 "BUGBAR_GITHUB_TOKEN)") if provider == "github" else ""
+        where = (" (in GitHub Actions the action's token input sets it)"
+                 if provider == "github" else "")
         raise CliError(f"no credentials for {provider}: set {CREDENTIAL_VARIABLES[provider]}"
                        f"{where}")
 

@@ -117,7 +117,7 @@ def test_text_format_shows_the_comment_a_person_can_read(
     assert main(["handle-event", "github", "--event", "issues", "--payload", path,
                  "--dry-run", "--format", "text"]) == 0
     out = capsys.readouterr().out
-    assert "dry run: nothing was written" in out
+    assert "dry run, nothing was written" in out
     assert "would add labels: threat/model-stealing" in out
     assert "would create the comment:" in out and "    | " in out
     assert fake.writes == []
