@@ -20,7 +20,7 @@ from bot.cli import CliError, load_ruleset
 from bot.config import Config, ConfigError
 from bot.decide.classify import Classifier
 from bot.decide.commands import CommandPolicy, PolicyError
-from bot.events.model import IssueRef, WebhookError
+from bot.events.model import Event, IssueRef, WebhookError
 from bot.handlers.triage import ResultListener
 from bot.logs import configure_logging, register_secret
 from bot.metrics import Metrics
@@ -32,6 +32,7 @@ from bot.preflight import (
     check_all,
 )
 from bot.providers.base import Tracker
+from bot.server import Readiness
 from bot.store import Store, StoreError
 
 log = logging.getLogger("bugbar.cli")
@@ -202,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     Refuses to start (exit 2) when half-configured or when a tracker rejects the credentials.
     """
-    from bot.server import Readiness, ServerConfig, create_app, serve
+    from bot.server import ServerConfig, create_app, serve
 
     config = load_config(args)
     configure_logging(config.log_level)
@@ -226,13 +227,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         recheck=lambda provider: _recheck(config, provider),
         max_inbox_age=args.max_inbox_age,
     )
-    app = create_app(server_config, store, bot.process, metrics=metrics, readiness=readiness)
+    app = create_app(server_config, store, watch_credentials(bot.process, readiness),
+                     metrics=metrics, readiness=readiness)
     for hook in _SERVE_HOOKS:
         hook(app, bot, config, args)
     log.info("serving", extra={"host": args.host, "port": args.port,
                                "providers": sorted(bot.trackers), "dry_run": config.dry_run})
     serve(app, args.host, args.port)
     return 0
+
+
+def watch_credentials(process: Callable[[Event], str],
+                      readiness: Readiness) -> Callable[[Event], str]:
+    """The processor, telling ``/readyz`` when a tracker answers 401 mid-run (a revoked or
+    expired token): the delivery still fails and is retried as before."""
+
+    def run(event: Event) -> str:
+        try:
+            return process(event)
+        except Exception as exc:
+            if getattr(exc, "status", getattr(exc, "response_code",
+                                              getattr(exc, "status_code", None))) == 401:
+                readiness.mark(event.provider, REJECTED)
+            raise
+
+    return run
 
 
 def _recheck(config: Config, provider: str) -> str:
