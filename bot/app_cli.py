@@ -60,6 +60,20 @@ def _replace(config: Config, **changes: Any) -> Config:
     return replace(config, **changes)
 
 
+def retry_policy(config: Config) -> Any:
+    """The tracker retry policy with the configured back-off base and settle wait."""
+    from bot.providers.retry import RetryPolicy
+
+    return RetryPolicy(base_backoff=config.retry_base_seconds, settle=config.settle_seconds)
+
+
+def write_pacer(config: Config) -> Any:
+    """The write pacer with the configured interval."""
+    from bot.providers.retry import WritePacer
+
+    return WritePacer(config.write_interval)
+
+
 def build_trackers(
     config: Config, metrics: Metrics | None, store: Store | None = None
 ) -> dict[str, TrackerFor]:
@@ -69,19 +83,19 @@ def build_trackers(
         trackers["github"] = _github_factory(config, metrics, store)
     if config.gitlab_url and config.gitlab_token:
         from bot.providers.gitlab import GitLabTracker
-        from bot.providers.retry import RetryPolicy, WritePacer
 
-        gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token, policy=RetryPolicy(),
-                               pacer=WritePacer(), metrics=metrics,
+        gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token,
+                               policy=retry_policy(config), pacer=write_pacer(config),
+                               metrics=metrics,
                                confidential_mode=config.gitlab_confidential)
         trackers["gitlab"] = lambda ref, inst: gitlab
     if config.jira_url:
         from bot.providers.jira import JiraTracker
-        from bot.providers.retry import RetryPolicy, WritePacer
 
         jira = JiraTracker(config.jira_url, email=config.jira_email or None,
                            token=config.jira_token or None, pat=config.jira_pat or None,
-                           policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
+                           policy=retry_policy(config), pacer=write_pacer(config),
+                           metrics=metrics,
                            security_level=config.jira_security_level,
                            security_project=config.jira_security_project)
         trackers["jira"] = lambda ref, inst: jira
@@ -90,21 +104,21 @@ def build_trackers(
 
 def _github_factory(config: Config, metrics: Metrics | None, store: Store | None) -> TrackerFor:
     from bot.providers.github import GitHubApp, GitHubTracker
-    from bot.providers.retry import RetryPolicy, WritePacer
 
     if config.github_token and config.github_app_id:
         log.warning("BUGBAR_GITHUB_TOKEN and BUGBAR_GITHUB_APP_ID are both set: the token is "
                     "used and the App is not; unset one of them")
     if config.github_token:
         tracker = GitHubTracker.from_token(config.github_token, config.github_api_url,
-                                           policy=RetryPolicy(), pacer=WritePacer(),
+                                           policy=retry_policy(config),
+                                           pacer=write_pacer(config),
                                            metrics=metrics, etag_cache=store,
                                            identity=config.github_identity or None)
         return lambda ref, inst: tracker
     try:
         app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
-                        policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
-                        etag_cache=store, on_token=register_secret)
+                        policy=retry_policy(config), pacer=write_pacer(config),
+                        metrics=metrics, etag_cache=store, on_token=register_secret)
     except ValueError as exc:
         raise CliError(f"BUGBAR_GITHUB_PRIVATE_KEY: {exc}") from None
 
@@ -221,6 +235,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         gitlab_tokens=config.gitlab_webhook_secrets,
         jira_secrets=config.jira_webhook_secrets,
         workers=args.workers,
+        lease_seconds=config.lease_seconds,
+        retry_base_seconds=config.delivery_retry_seconds,
     )
     readiness = Readiness(
         credentials={c.provider: c.status for c in checks},

@@ -16,7 +16,15 @@ Request flow for ``POST /webhooks/{github,gitlab,jira}`` (DESIGN.md §3):
 Workers claim deliveries from the store, re-parse the stored body, call the processor and mark
 the delivery done, or failed with exponential back-off and jitter; after ``max_attempts`` it is
 a dead letter (:meth:`Store.dead_letters`). Because the inbox is durable, deliveries stored by a
-process that died are picked up by the next one.
+process that died are picked up by the next one: a claim's lease is short (``lease_seconds``,
+15 s) and renewed every third of it while the worker works, and at startup the claims of dead
+processes on this host are released at once (:meth:`Store.release_dead_claims`).
+
+A worker whose lease was lost (it stalled past the lease and another worker took the
+delivery) records no outcome, and tracker writes check the lease first
+(:func:`bot.lease.ensure_held`). A write already in flight when the lease ends can still land;
+the new owner then finds the marked comment and the labels and reaches the same decision, so
+re-running is idempotent (one comment, no label twice).
 """
 
 from __future__ import annotations
@@ -24,10 +32,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import random
 import secrets
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -47,9 +53,10 @@ from bot.events.gitlab import parse_gitlab
 from bot.events.jira import TOKEN_HEADER as JIRA_TOKEN_HEADER
 from bot.events.jira import parse_jira
 from bot.events.model import Event, EventKind, WebhookError
+from bot.lease import Heartbeat, LeaseLost, held, is_alive, owner_prefix
 from bot.logs import log_context, redact
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.store import DEAD, Delivery, Store
+from bot.store import DEAD, DEFAULT_LEASE_SECONDS, Delivery, Store
 
 __all__ = [
     "PROVIDERS",
@@ -113,9 +120,13 @@ class ServerConfig:
     """Jira webhook secrets (HMAC signing secret or shared token)."""
     max_body_bytes: int = DEFAULT_MAX_BYTES
     workers: int = 2
-    lease_seconds: float = 300.0
-    """How long a claimed delivery is reserved; after that another worker may take it (so a
-    processor that outlasts it may run twice: processing is idempotent by design)."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a claim lasts without a heartbeat: the most a dead worker's delivery waits.
+    Workers renew it every ``heartbeat_seconds`` while they work."""
+    heartbeat_seconds: float | None = None
+    """How often a working worker renews its lease; None: a third of ``lease_seconds``."""
+    release_dead_claims: bool = True
+    """At start, free at once the claims of dead processes on this host (after ``kill -9``)."""
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 900.0
     max_attempts: int = 5
@@ -221,7 +232,12 @@ class WorkerPool:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._prefix = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # host:pid:start:n — release_dead_claims and bot.lease.is_alive read it back.
+        self._prefix = owner_prefix()
+        self.lost_leases = 0
+        self._beats: dict[int, Heartbeat] = {}
+        self._beats_done = 0
+        self._beats_lock = threading.Lock()
 
     @property
     def started(self) -> bool:
@@ -242,6 +258,15 @@ class WorkerPool:
         if self._threads:
             return
         self._stop.clear()
+        if self.config.release_dead_claims:
+            try:
+                released = self.store.release_dead_claims(is_alive)
+            except Exception:
+                log.exception("could not release the claims of dead processes")
+            else:
+                if released:
+                    log.warning("released claims held by dead processes",
+                                extra={"released": released})
         for i in range(max(0, self.config.workers)):
             thread = threading.Thread(
                 target=self._loop, args=(f"{self._prefix}:{i}",), name=f"bugbar-worker-{i}"
@@ -293,9 +318,52 @@ class WorkerPool:
             provider=delivery.provider,
             attempt=delivery.attempts,
         ):
-            return self._handle(delivery)
+            beat = self.heartbeat(delivery, worker_id)
+            with self._beats_lock:
+                self._beats[delivery.pk] = beat
+            if self._threads:
+                beat.start()
+            try:
+                with held(beat):
+                    return self._handle(delivery, beat)
+            finally:
+                beat.stop()
+                with self._beats_lock:
+                    self._beats.pop(delivery.pk, None)
+                    self._beats_done += beat.beats
 
-    def _handle(self, delivery: Delivery) -> str:
+    def beats_seen(self) -> int:
+        """Lease renewals so far (finished and running work)."""
+        with self._beats_lock:
+            return self._beats_done + sum(b.beats for b in self._beats.values())
+
+    def heartbeat_now(self) -> bool:
+        """Renew every running lease once (what the heartbeat threads do); False if one is
+        lost. For tests and for callers that drive :meth:`run_once` by hand."""
+        with self._beats_lock:
+            beats = list(self._beats.values())
+        return all([b.beat() for b in beats])
+
+    def heartbeat(self, delivery: Delivery, worker_id: str) -> Heartbeat:
+        """The (not yet started) heartbeat renewing ``worker_id``'s lease on ``delivery``."""
+        lease = self.config.lease_seconds
+        interval = self.config.heartbeat_seconds or lease / 3
+        return Heartbeat(
+            f"delivery {delivery.pk}",
+            lambda: self.store.renew_lease(delivery.pk, worker_id, lease),
+            interval,
+        )
+
+    def _lost(self, delivery: Delivery, event_name: str, beat: Heartbeat) -> str:
+        # Another worker holds the delivery now (or already finished it): recording "done" or
+        # "failed" here would be a second outcome, and "failed" would even requeue it.
+        self.lost_leases += 1
+        self.metrics.delivery(delivery.provider, event_name, "lease_lost")
+        log.warning("lease lost while working; leaving the delivery to its new owner",
+                    extra={"event": event_name})
+        return "lease_lost"
+
+    def _handle(self, delivery: Delivery, beat: Heartbeat) -> str:
         try:
             event = parse_stored(delivery.provider, delivery.headers, delivery.body)
         except WebhookError as exc:
@@ -309,8 +377,13 @@ class WorkerPool:
             outcome = self.processor(event)
         except Exception as exc:
             self.metrics.observe_processing(delivery.provider, self.clock() - started)
+            if isinstance(exc, LeaseLost) or not beat.beat():
+                return self._lost(delivery, event.name, beat)
             return self._failed(delivery, event, exc)
         self.metrics.observe_processing(delivery.provider, self.clock() - started)
+        # One last renewal doubles as the check that the delivery is still ours.
+        if not beat.beat():
+            return self._lost(delivery, event.name, beat)
         self.store.complete(delivery.pk, outcome)
         self.metrics.delivery(delivery.provider, event.name, outcome)
         log.info("delivery processed", extra={"event": event.name, "outcome": outcome})

@@ -20,6 +20,7 @@ from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
 from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
+from bot.lease import ensure_held
 from bot.providers.base import IssueSnapshot, Tracker
 from bot.store import IssueState, Store
 
@@ -197,7 +198,9 @@ class Triage:
         self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None
     ) -> str | None:
         # Comment first: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one.
+        # marker and edits (or leaves) it; it never posts a second one. Before each write the
+        # worker's lease is checked: once it is lost another worker owns this delivery.
+        ensure_held()
         if plan.comment is CommentAction.CREATE:
             comment_id = tracker.create_comment(ref, plan.comment_body).id
             self.store.update_issue_state(str(ref), lambda s: setattr(s, "comment_id",
@@ -205,8 +208,10 @@ class Triage:
         elif plan.comment is CommentAction.EDIT and comment_id is not None:
             tracker.edit_comment(ref, comment_id, plan.comment_body)
         if plan.add_labels:
+            ensure_held()
             tracker.add_labels(ref, list(plan.add_labels))
         for label in plan.remove_labels:
+            ensure_held()
             tracker.remove_label(ref, label)
         if plan.protect:
             protected = tracker.protect(ref) or ""
