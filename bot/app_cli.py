@@ -221,6 +221,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     configure_logging(config.log_level)
+    if args.port is None:
+        args.port = _env_port()
     check_serve_config(config)
     checks = verify_credentials(config, config.providers())
     for check in checks:
@@ -241,7 +243,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     readiness = Readiness(
         credentials={c.provider: c.status for c in checks},
         recheck=lambda provider: _recheck(config, provider),
-        max_inbox_age=args.max_inbox_age,
+        max_inbox_age=(config.ready_max_inbox_age if args.max_inbox_age is None
+                       else args.max_inbox_age),
     )
     app = create_app(server_config, store, watch_credentials(bot.process, readiness),
                      metrics=metrics, readiness=readiness)
@@ -268,6 +271,13 @@ def watch_credentials(process: Callable[[Event], str],
             raise
 
     return run
+
+
+def _env_port() -> int:
+    raw = os.environ.get("BUGBAR_PORT", "").strip() or "8080"
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise CliError(f"BUGBAR_PORT must be a port number (0-65535), not {raw!r}")
+    return int(raw)
 
 
 def _recheck(config: Config, provider: str) -> str:
@@ -508,12 +518,11 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                                    "credentials.")
     p.add_argument("--host", default=os.environ.get("BUGBAR_HOST", "127.0.0.1"),
                    help="address to listen on (default $BUGBAR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("BUGBAR_PORT", "8080")),
+    p.add_argument("--port", type=int, default=None,
                    help="port (default $BUGBAR_PORT or 8080)")
     p.add_argument("--workers", type=int, default=2,
                    help="worker threads processing the inbox (default 2)")
     p.add_argument("--max-inbox-age", type=float, metavar="SECONDS",
-                   default=float(os.environ.get("BUGBAR_READY_MAX_INBOX_AGE", "600")),
                    help="/readyz reports degraded when the oldest pending delivery is older "
                         "(default $BUGBAR_READY_MAX_INBOX_AGE or 600)")
     p.set_defaults(func=cmd_serve)

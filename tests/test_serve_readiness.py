@@ -263,3 +263,17 @@ def test_a_401_mid_run_marks_the_credentials_rejected(store: tuple[Store, Clock]
     assert client.get("/readyz").json()["problems"] == ["github credentials rejected"]
     clock.now += 61  # asked again a minute later: the token works again
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(("name", "value", "needle"), [
+    ("BUGBAR_PORT", "eighty", "BUGBAR_PORT must be a port number"),
+    ("BUGBAR_READY_MAX_INBOX_AGE", "soon", "BUGBAR_READY_MAX_INBOX_AGE must be a number"),
+], ids=["port", "inbox-age"])
+def test_bad_serve_variables_are_one_line(started: list[Any], clean_env: pytest.MonkeyPatch,
+                                          capsys: Capture, name: str, value: str,
+                                          needle: str) -> None:
+    clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
+    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook")
+    clean_env.setenv(name, value)
+    assert main(["serve"]) == 2
+    assert needle in _one_line(capsys) and started == []
