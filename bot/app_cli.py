@@ -20,6 +20,7 @@ from bot.cli import CliError, load_ruleset
 from bot.config import Config, ConfigError
 from bot.decide.classify import Classifier
 from bot.decide.commands import CommandPolicy, PolicyError
+from bot.errors import http_status
 from bot.events.model import Event, IssueRef, WebhookError
 from bot.handlers.triage import ResultListener
 from bot.logs import configure_logging, register_secret
@@ -265,8 +266,7 @@ def watch_credentials(process: Callable[[Event], str],
         try:
             return process(event)
         except Exception as exc:
-            if getattr(exc, "status", getattr(exc, "response_code",
-                                              getattr(exc, "status_code", None))) == 401:
+            if http_status(exc) == 401:
                 readiness.mark(event.provider, REJECTED)
             raise
 

@@ -52,7 +52,9 @@ def network_reason(exc: BaseException) -> str:
     return one_line(f"{type(exc).__name__}: {text}", 200)
 
 
-def _http_status(exc: BaseException) -> int | None:
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status a client library's error carries (PyGithub ``status``, python-gitlab
+    ``response_code``, jira ``status_code``), or None."""
     for attr in ("status", "response_code", "status_code"):
         value = getattr(exc, attr, None)
         if isinstance(value, int):
@@ -94,7 +96,7 @@ def describe(exc: BaseException, provider: str = "") -> tuple[int, str]:
     rate_limited = "RateLimited" in {c.__name__ for c in type(exc).__mro__}
     if rate_limited:
         return TRACKER, one_line(f"{where}{exc}; run again later")
-    status = _http_status(exc)
+    status = http_status(exc)
     if status is not None and not isinstance(exc, OSError):
         hint = _STATUS_HINTS.get(status, "")
         message = _server_message(exc)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.config import Config
-from bot.errors import network_reason
+from bot.errors import http_status, network_reason
 
 log = logging.getLogger("bugbar.preflight")
 
@@ -81,16 +81,8 @@ def configured_variable(config: Config, provider: str) -> str:
     return "BUGBAR_JIRA_PAT" if config.jira_pat else "BUGBAR_JIRA_EMAIL / BUGBAR_JIRA_TOKEN"
 
 
-def _status_of(exc: BaseException) -> int | None:
-    for attr in ("status", "response_code", "status_code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
 def _verdict(provider: str, exc: BaseException) -> CredentialCheck:
-    status = _status_of(exc)
+    status = http_status(exc)
     if status in (401, 403):
         return CredentialCheck(provider, REJECTED, f"HTTP {status}")
     if status is not None and status < 500:
