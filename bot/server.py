@@ -61,6 +61,7 @@ from bot.store import DEAD, DEFAULT_LEASE_SECONDS, Delivery, Store
 __all__ = [
     "PROVIDERS",
     "Processor",
+    "Readiness",
     "ServerConfig",
     "WorkerPool",
     "backoff_delay",
@@ -408,6 +409,73 @@ class WorkerPool:
         return label
 
 
+# --------------------------------------------------------------------------- readiness
+
+
+@dataclass
+class Readiness:
+    """What ``GET /readyz`` reports beyond liveness: can this server do its work?
+
+    Degraded (503) when a tracker rejected the credentials or could not be reached at start-up,
+    when dead letters wait for a person (``bugbar deliveries``), or when the oldest pending
+    delivery is older than ``max_inbox_age`` seconds (workers stuck or far behind). A tracker
+    that was unreachable is asked again, at most every ``recheck_seconds``.
+    """
+
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Per provider: ok | rejected | unreachable (from the start-up check)."""
+    recheck: Callable[[str], str] | None = None
+    """Asks one provider again; returns its new status."""
+    max_inbox_age: float = 600.0
+    recheck_seconds: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _checked_at: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def credential_status(self) -> dict[str, str]:
+        """Current per-provider status, re-asking unreachable trackers now and then."""
+        with self._lock:
+            due = [p for p, status in self.credentials.items()
+                   if status != "ok" and self.recheck is not None
+                   and self.clock() - self._checked_at.get(p, float("-inf"))
+                   >= self.recheck_seconds]
+            for provider in due:
+                self._checked_at[provider] = self.clock()
+        for provider in due:
+            assert self.recheck is not None
+            status = self.recheck(provider)
+            with self._lock:
+                self.credentials[provider] = status
+        with self._lock:
+            return dict(self.credentials)
+
+    def report(self, store: Store, workers_ok: bool) -> tuple[bool, dict[str, Any]]:
+        """``(ready, detail)`` for ``/readyz``."""
+        problems: list[str] = []
+        credentials = self.credential_status()
+        for provider, status in sorted(credentials.items()):
+            if status != "ok":
+                problems.append(f"{provider} credentials {status}")
+        stats = store.stats()
+        oldest = store.oldest_pending_age()
+        if stats.get(DEAD, 0):
+            problems.append(f"{stats[DEAD]} dead letter(s): see bugbar deliveries")
+        if oldest is not None and oldest > self.max_inbox_age:
+            problems.append(f"oldest pending delivery is {oldest:.0f} s old "
+                            f"(limit {self.max_inbox_age:.0f} s)")
+        if not workers_ok:
+            problems.append("worker threads have stopped")
+        detail: dict[str, Any] = {
+            "status": "degraded" if problems else "ready",
+            "problems": problems,
+            "credentials": credentials,
+            "inbox": stats,
+            "oldest_pending_seconds": None if oldest is None else round(oldest, 1),
+            "max_inbox_age_seconds": self.max_inbox_age,
+        }
+        return not problems, detail
+
+
 # --------------------------------------------------------------------------- app
 
 
@@ -433,13 +501,16 @@ def create_app(
     metrics: Metrics,
     clock: Callable[[], float] = time.perf_counter,
     start_workers: bool = True,
+    readiness: Readiness | None = None,
 ) -> Starlette:
     """Build the Starlette app; workers start and stop with the app's lifespan.
 
     ``clock`` (monotonic seconds) times acknowledgements and processing. With
     ``start_workers=False`` nothing is processed until ``app.state.workers`` is driven by hand
     (``run_once``) or started. ``app.state`` also carries ``store``, ``metrics`` and ``config``.
+    ``readiness`` sets what ``/readyz`` checks (default: inbox only, no credential status).
     """
+    ready_view = readiness or Readiness()
     parsers = _verifying_parsers(config)
     pool = WorkerPool(config, store, processor, metrics, clock)
 
@@ -529,6 +600,15 @@ def create_app(
             return _json(503, status="degraded", inbox_depth=depth, workers_alive=pool.alive)
         return _json(200, status="ok", inbox_depth=depth, workers_alive=pool.alive)
 
+    async def readyz(request: Request) -> Response:
+        workers_ok = not (pool.started and pool.alive < config.workers)
+        try:
+            ready, detail = await run_in_threadpool(ready_view.report, store, workers_ok)
+        except Exception:
+            log.exception("readiness check: store unreadable")
+            return _json(503, status="degraded", problems=["store unavailable"])
+        return JSONResponse(detail, status_code=200 if ready else 503)
+
     def scrape() -> bytes:
         try:
             metrics.set_inbox(store.depth(), store.oldest_pending_age())
@@ -553,6 +633,7 @@ def create_app(
         routes=[
             Route("/webhooks/{provider}", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
@@ -561,6 +642,7 @@ def create_app(
     app.state.store = store
     app.state.metrics = metrics
     app.state.config = config
+    app.state.readiness = ready_view
     return app
 
 

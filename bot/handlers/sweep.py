@@ -191,6 +191,8 @@ class IssueRow:
     applied: bool = False
     confidential: bool = False
     number: int = 0
+    comment: str = ""
+    """The bot's comment this run posted or edited (or, dry run, would have): its full text."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for the report."""
@@ -781,6 +783,9 @@ class Sweep:
             routes = _bot_labels(snap.labels, settings.label_route)
         plan = result.plan if result is not None else None
         actions = tuple(plan.describe()) if plan is not None and not plan.is_noop else ()
+        # The comment quotes nothing from the issue, so it is safe to show even when the title
+        # is withheld.
+        comment = plan.comment_body if actions and plan is not None else ""
         title = snap.title
         if confidential:
             title = REDACTED_TITLE
@@ -791,7 +796,7 @@ class Sweep:
             title=title,
             state=snap.state, outcome=outcome, reason=reason, categories=categories,
             severity=severity, routes=routes, actions=actions, applied=applied,
-            confidential=confidential, number=snap.ref.number)
+            confidential=confidential, number=snap.ref.number, comment=comment)
 
     def _emit(self, row: IssueRow, pos: _Position, summary: ScopeSummary,
               result: SweepResult) -> IssueRow:

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +56,26 @@ class CommentHint:
     comment: Comment | None
 
 
+def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
+    """What the decision log keeps: the decision, the plan and exactly what it writes.
+
+    The comment text is the rendered comment (it quotes nothing from the issue), so a dry run's
+    record shows what ``--apply`` would post, and ``bugbar decisions`` can print it.
+    """
+    return {
+        **decision.to_json(),
+        "plan": plan.describe(),
+        "add_labels": list(plan.add_labels),
+        "remove_labels": list(plan.remove_labels),
+        "comment_action": plan.comment.value,
+        "comment": plan.comment_body if plan.comment is not CommentAction.NONE else None,
+    }
+
+
+ResultListener = Callable[[IssueRef, TriageResult], None]
+"""Told about every triage run (``handle-event`` prints what was decided and planned)."""
+
+
 # Striped per-issue locks: webhook workers, slash commands and an in-server sweep may reach the
 # same issue at once; serialising them per issue keeps "find the comment, else create it" atomic
 # within this process (bounded memory: 256 stripes, not one lock per issue ever seen).
@@ -88,11 +108,13 @@ class Triage:
         *,
         dry_run: bool = False,
         metrics: DecisionMetrics | None = None,
+        on_result: ResultListener | None = None,
     ) -> None:
         self.classifier = classifier
         self.store = store
         self.dry_run = dry_run
         self.metrics = metrics
+        self.on_result = on_result
 
     @property
     def settings(self) -> Settings:
@@ -124,8 +146,11 @@ class Triage:
         plan that would write is returned as ``held`` and not applied, while a no-op is
         recorded as usual (the sweep past its ``max_changes`` cap)."""
         with issue_lock(str(ref)):
-            return self._run(tracker, ref, snapshot, delivery_id, trust_state, hint,
-                             hold_changes)
+            result = self._run(tracker, ref, snapshot, delivery_id, trust_state, hint,
+                               hold_changes)
+        if self.on_result is not None:
+            self.on_result(ref, result)
+        return result
 
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
@@ -156,8 +181,7 @@ class Triage:
                                 "categories": [t.category for t in decision.threats]})
         if self.dry_run or (hold_changes and not plan.is_noop):
             self.store.record_decision(key, delivery_id or None,
-                                       json.dumps({**decision.to_json(),
-                                                   "plan": plan.describe()}), True)
+                                       json.dumps(decision_record(decision, plan)), True)
             return TriageResult("dry-run" if self.dry_run else "held", decision, plan)
         if plan.is_noop:
             self._remember(key, snap, plan, comment_id, decision)
@@ -165,8 +189,7 @@ class Triage:
         comment_id = self._apply(tracker, ref, plan, comment_id)
         self._remember(key, snap, plan, comment_id, decision)
         self.store.record_decision(key, delivery_id or None,
-                                   json.dumps({**decision.to_json(), "plan": plan.describe()}),
-                                   False)
+                                   json.dumps(decision_record(decision, plan)), False)
         return TriageResult("triaged", decision, plan)
 
     def _plan(
