@@ -24,7 +24,9 @@ from bot.events.model import IssueRef, WebhookError
 from bot.logs import configure_logging, register_secret
 from bot.metrics import Metrics
 from bot.providers.base import Tracker
-from bot.store import Store, StoreError
+from bot.store import StoreError
+from bot.store_base import StateStore as Store
+from bot.store_base import open_store as open_state
 
 log = logging.getLogger("bugbar.cli")
 
@@ -127,12 +129,25 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
 
 
 def open_store(config: Config) -> Store:
-    """Open the SQLite state, with a clear error instead of a traceback."""
+    """Open the state (a SQLite file or a PostgreSQL URL), with one clear error line."""
     try:
-        Path(config.state_path).parent.mkdir(parents=True, exist_ok=True)
-        return Store(config.state_path)
-    except (StoreError, OSError) as exc:
-        raise CliError(f"cannot open state {config.state_path}: {exc}") from None
+        return open_state(config.state_path)
+    except StoreError as exc:
+        if "bugbar[postgres]" in str(exc):
+            raise CliError(str(exc)) from None
+        raise CliError(f"cannot open state: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot open state {_shown(config.state_path)}: {exc}") from None
+
+
+def _shown(location: str) -> str:
+    """A state location fit to print: a URL's password is masked."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    if parts.password:
+        return location.replace(f":{parts.password}@", ":***@", 1)
+    return location
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -229,7 +244,8 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
 def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     """Add serve, handle-event and deliveries to the ``bugbar`` parser."""
     state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state", help="SQLite state file (default $BUGBAR_STATE or bugbar.db)")
+    state.add_argument("--state", help="state: a SQLite file or a postgresql:// URL "
+                       "(default $BUGBAR_STATE or bugbar.db)")
     dry = argparse.ArgumentParser(add_help=False)
     dry.add_argument("--dry-run", action="store_true",
                      help="record and log the plan, write nothing (also BUGBAR_DRY_RUN=1)")

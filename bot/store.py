@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "DEAD",
@@ -203,6 +203,11 @@ _MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX decisions_issue ON decisions (issue_key, id)",
     ],
+    # version 2: the issue a delivery is about, so claims serialise per issue
+    [
+        "ALTER TABLE deliveries ADD COLUMN issue_key TEXT",
+        "CREATE INDEX deliveries_issue ON deliveries (issue_key, state, available_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -254,6 +259,7 @@ class Store:
         # processes sharing the file still wait on busy_timeout.
         self._write_lock = threading.RLock()
         self._closed = False
+        self._leads: dict[str, BinaryIO] = {}
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -306,6 +312,8 @@ class Store:
     def close(self) -> None:
         """Close every connection this store opened. The store cannot be used afterwards."""
         self._closed = True
+        for name in list(self._leads):
+            self.resign(name)
         with self._holders_lock:
             holders = list(self._holders)
         for holder in holders:
@@ -353,17 +361,21 @@ class Store:
         event_name: str,
         headers_subset: dict[str, str],
         body: bytes,
+        issue_key: str | None = None,
     ) -> bool:
         """Store a delivery durably; True if new, False if ``(provider, delivery_id)`` was seen.
 
         Duplicates are recognised whatever state the earlier copy is in (until it is pruned).
-        The row is committed (and fsynced) before this returns.
+        The row is committed (and fsynced) before this returns. ``issue_key`` (``str(IssueRef)``)
+        names the issue the delivery is about: deliveries of one issue are never claimed at the
+        same time (see :meth:`claim_next`).
         """
         now = self._clock()
         with self._write_lock:
             cur = self._conn().execute(
                 "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body, state,"
-                " attempts, received_at, available_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " attempts, received_at, available_at, issue_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
                 " ON CONFLICT (provider, delivery_id) DO NOTHING",
                 (
                     provider,
@@ -374,6 +386,7 @@ class Store:
                     PENDING,
                     now,
                     now,
+                    issue_key,
                 ),
             )
         return cur.rowcount == 1
@@ -386,6 +399,7 @@ class Store:
         Due means pending with its retry time reached, or claimed with an expired lease (the
         worker died). ``attempts`` is incremented. A delivery whose lease expired after
         ``max_attempts`` claims is moved to ``dead`` instead (it probably kills its worker).
+        A delivery whose issue has another delivery under a live claim waits for that one.
         """
         now = self._clock()
         with self._write() as conn:
@@ -402,9 +416,11 @@ class Store:
                 ),
             )
             row = conn.execute(
-                "SELECT pk FROM deliveries WHERE state IN (?, ?) AND available_at <= ?"
+                "SELECT pk FROM deliveries AS d WHERE state IN (?, ?) AND available_at <= ?"
+                " AND (issue_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS c"
+                " WHERE c.issue_key = d.issue_key AND c.state = ? AND c.available_at > ?))"
                 " ORDER BY pk LIMIT 1",
-                (PENDING, CLAIMED, now),
+                (PENDING, CLAIMED, now, CLAIMED, now),
             ).fetchone()
             if row is None:
                 return None
@@ -425,6 +441,41 @@ class Store:
             attempts=int(got[6]),
             received_at=float(got[7]),
         )
+
+    def renew_lease(self, delivery_pk: int, worker_id: str, lease_seconds: float) -> bool:
+        """Heartbeat: extend ``worker_id``'s claim to ``now + lease_seconds``.
+
+        False if the worker no longer holds the claim (it expired and was taken over, or the
+        delivery was finished): the worker should then stop writing for it.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE deliveries SET available_at = ? WHERE pk = ? AND state = ?"
+                " AND lease_owner = ?",
+                (now + lease_seconds, delivery_pk, CLAIMED, worker_id),
+            )
+            return cur.rowcount == 1
+
+    def release_dead_claims(self, is_alive: Callable[[str], bool]) -> int:
+        """Make claims whose worker ``is_alive(worker_id)`` says is dead claimable now.
+
+        Worker ids look like ``host:pid:n``. Their attempts stay counted, so a delivery that
+        kills its worker still ends as a dead letter. Returns how many were released.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT pk, lease_owner FROM deliveries WHERE state = ? AND available_at > ?",
+                (CLAIMED, now),
+            ).fetchall()
+            dead = [int(pk) for pk, owner in rows if owner is None or not is_alive(str(owner))]
+            for pk in dead:
+                conn.execute(
+                    "UPDATE deliveries SET available_at = ?, lease_owner = NULL WHERE pk = ?",
+                    (now, pk),
+                )
+        return len(dead)
 
     def complete(self, delivery_pk: int, outcome: str) -> None:
         """Mark a delivery done; its body, headers and error are dropped, its id kept.
@@ -712,3 +763,34 @@ class Store:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ leadership
+
+    def try_lead(self, name: str) -> bool:
+        """Hold (or keep holding) the leader lock ``name``; True while this store holds it.
+
+        For jobs that one process at a time should run (the periodic sweep). Here it is an
+        ``flock`` on a file beside the database, released by the kernel if the process dies.
+        """
+        import fcntl
+
+        with self._holders_lock:
+            leads = self._leads
+            if name in leads:
+                return True
+            lock_path = self.path.with_name(f"{self.path.name}.lead-{name}")
+            handle: BinaryIO = lock_path.open("a+b")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            leads[name] = handle
+            return True
+
+    def resign(self, name: str) -> None:
+        """Let go of the leader lock ``name`` (no error if not held)."""
+        with self._holders_lock:
+            handle = self._leads.pop(name, None)
+        if handle is not None:
+            handle.close()

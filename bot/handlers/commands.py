@@ -46,7 +46,8 @@ from bot.decide.rules import RuleSet
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.commands")
 

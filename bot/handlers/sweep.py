@@ -39,7 +39,8 @@ from bot.handlers.triage import DecisionMetrics, Triage, TriageResult, content_h
 from bot.providers.base import IssueSnapshot, ListPage, Tracker
 from bot.providers.recording import DryRunTracker
 from bot.providers.retry import RateLimited
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 __all__ = [
     "CHANGED",

@@ -21,7 +21,8 @@ from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.triage")
 
