@@ -26,7 +26,7 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from bot.store import DeadLetter, DecisionRecord, Delivery, IssueState
 
@@ -50,6 +50,12 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Release connections (and leader locks); the store cannot be used afterwards."""
+
+    def __enter__(self) -> Self:
+        """``with open_store(...) as store:`` closes it at the end."""
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
 
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
