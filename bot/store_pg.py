@@ -207,7 +207,7 @@ class PgStore:
             min_size=1,
             max_size=max(1, max_connections),
             timeout=connect_timeout,
-            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True},
             open=False,
             name="bugbar",
         )
@@ -233,11 +233,18 @@ class PgStore:
     # ------------------------------------------------------------------ connections
 
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """One transaction on a pooled connection: committed on exit, rolled back on error."""
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in autocommit mode: each statement commits on its own (one
+        round trip for the single-statement methods, which are atomic by themselves)."""
         if self._closed:
             raise StoreError("store is closed")
         with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on a pooled connection: committed on exit, rolled back on error."""
+        with self._conn() as conn, conn.transaction():
             yield conn
 
     def close(self) -> None:
@@ -254,7 +261,7 @@ class PgStore:
         self.close()
 
     def _migrate(self) -> None:
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
             # Replicas starting together migrate one at a time (released at commit).
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_NS, _MIGRATION_LOCK))
             conn.execute(
@@ -279,7 +286,7 @@ class PgStore:
 
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
         assert row is not None
         return int(row[0])
@@ -295,18 +302,31 @@ class PgStore:
         body: bytes,
         issue_key: str | None = None,
     ) -> bool:
-        """Store a delivery durably (committed before return); False if seen before."""
+        """Store a delivery durably (committed before return); False if seen before.
+
+        A pooled connection found dead (the server restarted since it was last used) is
+        replaced and the insert tried once more, so the webhook answer does not fail for it.
+        If the first try did commit, the second finds the row and answers "seen before":
+        either way the delivery is stored.
+        """
         now = self._clock()
-        with self._tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body, state,"
-                " attempts, received_at, available_at, issue_key)"
-                " VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)"
-                " ON CONFLICT (provider, delivery_id) DO NOTHING",
-                (provider, delivery_id, event_name, json.dumps(headers_subset, sort_keys=True),
-                 bytes(body), PENDING, now, now, issue_key),
-            )
-            return cur.rowcount == 1
+        params = (provider, delivery_id, event_name, json.dumps(headers_subset, sort_keys=True),
+                  bytes(body), PENDING, now, now, issue_key)
+        for attempt in (1, 2):
+            try:
+                with self._conn() as conn:
+                    cur = conn.execute(
+                        "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body,"
+                        " state, attempts, received_at, available_at, issue_key)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, 0, %s, %s, %s)"
+                        " ON CONFLICT (provider, delivery_id) DO NOTHING",
+                        params,
+                    )
+                    return cur.rowcount == 1
+            except psycopg.OperationalError:
+                if attempt == 2 or self._closed:
+                    raise
+        raise AssertionError("unreachable")
 
     def claim_next(
         self, worker_id: str, lease_seconds: float = 60, *, max_attempts: int = 5
@@ -316,19 +336,24 @@ class PgStore:
         skipped: list[int] = []
         with self._tx() as conn:
             for _ in range(_CLAIM_SCAN_LIMIT):
+                # 1. the oldest due row nobody else is looking at, and (for its issue) the
+                #    advisory lock that makes claimers of one issue take turns until commit
                 row = conn.execute(
-                    "SELECT pk, state, attempts, issue_key FROM deliveries AS d"
+                    "WITH c AS MATERIALIZED (SELECT pk, state, attempts, issue_key"
+                    " FROM deliveries AS d"
                     " WHERE state IN ('pending', 'claimed') AND available_at <= %s"
                     " AND NOT (pk = ANY(%s))"
-                    " AND (issue_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS c"
-                    "  WHERE c.state = 'claimed' AND c.issue_key = d.issue_key"
-                    "  AND c.available_at > %s))"
-                    " ORDER BY pk LIMIT 1 FOR UPDATE SKIP LOCKED",
-                    (now, skipped, now),
+                    " AND (issue_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS o"
+                    "  WHERE o.state = 'claimed' AND o.issue_key = d.issue_key"
+                    "  AND o.available_at > %s))"
+                    " ORDER BY pk LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                    " SELECT pk, state, attempts, issue_key IS NULL"
+                    " OR pg_try_advisory_xact_lock(%s, hashtext(issue_key)) FROM c",
+                    (now, skipped, now, _LOCK_NS),
                 ).fetchone()
                 if row is None:
                     return None
-                pk, state, attempts, issue_key = int(row[0]), str(row[1]), int(row[2]), row[3]
+                pk, state, attempts, turn = int(row[0]), str(row[1]), int(row[2]), bool(row[3])
                 if state == CLAIMED and attempts >= max_attempts:
                     conn.execute(
                         "UPDATE deliveries SET state = %s, lease_owner = NULL, finished_at = %s,"
@@ -337,38 +362,29 @@ class PgStore:
                          pk),
                     )
                     continue
-                if issue_key is not None and not self._issue_free(conn, issue_key, pk, now):
+                if not turn:  # another transaction is claiming for this issue right now
                     skipped.append(pk)
                     continue
+                # 2. claim it unless its issue got a live claim meanwhile: this statement's
+                #    snapshot is taken after the lock, so it sees claims committed before it
                 got = conn.execute(
-                    "UPDATE deliveries SET state = %s, lease_owner = %s, available_at = %s,"
-                    f" attempts = attempts + 1 WHERE pk = %s RETURNING {_DELIVERY_COLUMNS}",
-                    (CLAIMED, worker_id, now + lease_seconds, pk),
+                    "UPDATE deliveries AS d SET state = %s, lease_owner = %s, available_at = %s,"
+                    " attempts = attempts + 1 WHERE pk = %s AND (issue_key IS NULL OR NOT EXISTS"
+                    " (SELECT 1 FROM deliveries AS o WHERE o.state = 'claimed'"
+                    "  AND o.issue_key = d.issue_key AND o.available_at > %s AND o.pk <> d.pk))"
+                    f" RETURNING {_DELIVERY_COLUMNS}",
+                    (CLAIMED, worker_id, now + lease_seconds, pk, now),
                 ).fetchone()
-                assert got is not None
+                if got is None:
+                    skipped.append(pk)
+                    continue
                 return _delivery_from_row(got)
         return None
-
-    @staticmethod
-    def _issue_free(conn: psycopg.Connection[Any], issue_key: str, pk: int, now: float) -> bool:
-        """Claimers of one issue go one at a time (lock released at commit), then look again:
-        a claim committed after this transaction's first look is visible to the second."""
-        locked = conn.execute(
-            "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NS, issue_key)
-        ).fetchone()
-        if not locked or not locked[0]:
-            return False
-        live = conn.execute(
-            "SELECT 1 FROM deliveries WHERE state = 'claimed' AND issue_key = %s"
-            " AND available_at > %s AND pk <> %s LIMIT 1",
-            (issue_key, now, pk),
-        ).fetchone()
-        return live is None
 
     def renew_lease(self, delivery_pk: int, worker_id: str, lease_seconds: float) -> bool:
         """Heartbeat: extend the claim; False if ``worker_id`` no longer holds it."""
         now = self._clock()
-        with self._tx() as conn:
+        with self._conn() as conn:
             cur = conn.execute(
                 "UPDATE deliveries SET available_at = %s WHERE pk = %s AND state = %s"
                 " AND lease_owner = %s",
@@ -406,7 +422,7 @@ class PgStore:
     def complete(self, delivery_pk: int, outcome: str) -> None:
         """Mark done; body, headers and error dropped, id kept. KeyError if unknown."""
         now = self._clock()
-        with self._tx() as conn:
+        with self._conn() as conn:
             cur = conn.execute(
                 "UPDATE deliveries SET state = %s, outcome = %s, body = NULL, headers = '{}',"
                 " last_error = NULL, lease_owner = NULL, finished_at = %s WHERE pk = %s",
@@ -447,7 +463,7 @@ class PgStore:
 
     def dead_letters(self) -> list[DeadLetter]:
         """Deliveries that ran out of attempts, oldest first."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             rows = conn.execute(
                 "SELECT pk, provider, delivery_id, event_name, attempts, last_error, received_at,"
                 " finished_at FROM deliveries WHERE state = %s ORDER BY pk",
@@ -464,7 +480,7 @@ class PgStore:
     def retry_dead(self, pk: int | None = None) -> int:
         """Requeue one dead delivery (or all) with fresh attempts; return how many."""
         now = self._clock()
-        with self._tx() as conn:
+        with self._conn() as conn:
             if pk is None:
                 cur = conn.execute(
                     "UPDATE deliveries SET state = %s, attempts = 0, available_at = %s,"
@@ -481,7 +497,7 @@ class PgStore:
 
     def depth(self) -> int:
         """Pending deliveries (including those waiting for a retry time)."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute(
                 "SELECT COUNT(*) FROM deliveries WHERE state = %s", (PENDING,)
             ).fetchone()
@@ -489,7 +505,7 @@ class PgStore:
 
     def oldest_pending_age(self) -> float | None:
         """Seconds since the oldest pending delivery was received, or None."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute(
                 "SELECT MIN(received_at) FROM deliveries WHERE state = %s", (PENDING,)
             ).fetchone()
@@ -500,7 +516,7 @@ class PgStore:
     def stats(self) -> dict[str, int]:
         """Delivery counts by state; every state is present."""
         counts = dict.fromkeys(_STATES, 0)
-        with self._tx() as conn:
+        with self._conn() as conn:
             for state, n in conn.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state"):
                 counts[str(state)] = int(n)
         return counts
@@ -508,7 +524,7 @@ class PgStore:
     def prune(self, older_than_seconds: float) -> int:
         """Delete deliveries completed more than that long ago; return how many."""
         cutoff = self._clock() - older_than_seconds
-        with self._tx() as conn:
+        with self._conn() as conn:
             return conn.execute(
                 "DELETE FROM deliveries WHERE state = %s AND finished_at < %s", (DONE, cutoff)
             ).rowcount
@@ -517,7 +533,7 @@ class PgStore:
 
     def get_issue_state(self, key: str) -> IssueState | None:
         """The stored state for ``key``, or None."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute(
                 f"SELECT {_ISSUE_COLUMNS} FROM issue_state WHERE key = %s", (key,)
             ).fetchone()
@@ -551,7 +567,7 @@ class PgStore:
 
     def save_issue_state(self, state: IssueState) -> None:
         """Insert or replace the state for ``state.key`` (last writer wins)."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             self._write_issue(conn, state)
 
     def update_issue_state(self, key: str, mutate: Callable[[IssueState], None]) -> IssueState:
@@ -579,7 +595,7 @@ class PgStore:
     def save_checkpoint(self, name: str, data: dict[str, Any]) -> None:
         """Store (replace) a checkpoint. ``data`` must be JSON-serialisable."""
         payload = json.dumps(data, sort_keys=True)
-        with self._tx() as conn:
+        with self._conn() as conn:
             conn.execute(
                 "INSERT INTO checkpoints (name, data, updated_at) VALUES (%s, %s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET data = excluded.data,"
@@ -589,20 +605,20 @@ class PgStore:
 
     def load_checkpoint(self, name: str) -> dict[str, Any] | None:
         """The checkpoint saved under ``name``, or None."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute("SELECT data FROM checkpoints WHERE name = %s", (name,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def clear_checkpoint(self, name: str) -> None:
         """Forget the checkpoint ``name`` (no error if absent)."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             conn.execute("DELETE FROM checkpoints WHERE name = %s", (name,))
 
     # ------------------------------------------------------------------ HTTP cache
 
     def get_etag(self, url: str) -> tuple[str, str] | None:
         """``(etag, payload)`` cached for ``url``, or None."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute(
                 "SELECT etag, payload FROM http_cache WHERE url = %s", (url,)
             ).fetchone()
@@ -610,7 +626,7 @@ class PgStore:
 
     def put_etag(self, url: str, etag: str, payload: str) -> None:
         """Cache the ETag and payload returned for ``url``."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             conn.execute(
                 "INSERT INTO http_cache (url, etag, payload, updated_at) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,"
@@ -624,7 +640,7 @@ class PgStore:
         self, key: str, delivery_id: str | None, decision_json: str, dry_run: bool
     ) -> int:
         """Append a decision (or a dry-run plan) to the log; return its id."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             row = conn.execute(
                 "INSERT INTO decisions (issue_key, delivery_id, decision_json, dry_run,"
                 " recorded_at) VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -635,7 +651,7 @@ class PgStore:
 
     def recent_decisions(self, limit: int = 50, key: str | None = None) -> list[DecisionRecord]:
         """The latest ``limit`` decisions, newest first (optionally for one issue)."""
-        with self._tx() as conn:
+        with self._conn() as conn:
             if key is None:
                 rows = conn.execute(
                     "SELECT id, issue_key, delivery_id, decision_json, dry_run, recorded_at"
@@ -704,32 +720,95 @@ class PgStore:
 
     # ------------------------------------------------------------------ migration from SQLite
 
-    def import_rows(self, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> int:
-        """Insert rows copied from another store (``bugbar state migrate``); rows whose key
-        already exists are left alone. Returns how many were inserted."""
-        keys = {"deliveries": "provider, delivery_id", "issue_state": "key",
-                "checkpoints": "name", "http_cache": "url", "decisions": "id"}
-        if table not in keys:
-            raise ValueError(f"unknown table {table!r}")
-        names = ", ".join(columns)
-        marks = ", ".join(["%s"] * len(columns))
-        inserted = 0
-        with self._tx() as conn:
-            with conn.cursor() as cur:
-                for row in rows:
-                    cur.execute(
-                        f"INSERT INTO {table} ({names}) VALUES ({marks})"
-                        f" ON CONFLICT ({keys[table]}) DO NOTHING",
-                        row,
-                    )
-                    inserted += cur.rowcount
-            for serial, column in (("deliveries", "pk"), ("decisions", "id")):
-                if table == serial:
-                    conn.execute(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                        f" GREATEST((SELECT COALESCE(MAX({column}), 0) FROM {table}), 1))"
-                    )
-        return inserted
+    def import_sqlite(self, path: str) -> dict[str, int]:
+        """Copy a SQLite state file into this (empty) database, in one transaction.
+
+        Everything is copied: deliveries in every state (claims become due at once: the
+        process that held them is stopped), issue state, checkpoints, ETags and decisions, in
+        their original order. The file is opened read-only and left as it was. Raises
+        :class:`StoreError` if this database already holds state or the file is not a bugbar
+        state file. Returns rows copied per table.
+        """
+        import sqlite3
+        from pathlib import Path
+
+        source = Path(path)
+        if not source.is_file():
+            raise StoreError(f"{path}: no such file")
+        try:
+            src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open ({exc})") from None
+        counts: dict[str, int] = {}
+        try:
+            tables = {r[0] for r in
+                      src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = {"deliveries", "issue_state", "checkpoints", "http_cache",
+                       "decisions"} - tables
+            if missing:
+                raise StoreError(f"{path}: not a bugbar state file "
+                                 f"(no {', '.join(sorted(missing))} table)")
+            columns = {r[1] for r in src.execute("PRAGMA table_info(deliveries)")}
+            issue_col = "issue_key" if "issue_key" in columns else "NULL"
+            now = self._clock()
+            with self._tx() as conn:
+                held = conn.execute(
+                    "SELECT (SELECT COUNT(*) FROM deliveries) + (SELECT COUNT(*) FROM issue_state)"
+                    " + (SELECT COUNT(*) FROM checkpoints) + (SELECT COUNT(*) FROM http_cache)"
+                    " + (SELECT COUNT(*) FROM decisions)"
+                ).fetchone()
+                if held and held[0]:
+                    raise StoreError(f"PostgreSQL at {self.where} already holds bugbar state: "
+                                     "migrate into an empty database")
+                with conn.cursor() as cur:
+                    rows = src.execute(
+                        "SELECT provider, delivery_id, event_name, headers, body, state, attempts,"
+                        " received_at, available_at, lease_owner, outcome, last_error,"
+                        f" finished_at, {issue_col} FROM deliveries ORDER BY pk"
+                    ).fetchall()
+                    fixed = []
+                    for r in rows:
+                        row = list(r)
+                        if row[5] == CLAIMED:  # its process is stopped: due now
+                            row[8], row[9] = min(float(row[8]), now), None
+                        row[4] = None if row[4] is None else bytes(row[4])
+                        fixed.append(tuple(row))
+                    cur.executemany(
+                        "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body,"
+                        " state, attempts, received_at, available_at, lease_owner, outcome,"
+                        " last_error, finished_at, issue_key) VALUES"
+                        " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", fixed)
+                    counts["deliveries"] = len(fixed)
+                    rows = src.execute(
+                        f"SELECT {_ISSUE_COLUMNS}, stored_at FROM issue_state ORDER BY key"
+                    ).fetchall()
+                    cur.executemany(
+                        f"INSERT INTO issue_state ({_ISSUE_COLUMNS}, stored_at) VALUES"
+                        " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+                    counts["issue_state"] = len(rows)
+                    rows = src.execute("SELECT name, data, updated_at FROM checkpoints").fetchall()
+                    cur.executemany("INSERT INTO checkpoints (name, data, updated_at)"
+                                    " VALUES (%s, %s, %s)", rows)
+                    counts["checkpoints"] = len(rows)
+                    rows = src.execute(
+                        "SELECT url, etag, payload, updated_at FROM http_cache").fetchall()
+                    cur.executemany("INSERT INTO http_cache (url, etag, payload, updated_at)"
+                                    " VALUES (%s, %s, %s, %s)", rows)
+                    counts["http_cache"] = len(rows)
+                    rows = [
+                        (r[0], r[1], r[2], bool(r[3]), r[4])
+                        for r in src.execute(
+                            "SELECT issue_key, delivery_id, decision_json, dry_run, recorded_at"
+                            " FROM decisions ORDER BY id")
+                    ]
+                    cur.executemany("INSERT INTO decisions (issue_key, delivery_id, decision_json,"
+                                    " dry_run, recorded_at) VALUES (%s, %s, %s, %s, %s)", rows)
+                    counts["decisions"] = len(rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot read ({exc})") from None
+        finally:
+            src.close()
+        return counts
 
 
 def _close_quietly(conn: psycopg.Connection[Any]) -> None:

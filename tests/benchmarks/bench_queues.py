@@ -95,9 +95,12 @@ def drain_all(store: Any) -> None:
 
 async def bench_procrastinate(url: str, acks: int, jobs: int, issues: int,
                               consumers: int) -> dict[str, float]:
+    import logging
+
     import procrastinate
     from procrastinate.jobs import Status
 
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)  # its "App in __main__" note
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=url, max_size=consumers + 2))
 
@@ -196,6 +199,14 @@ async def bench_pgqueuer(url: str, acks: int, jobs: int, issues: int,
 # --------------------------------------------------------------------------- main
 
 
+def server_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]).split()[0] if row else "?"
+
+
 def run(name: str, admin_url: str, fn: Callable[[str], dict[str, float] | Awaitable[Any]]
         ) -> dict[str, float] | str:
     db = f"bugbar_bench_{name}_{os.getpid()}"
@@ -227,13 +238,19 @@ def main() -> int:
         "procrastinate": lambda u: bench_procrastinate(u, a, j, i, c),
         "pgqueuer": lambda u: bench_pgqueuer(u, a, j, i, c),
     }
-    print(f"queue benchmark: {a} acks one at a time; {j} jobs over {i} issues drained by {c} "
+    print(f"queue benchmark: PostgreSQL {server_version(opts.admin_url)}, {a} acks one at a "
+          f"time; {j} jobs over {i} issues drained by {c} "
           f"consumers; median of {opts.rounds} rounds; {os.cpu_count()} CPUs, 1-min load "
           f"{os.getloadavg()[0]:.2f}")
     print("| queue | ack p50 ms | ack p99 ms | claim+complete jobs/s |")
     print("|---|---|---|---|")
-    for name, fn in candidates.items():
-        rounds = [run(name.split()[0], opts.admin_url, fn) for _ in range(opts.rounds)]
+    # Rounds interleave the queues: the disk's fsync time drifts with whatever else the machine
+    # does, and every queue should see the same drift.
+    results: dict[str, list[dict[str, float] | str]] = {name: [] for name in candidates}
+    for _ in range(opts.rounds):
+        for name, fn in candidates.items():
+            results[name].append(run(name.split()[0], opts.admin_url, fn))
+    for name, rounds in results.items():
         if any(isinstance(r, str) for r in rounds):
             print(f"| {name} | {next(r for r in rounds if isinstance(r, str))} | | |")
             continue
