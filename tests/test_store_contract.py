@@ -591,3 +591,30 @@ def test_leader_dies_and_another_takes_over(backend: str, tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_periodic_sweep_runs_on_the_leader_only(make: Factory) -> None:
+    """Two replicas' schedulers: one sweeps; when it dies the other takes over on schedule."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.sweep_cli import Schedule, SweepScheduler
+
+    now = [datetime(2026, 5, 1, 12, 0, tzinfo=UTC)]
+    ran: list[str] = []
+    a_store, b_store = make(), make()
+    a = SweepScheduler(Schedule.parse("1h"), lambda: ran.append("a"), store=a_store,
+                       clock=lambda: now[0])
+    b = SweepScheduler(Schedule.parse("1h"), lambda: ran.append("b"), store=b_store,
+                       clock=lambda: now[0])
+    assert a.run_pending() is True
+    assert b.run_pending() is False and not b.leading
+    now[0] += timedelta(hours=1)
+    assert b.run_pending() is False
+    assert a.run_pending() is True
+    assert ran == ["a", "a"]
+    a_store.close()  # the leading replica dies
+    now[0] += timedelta(minutes=30)
+    assert b.run_pending() is False and b.leading  # leads now, but a swept 30 min ago
+    now[0] += timedelta(minutes=30)
+    assert b.run_pending() is True
+    assert ran == ["a", "a", "b"]
