@@ -127,6 +127,13 @@ _MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX decisions_issue ON decisions (issue_key, id)",
+        """
+        CREATE TABLE checkpoint_leases (
+            name       TEXT PRIMARY KEY,
+            owner      TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )
+        """,
     ],
 ]
 
@@ -393,10 +400,11 @@ class PgStore:
             return cur.rowcount == 1
 
     def release_dead_claims(self, is_alive: Callable[[str], bool]) -> int:
-        """Make claims of this host's dead workers claimable now; return how many.
+        """End now the leases (deliveries and checkpoints) of this host's dead owners.
 
-        Only this host's workers (ids ``host:pid:…``) can be judged; the claims of other
-        replicas' workers are left to run out by lease.
+        Only this host's owners (ids ``host:pid:…``) can be judged; the leases of other
+        replicas are left to run out. Released deliveries keep their counted attempt.
+        Returns how many leases were released.
         """
         import socket
 
@@ -417,6 +425,17 @@ class PgStore:
                     (now, pk),
                 )
                 released += 1
+            leases = conn.execute(
+                "SELECT name, owner FROM checkpoint_leases WHERE expires_at > %s"
+                " AND starts_with(owner, %s) FOR UPDATE SKIP LOCKED",
+                (now, prefix),
+            ).fetchall()
+            for name, owner in leases:
+                if not is_alive(str(owner)):
+                    released += conn.execute(
+                        "DELETE FROM checkpoint_leases WHERE name = %s AND owner = %s",
+                        (name, owner),
+                    ).rowcount
         return released
 
     def complete(self, delivery_pk: int, outcome: str) -> None:
@@ -528,6 +547,49 @@ class PgStore:
             return conn.execute(
                 "DELETE FROM deliveries WHERE state = %s AND finished_at < %s", (DONE, cutoff)
             ).rowcount
+
+    # ------------------------------------------------------------------ checkpoint leases
+
+    def claim_checkpoint(self, name: str, owner: str, lease_seconds: float) -> str | None:
+        """Take the lease on sweep checkpoint ``name``; None on success, else the holder.
+
+        Free, expired, or already ``owner``'s: taken until ``now + lease_seconds``. Held by
+        another live lease: refused, and that owner is returned.
+        """
+        now = self._clock()
+        with self._conn() as conn:
+            # One statement: insert, or take over an expired/own lease; a live lease of
+            # someone else leaves the row alone and RETURNING gives nothing.
+            row = conn.execute(
+                "INSERT INTO checkpoint_leases (name, owner, expires_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+                " expires_at = excluded.expires_at"
+                " WHERE checkpoint_leases.owner = excluded.owner"
+                " OR checkpoint_leases.expires_at <= %s RETURNING owner",
+                (name, owner, now + lease_seconds, now),
+            ).fetchone()
+            if row is not None:
+                return None
+            holder = conn.execute(
+                "SELECT owner FROM checkpoint_leases WHERE name = %s", (name,)
+            ).fetchone()
+        return str(holder[0]) if holder else "unknown"
+
+    def renew_checkpoint(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on checkpoint ``name``; False if it lost it."""
+        now = self._clock()
+        with self._conn() as conn:
+            return conn.execute(
+                "UPDATE checkpoint_leases SET expires_at = %s WHERE name = %s AND owner = %s",
+                (now + lease_seconds, name, owner),
+            ).rowcount == 1
+
+    def release_checkpoint(self, name: str, owner: str) -> None:
+        """Give the lease on checkpoint ``name`` back (no-op unless ``owner`` holds it)."""
+        with self._conn() as conn:
+            conn.execute(
+                "DELETE FROM checkpoint_leases WHERE name = %s AND owner = %s", (name, owner)
+            )
 
     # ------------------------------------------------------------------ issue state
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-TABLES = ("deliveries", "issue_state", "checkpoints", "http_cache", "decisions")
+TABLES = ("deliveries", "issue_state", "checkpoints", "http_cache", "decisions",
+          "checkpoint_leases")
 
 
 def unavailable(url: str) -> str | None:
