@@ -69,7 +69,7 @@ def _info(args: argparse.Namespace) -> int:
     from bot.app_cli import load_config, open_store
 
     config = load_config(args)
-    store = open_store(config)
+    store = open_store(config, create=False)
     try:
         kind = type(store).__name__
         backend = "PostgreSQL" if kind == "PgStore" else "SQLite"

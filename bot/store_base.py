@@ -16,14 +16,13 @@ The contract (tests/test_store_contract.py runs the same tests against both):
   an expired lease makes the delivery claimable again, ``max_attempts`` expiries make it dead;
 * ``complete`` / ``fail`` (retry at ``now + retry_in`` or dead), ``dead_letters``,
   ``retry_dead``, ``depth``, ``oldest_pending_age``, ``stats``, ``prune``;
-* issue state (atomic ``update_issue_state``), checkpoints, ETags, the decisions log;
+* issue state (atomic ``update_issue_state``), checkpoints and their leases (one sweep per
+  checkpoint at a time), ETags, the decisions log;
 * ``try_lead`` / ``resign``: a named leader lock, released when its holder dies.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -35,7 +34,6 @@ __all__ = [
     "StateStore",
     "is_postgres_url",
     "open_store",
-    "process_alive",
     "sqlite_path",
 ]
 
@@ -120,6 +118,15 @@ class StateStore(Protocol):
     def clear_checkpoint(self, name: str) -> None:
         """Forget a checkpoint."""
 
+    def claim_checkpoint(self, name: str, owner: str, lease_seconds: float) -> str | None:
+        """Take the lease on a sweep checkpoint; None on success, else its holder."""
+
+    def renew_checkpoint(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s checkpoint lease; False if it lost it."""
+
+    def release_checkpoint(self, name: str, owner: str) -> None:
+        """Give a checkpoint lease back."""
+
     # HTTP cache
     def get_etag(self, url: str) -> tuple[str, str] | None:
         """``(etag, payload)`` for ``url``."""
@@ -184,25 +191,3 @@ def open_store(target: str | Path, clock: Callable[[], float] | None = None,
     path = sqlite_path(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     return Store(path) if clock is None else Store(path, clock=clock)
-
-
-def process_alive(worker_id: str) -> bool:
-    """Whether the process behind a worker id (``host:pid:…``) may still be running.
-
-    Only this host's processes can be checked; for another host's the answer is True (its
-    claims run out by lease instead).
-    """
-    host, _, rest = worker_id.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True

@@ -1,7 +1,7 @@
 """End to end: two ``bugbar serve`` replicas on one PostgreSQL database, one killed mid-work.
 
-Two real server processes (``python -m tests.replica serve``: the ``bugbar serve`` command with
-a 4 s lease and unpaced writes) share a database and the fake GitHub API. Deliveries alternate
+Two real ``bugbar serve`` processes (a 4 s lease, ``BUGBAR_LEASE_SECONDS``; unpaced writes,
+``BUGBAR_WRITE_INTERVAL=0``) share a database and the fake GitHub API. Deliveries alternate
 between them; redeliveries go to the other replica; one replica is killed with SIGKILL while
 it holds a claim. The bar: every threat issue ends labelled with exactly one bot comment,
 nothing is written to the other issues, and every acknowledged delivery is done exactly once.
@@ -93,11 +93,10 @@ class Replica:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BUGBAR_STATE": state,
                "BUGBAR_GITHUB_TOKEN": TOKEN, "BUGBAR_GITHUB_API_URL": api_url,
                "BUGBAR_GITHUB_WEBHOOK_SECRET": SECRET, "BUGBAR_LOG_LEVEL": "INFO",
-               "BUGBAR_TEST_LEASE": str(LEASE), "BUGBAR_TEST_POLL": "0.05",
-               "BUGBAR_TEST_UNPACED": "1"}
+               "BUGBAR_LEASE_SECONDS": str(LEASE), "BUGBAR_WRITE_INTERVAL": "0"}
         self.log = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.replica", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port),
              "--workers", "2"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
 

@@ -94,7 +94,7 @@ def test_migrate_copies_everything(tmp_path: Path, empty_pg: str,
     assert len(err.strip().splitlines()) == 1
 
 
-def test_migrate_reads_a_version_1_file(tmp_path: Path, empty_pg: str) -> None:
+def test_migrate_reads_a_file_from_before_issue_keys(tmp_path: Path, empty_pg: str) -> None:
     from bot.store_pg import PgStore
 
     db = tmp_path / "old.db"
@@ -103,7 +103,7 @@ def test_migrate_reads_a_version_1_file(tmp_path: Path, empty_pg: str) -> None:
     conn = sqlite3.connect(db)
     conn.execute("DROP INDEX deliveries_issue")
     conn.execute("ALTER TABLE deliveries DROP COLUMN issue_key")
-    conn.execute("UPDATE schema_version SET version = 1")
+    conn.execute("UPDATE schema_version SET version = 2")
     conn.commit()
     conn.close()
     assert main(["state", "migrate", "--from", str(db), "--to", empty_pg]) == 0
@@ -136,11 +136,16 @@ def test_not_a_state_file(tmp_path: Path, empty_pg: str,
 
 def test_state_info_on_both_backends(tmp_path: Path, empty_pg: str,
                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.store import SCHEMA_VERSION
+    from bot.store_pg import PG_SCHEMA_VERSION
+
+    Store(tmp_path / "s.db").close()
     assert main(["state", "info", "--state", str(tmp_path / "s.db")]) == 0
-    assert capsys.readouterr().out.startswith("SQLite state, schema version 2")
+    assert capsys.readouterr().out.startswith(f"SQLite state, schema version {SCHEMA_VERSION}")
     assert main(["state", "info", "--state", empty_pg]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("PostgreSQL state, schema version 1") and "pending 0" in out
+    assert out.startswith(f"PostgreSQL state, schema version {PG_SCHEMA_VERSION}")
+    assert "pending 0" in out
 
 
 def test_unreachable_postgres_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

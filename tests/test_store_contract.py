@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.store import SCHEMA_VERSION, IssueState, StoreError
-from bot.store_base import StateStore, open_store, process_alive
+from bot.store_base import StateStore, open_store
 
 Factory = Callable[..., StateStore]
 
@@ -235,21 +235,6 @@ def test_release_dead_claims(store: StateStore, clock: FakeClock) -> None:
     assert again.attempts == 2  # the dead worker's attempt still counts
     assert store.renew_lease(claims["mine-alive"].pk, owners["mine-alive"], 300)
     assert store.release_dead_claims(lambda w: True) == 0
-
-
-def test_process_alive_reads_this_hosts_pids() -> None:
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    host = socket.gethostname()
-    assert process_alive(f"{host}:{os.getpid()}:0")
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    assert not process_alive(f"{host}:{proc.stdout.strip()}:0")
-    assert process_alive(f"some-other-host:{proc.stdout.strip()}:0")  # cannot tell: alive
-    assert process_alive("manual")
 
 
 def test_fail_retry_then_dead(store: StateStore, clock: FakeClock) -> None:

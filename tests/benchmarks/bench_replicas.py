@@ -18,8 +18,7 @@ For each replica count N, two phases, each on a fresh database and a fresh fake:
 The fake GitHub API (tests/fakes/github_api.py, in a process of its own) answers every request
 after 50 ms; the replicas' writes are not paced (production paces them at GitHub's
 1 write/s, which then sets the rate whatever the replica count). Each replica is
-``python -m tests.replica serve`` (the ``bugbar serve`` command) with ``--workers``
-worker threads.
+``bugbar serve --workers N`` with ``BUGBAR_WRITE_INTERVAL=0``.
 """
 
 from __future__ import annotations
@@ -116,12 +115,12 @@ def start_replicas(n: int, state: str, api_url: str, workers: int, logs: Path
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BUGBAR_STATE": state,
            "BUGBAR_GITHUB_TOKEN": TOKEN, "BUGBAR_GITHUB_API_URL": api_url,
            "BUGBAR_GITHUB_WEBHOOK_SECRET": SECRET, "BUGBAR_LOG_LEVEL": "INFO",
-           "BUGBAR_TEST_UNPACED": "1", "BUGBAR_TEST_POLL": "0.2"}
+           "BUGBAR_WRITE_INTERVAL": "0"}
     for i in range(n):
         port = free_port()
         log = (logs / f"replica-{i}.log").open("w")
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.replica", "serve", "--port", str(port),
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port),
              "--workers", str(workers)], cwd=ROOT, env=env, stdout=log,
             stderr=subprocess.STDOUT, text=True))
         ports.append(port)
