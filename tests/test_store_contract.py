@@ -603,3 +603,30 @@ def test_periodic_sweep_runs_on_the_leader_only(make: Factory) -> None:
     now[0] += timedelta(minutes=30)
     assert b.run_pending() is True
     assert ran == ["a", "a", "b"]
+
+
+def test_checkpoint_leases(store: StateStore, clock: FakeClock) -> None:
+    import socket
+
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "a", 15) is None
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "b", 15) == "a"  # held
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "a", 15) is None  # its own
+    assert store.claim_checkpoint("sweep:other", "b", 15) is None  # names are independent
+    clock.advance(10)
+    assert store.renew_checkpoint("sweep:apply:github:o/r", "a", 15) is True
+    assert store.renew_checkpoint("sweep:apply:github:o/r", "b", 15) is False
+    clock.advance(14)
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "b", 15) == "a"  # renewed
+    clock.advance(1)
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "b", 15) is None  # expired
+    assert store.renew_checkpoint("sweep:apply:github:o/r", "a", 15) is False  # lost it
+    store.release_checkpoint("sweep:apply:github:o/r", "a")  # not a's: no-op
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "a", 15) == "b"
+    store.release_checkpoint("sweep:apply:github:o/r", "b")
+    assert store.claim_checkpoint("sweep:apply:github:o/r", "a", 15) is None
+    # a dead owner's checkpoint lease on this host ends at once
+    dead = f"{socket.gethostname()}:999999:0"
+    assert store.claim_checkpoint("sweep:dead", dead, 15) is None
+    assert store.claim_checkpoint("sweep:dead", "c", 15) == dead
+    assert store.release_dead_claims(lambda owner: owner != dead) >= 1
+    assert store.claim_checkpoint("sweep:dead", "c", 15) is None
