@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from bot.decide.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bot" / "data" / "train_plain.jsonl"
@@ -25,8 +26,9 @@ KEYS = {"id", "title", "body", "labels", "expect", "severity", "kind", "lang", "
 
 
 def _seed_ranges() -> dict[str, tuple[str, str]]:
-    settings = yaml.safe_load((ROOT / "rules" / "settings.yml").read_text(encoding="utf-8"))
-    return {cat: (lo, hi) for cat, (lo, hi) in settings["seed_ranges"].items()}
+    # The shipped rule set is the single source of the seed ranges (DESIGN.md §1).
+    seed = load_rules().settings.seed_ranges
+    return {cat: (low.name.lower(), high.name.lower()) for cat, (low, high) in seed.items()}
 
 
 def _items() -> list[dict[str, Any]]:
