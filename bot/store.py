@@ -19,7 +19,10 @@ Inbox life cycle of a delivery::
                        └─────────────────────────retry_dead─────────────────────┘
 
 A ``claimed`` delivery whose lease ran out (its worker died) is claimable again, which is how
-work acknowledged just before a crash gets done after restart. Completed deliveries keep only
+work acknowledged just before a crash gets done after restart. Leases are short (15 s by
+default) and the worker renews them while it works (:meth:`Store.renew_lease`); at startup
+:meth:`Store.release_dead_claims` ends at once the leases of dead processes on this host, so
+nothing waits for a lease to run out after ``kill -9`` and a restart. Completed deliveries keep only
 their identity, state and outcome (body and headers are dropped) so duplicates are still
 recognised until :meth:`Store.prune` removes them.
 """
@@ -36,10 +39,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "DEAD",
+    "DEFAULT_LEASE_SECONDS",
     "DONE",
     "CLAIMED",
     "PENDING",
@@ -62,6 +66,8 @@ MAX_ERROR_CHARS = 2000
 """Stored error messages are truncated to this many characters."""
 MAX_OUTCOME_CHARS = 2000
 BUSY_TIMEOUT_MS = 30_000
+DEFAULT_LEASE_SECONDS = 15.0
+"""A claim's lease; workers renew it every third of it, so only a dead worker lets it run out."""
 
 
 class StoreError(Exception):
@@ -222,6 +228,21 @@ _MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX decisions_issue ON decisions (issue_key, id)",
     ],
+    # version 2: leases on sweep checkpoints (one sweep per checkpoint at a time)
+    [
+        """
+        CREATE TABLE checkpoint_leases (
+            name       TEXT PRIMARY KEY,
+            owner      TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+    ],
+    # version 3: the issue a delivery is about, so claims serialise per issue
+    [
+        "ALTER TABLE deliveries ADD COLUMN issue_key TEXT",
+        "CREATE INDEX deliveries_issue ON deliveries (issue_key, state, available_at)",
+    ],
 ]
 
 # --- corrections (issue 11): a maintainer's /triage category or not-a-threat, kept as a
@@ -289,6 +310,7 @@ class Store:
         # processes sharing the file still wait on busy_timeout.
         self._write_lock = threading.RLock()
         self._closed = False
+        self._leads: dict[str, BinaryIO] = {}
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -341,6 +363,8 @@ class Store:
     def close(self) -> None:
         """Close every connection this store opened. The store cannot be used afterwards."""
         self._closed = True
+        for name in list(self._leads):
+            self.resign(name)
         with self._holders_lock:
             holders = list(self._holders)
         for holder in holders:
@@ -388,17 +412,21 @@ class Store:
         event_name: str,
         headers_subset: dict[str, str],
         body: bytes,
+        issue_key: str | None = None,
     ) -> bool:
         """Store a delivery durably; True if new, False if ``(provider, delivery_id)`` was seen.
 
         Duplicates are recognised whatever state the earlier copy is in (until it is pruned).
-        The row is committed (and fsynced) before this returns.
+        The row is committed (and fsynced) before this returns. ``issue_key`` (``str(IssueRef)``)
+        names the issue the delivery is about: deliveries of one issue are never claimed at the
+        same time (see :meth:`claim_next`).
         """
         now = self._clock()
         with self._write_lock:
             cur = self._conn().execute(
                 "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body, state,"
-                " attempts, received_at, available_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " attempts, received_at, available_at, issue_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
                 " ON CONFLICT (provider, delivery_id) DO NOTHING",
                 (
                     provider,
@@ -409,18 +437,24 @@ class Store:
                     PENDING,
                     now,
                     now,
+                    issue_key,
                 ),
             )
         return cur.rowcount == 1
 
     def claim_next(
-        self, worker_id: str, lease_seconds: float = 60, *, max_attempts: int = 5
+        self,
+        worker_id: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        max_attempts: int = 5,
     ) -> Delivery | None:
         """Atomically take the oldest due delivery and lease it to ``worker_id``.
 
         Due means pending with its retry time reached, or claimed with an expired lease (the
         worker died). ``attempts`` is incremented. A delivery whose lease expired after
         ``max_attempts`` claims is moved to ``dead`` instead (it probably kills its worker).
+        A delivery whose issue has another delivery under a live claim waits for that one.
         """
         now = self._clock()
         with self._write() as conn:
@@ -437,9 +471,11 @@ class Store:
                 ),
             )
             row = conn.execute(
-                "SELECT pk FROM deliveries WHERE state IN (?, ?) AND available_at <= ?"
+                "SELECT pk FROM deliveries AS d WHERE state IN (?, ?) AND available_at <= ?"
+                " AND (issue_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS c"
+                " WHERE c.issue_key = d.issue_key AND c.state = ? AND c.available_at > ?))"
                 " ORDER BY pk LIMIT 1",
-                (PENDING, CLAIMED, now),
+                (PENDING, CLAIMED, now, CLAIMED, now),
             ).fetchone()
             if row is None:
                 return None
@@ -594,6 +630,98 @@ class Store:
             return conn.execute(
                 "DELETE FROM deliveries WHERE state = ? AND finished_at < ?", (DONE, cutoff)
             ).rowcount
+
+    # ------------------------------------------------------------------ leases (issue 14)
+    # Mirrored by the PostgreSQL store: renew_lease, release_dead_claims, and the checkpoint
+    # leases below (claim_checkpoint, renew_checkpoint, release_checkpoint).
+
+    def renew_lease(self, delivery_pk: int, worker_id: str, lease_seconds: float) -> bool:
+        """Extend ``worker_id``'s claim on a delivery to ``now + lease_seconds``.
+
+        False if the worker no longer holds it (it was completed, failed, or its lease ran out
+        and another worker claimed it): the worker must then not record an outcome.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE deliveries SET available_at = ? WHERE pk = ? AND state = ?"
+                " AND lease_owner = ?",
+                (now + lease_seconds, delivery_pk, CLAIMED, worker_id),
+            )
+            return cur.rowcount == 1
+
+    def release_dead_claims(self, is_alive: Callable[[str], bool]) -> int:
+        """End now the leases (deliveries and checkpoints) of owners ``is_alive`` says are dead.
+
+        Meant for startup: a process killed with ``kill -9`` leaves its claims behind, and
+        they become claimable at once instead of after their lease. A released delivery stays
+        ``claimed`` with its lease expired, so :meth:`claim_next` treats it exactly like any
+        other expired lease: its ``attempts`` keep the claim that died. That is deliberate: a
+        delivery that kills its worker (out of memory, a crash in a C extension) looks the
+        same from here as an operator's ``kill -9``, and it must still end as a dead letter
+        after ``max_attempts`` rather than take the service down forever. An occasional
+        restart costs one of five attempts. Returns how many leases were released.
+        """
+        now = self._clock()
+        released = 0
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT pk, lease_owner FROM deliveries WHERE state = ? AND available_at > ?",
+                (CLAIMED, now),
+            ).fetchall()
+            for pk, owner in rows:
+                if owner is not None and not is_alive(str(owner)):
+                    released += conn.execute(
+                        "UPDATE deliveries SET available_at = ? WHERE pk = ? AND state = ?"
+                        " AND lease_owner = ?",
+                        (now, pk, CLAIMED, owner),
+                    ).rowcount
+            for name, owner in conn.execute(
+                "SELECT name, owner FROM checkpoint_leases WHERE expires_at > ?", (now,)
+            ).fetchall():
+                if not is_alive(str(owner)):
+                    released += conn.execute(
+                        "DELETE FROM checkpoint_leases WHERE name = ? AND owner = ?",
+                        (name, owner),
+                    ).rowcount
+        return released
+
+    def claim_checkpoint(self, name: str, owner: str, lease_seconds: float) -> str | None:
+        """Take the lease on sweep checkpoint ``name``; None on success, else the holder.
+
+        Free, expired, or already ``owner``'s: taken (``now + lease_seconds``). Held by
+        another live lease: refused, and its owner is returned so the caller can say who.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner, expires_at FROM checkpoint_leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and str(row[0]) != owner and float(row[1]) > now:
+                return str(row[0])
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoint_leases (name, owner, expires_at)"
+                " VALUES (?, ?, ?)",
+                (name, owner, now + lease_seconds),
+            )
+        return None
+
+    def renew_checkpoint(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on checkpoint ``name``; False if it lost it."""
+        now = self._clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE checkpoint_leases SET expires_at = ? WHERE name = ? AND owner = ?",
+                (now + lease_seconds, name, owner),
+            )
+            return cur.rowcount == 1
+
+    def release_checkpoint(self, name: str, owner: str) -> None:
+        """Give the lease on checkpoint ``name`` back (no-op unless ``owner`` holds it)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM checkpoint_leases WHERE name = ? AND owner = ?", (name, owner)
+            )
 
     # ------------------------------------------------------------------ issue state
 
@@ -772,3 +900,34 @@ class Store:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ leadership
+
+    def try_lead(self, name: str) -> bool:
+        """Hold (or keep holding) the leader lock ``name``; True while this store holds it.
+
+        For jobs that one process at a time should run (the periodic sweep). Here it is an
+        ``flock`` on a file beside the database, released by the kernel if the process dies.
+        """
+        import fcntl
+
+        with self._holders_lock:
+            leads = self._leads
+            if name in leads:
+                return True
+            lock_path = self.path.with_name(f"{self.path.name}.lead-{name}")
+            handle: BinaryIO = lock_path.open("a+b")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            leads[name] = handle
+            return True
+
+    def resign(self, name: str) -> None:
+        """Let go of the leader lock ``name`` (no error if not held)."""
+        with self._holders_lock:
+            handle = self._leads.pop(name, None)
+        if handle is not None:
+            handle.close()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
 from bot.decide.classify import Classifier, decision_hash, suggest_severity
 from bot.decide.model import CATEGORY_IDS, Issue, Severity
-from bot.decide.rules import RuleSet, load_rules
+from bot.decide.rules import SHIPPED_RULES_DIR, RuleSet, load_rules
 
 
 def _classify(c: Classifier, title: str, body: str = "", labels: tuple[str, ...] = ()):
@@ -255,7 +254,7 @@ def test_a_threat_label_alone_decides_even_under_a_gate(classifier: Classifier) 
 
 def test_label_globs_match_case_insensitively(tmp_path) -> None:
     (tmp_path / "settings.yml").write_text("version: x\n")
-    rule = (Path(__file__).parent.parent / "rules" / "model-stealing.yml").read_text()
+    rule = (SHIPPED_RULES_DIR / "model-stealing.yml").read_text()
     rule = rule.replace("  labels: [", "  labels: ['acme/steal*', ", 1)
     (tmp_path / "model-stealing.yml").write_text(rule)
     c = Classifier(load_rules([tmp_path]))

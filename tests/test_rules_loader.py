@@ -101,6 +101,7 @@ def test_missing_folder_is_an_error(tmp_path: Path) -> None:
 
 def test_new_category_needs_a_seed_range(tmp_path: Path) -> None:
     text = GOOD.replace("id: model-stealing", "id: prompt-leak")
+    _user_dir(tmp_path, "settings.yml", "custom_categories: [prompt-leak]\n")
     errors = _errors(tmp_path, text, name="prompt-leak.yml")
     assert any("no seed range" in e for e in errors)
 
@@ -123,5 +124,5 @@ def test_shipped_settings_routes_and_levels() -> None:
 
 def test_copy_of_shipped_rules_loads_as_base(tmp_path: Path) -> None:
     copy = tmp_path / "rules"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "rules", copy)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bot" / "rules", copy)
     assert load_rules(base_dir=copy).rules.keys() == load_rules().rules.keys()

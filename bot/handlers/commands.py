@@ -43,10 +43,12 @@ from bot.decide.model import Access, Decision, Issue, Severity
 from bot.decide.plan import is_bot_label
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import RuleSet
+from bot.errors import http_status
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import Correction, IssueState, Store
+from bot.store import Correction, IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.commands")
 
@@ -444,7 +446,21 @@ class Commands:
                                  delivery_id=event.delivery_id)
         log.info("triage after commands", extra={"issue": str(ref), "triage": result.outcome})
         if event.comment_id:
-            tracker.react(ref, event.comment_id, REACTION)
+            self._acknowledge(tracker, ref, event.comment_id)
+
+    @staticmethod
+    def _acknowledge(tracker: Tracker, ref: IssueRef, comment_id: str) -> None:
+        """React to the command's comment; a comment deleted meanwhile (404) needs none.
+
+        The commands have run by now, so failing the event over a courtesy reaction would only
+        re-run them; other errors still propagate (and the event is retried).
+        """
+        try:
+            tracker.react(ref, comment_id, REACTION)
+        except Exception as exc:
+            if http_status(exc) not in (404, 410):
+                raise
+            log.info("comment gone before its reaction", extra={"issue": str(ref)})
 
     def _keep_correction(self, event: Event, issue: _Issue, applied: list[Command]) -> None:
         """A category or not-a-threat decision becomes a labelled example (the issue's text

@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,8 +20,10 @@ from bot.decide.plan import CommentAction, Plan, human_category, is_bot_label, p
 from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
-from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.lease import ensure_held
+from bot.providers.base import Comment, IssueSnapshot, Tracker
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.triage")
 
@@ -38,9 +40,41 @@ class TriageResult:
     """What happened to one issue."""
 
     outcome: str
-    """triaged | unchanged | opted-out | skipped-pull-request | dry-run"""
+    """triaged | unchanged | opted-out | skipped-pull-request | dry-run | held"""
     decision: Decision | None = None
     plan: Plan | None = None
+
+
+@dataclass(frozen=True)
+class CommentHint:
+    """The bot's comment on one issue as a bulk read found it (``None``: it has none).
+
+    The sweep passes it instead of a per-issue read. Before it *creates* a comment on the word
+    of a hint, triage looks once more (a webhook may have commented since the bulk read), so a
+    stale hint can cost a request but never a second comment.
+    """
+
+    comment: Comment | None
+
+
+def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
+    """What the decision log keeps: the decision, the plan and exactly what it writes.
+
+    The comment text is the rendered comment (it quotes nothing from the issue), so a dry run's
+    record shows what ``--apply`` would post, and ``bugbar decisions`` can print it.
+    """
+    return {
+        **decision.to_json(),
+        "plan": plan.describe(),
+        "add_labels": list(plan.add_labels),
+        "remove_labels": list(plan.remove_labels),
+        "comment_action": plan.comment.value,
+        "comment": plan.comment_body if plan.comment is not CommentAction.NONE else None,
+    }
+
+
+ResultListener = Callable[[IssueRef, TriageResult], None]
+"""Told about every triage run (``handle-event`` prints what was decided and planned)."""
 
 
 # Striped per-issue locks: webhook workers, slash commands and an in-server sweep may reach the
@@ -52,6 +86,11 @@ _STRIPES = [threading.Lock() for _ in range(256)]
 def issue_lock(key: str) -> threading.Lock:
     """The lock serialising work on one issue in this process."""
     return _STRIPES[zlib.crc32(key.encode()) % len(_STRIPES)]
+
+
+def state_knows_comment(state: IssueState | None) -> bool:
+    """Does the store know the bot's comment and decision (no read needed to plan)?"""
+    return bool(state is not None and state.comment_id and state.decision_hash)
 
 
 def content_hash(snapshot: IssueSnapshot) -> str:
@@ -70,11 +109,13 @@ class Triage:
         *,
         dry_run: bool = False,
         metrics: DecisionMetrics | None = None,
+        on_result: ResultListener | None = None,
     ) -> None:
         self.classifier = classifier
         self.store = store
         self.dry_run = dry_run
         self.metrics = metrics
+        self.on_result = on_result
 
     @property
     def settings(self) -> Settings:
@@ -121,15 +162,25 @@ class Triage:
         snapshot: IssueSnapshot | None = None,
         delivery_id: str = "",
         trust_state: bool = False,
+        hint: CommentHint | None = None,
+        hold_changes: bool = False,
     ) -> TriageResult:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
-        ``trust_state`` lets the store stand in for re-reading the bot's comment."""
+        ``trust_state`` lets the store stand in for re-reading the bot's comment, and ``hint``
+        (a bulk read) does the same when the store does not know it. With ``hold_changes`` a
+        plan that would write is returned as ``held`` and not applied, while a no-op is
+        recorded as usual (the sweep past its ``max_changes`` cap)."""
         with issue_lock(str(ref)):
-            return self._run(tracker, ref, snapshot, delivery_id, trust_state)
+            result = self._run(tracker, ref, snapshot, delivery_id, trust_state, hint,
+                               hold_changes)
+        if self.on_result is not None:
+            self.on_result(ref, result)
+        return result
 
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
-        delivery_id: str, trust_state: bool,
+        delivery_id: str, trust_state: bool, hint: CommentHint | None = None,
+        hold_changes: bool = False,
     ) -> TriageResult:
         snap = snapshot or tracker.get_issue(ref)
         if snap.is_pull_request:
@@ -139,7 +190,41 @@ class Triage:
             return TriageResult("opted-out")
         key = str(ref)
         state = self.store.get_issue_state(key)
-        comment_id, marker = self._bot_comment(tracker, ref, state, trust_state)
+        comment_id, marker, hinted = self._bot_comment(tracker, ref, state, trust_state, hint)
+        decision, plan = self._plan(snap, state, comment_id, marker)
+        if (hinted and plan.comment is CommentAction.CREATE and not self.dry_run
+                and not hold_changes):
+            # The bulk read may predate a comment a webhook just posted: look before creating.
+            existing = tracker.find_bot_comment(ref)
+            if existing is not None:
+                comment_id, marker = existing.id, parse_marker(existing.body)
+                decision, plan = self._plan(snap, state, comment_id, marker)
+        if self.metrics is not None:
+            for threat in decision.threats:
+                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
+        log.info("plan", extra={"issue": key, "plan": plan.describe(),
+                                "categories": [t.category for t in decision.threats]})
+        if self.dry_run or (hold_changes and not plan.is_noop):
+            self.store.record_decision(key, delivery_id or None,
+                                       json.dumps(decision_record(decision, plan)), True)
+            return TriageResult("dry-run" if self.dry_run else "held", decision, plan)
+        # Only the /triage decisions are stored: a category taken from a person's label lasts
+        # as long as the label does.
+        stored = (state.overrides if state and state.overrides
+                  else (marker.overrides if marker else {}))
+        if plan.is_noop:
+            self._remember(key, snap, plan, comment_id, decision, stored)
+            return TriageResult("unchanged", decision, plan)
+        comment_id = self._apply(tracker, ref, plan, comment_id)
+        self._remember(key, snap, plan, comment_id, decision, stored)
+        self.store.record_decision(key, delivery_id or None,
+                                   json.dumps(decision_record(decision, plan)), False)
+        return TriageResult("triaged", decision, plan)
+
+    def _plan(
+        self, snap: IssueSnapshot, state: IssueState | None, comment_id: str | None,
+        marker: Marker | None,
+    ) -> tuple[Decision, Plan]:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
         # What the bot applied before: the store knows; without it, the marker remembers. A
@@ -163,44 +248,35 @@ class Triage:
             already_protected=snap.confidential or bool(state and "protected" in state.extra),
             already_escalated=bool(state and "escalated" in state.extra),
         )
-        if self.metrics is not None:
-            for threat in decision.threats:
-                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
-        log.info("plan", extra={"issue": key, "plan": plan.describe(),
-                                "categories": [t.category for t in decision.threats]})
-        if self.dry_run:
-            self.store.record_decision(key, delivery_id or None,
-                                       json.dumps({**decision.to_json(),
-                                                   "plan": plan.describe()}), True)
-            return TriageResult("dry-run", decision, plan)
-        if plan.is_noop:
-            self._remember(key, snap, plan, comment_id, decision, overrides)
-            return TriageResult("unchanged", decision, plan)
-        comment_id = self._apply(tracker, ref, plan, comment_id)
-        self._remember(key, snap, plan, comment_id, decision, overrides)
-        self.store.record_decision(key, delivery_id or None,
-                                   json.dumps({**decision.to_json(), "plan": plan.describe()}),
-                                   False)
-        return TriageResult("triaged", decision, plan)
+        return decision, plan
 
     def _bot_comment(
-        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool
-    ) -> tuple[str | None, Marker | None]:
-        if trust_state and state is not None and state.comment_id and state.decision_hash:
+        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool,
+        hint: CommentHint | None,
+    ) -> tuple[str | None, Marker | None, bool]:
+        """``(comment id, marker, came from a hint)``."""
+        if trust_state and state_knows_comment(state):
+            assert state is not None and state.comment_id is not None
             # The store already knows the bot's comment and what it says: no request needed.
-            marker = Marker(state.rules_version or "", state.decision_hash, dict(state.overrides),
-                            threat=bool(state.applied_labels))
-            return state.comment_id, marker
+            marker = Marker(state.rules_version or "", state.decision_hash or "",
+                            dict(state.overrides), threat=bool(state.applied_labels))
+            return state.comment_id, marker, False
+        if hint is not None:
+            if hint.comment is None:
+                return None, None, True
+            return hint.comment.id, parse_marker(hint.comment.body), True
         existing = tracker.find_bot_comment(ref)
         if existing is None:
-            return None, None
-        return existing.id, parse_marker(existing.body)
+            return None, None, False
+        return existing.id, parse_marker(existing.body), False
 
     def _apply(
         self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None
     ) -> str | None:
         # Comment first: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one.
+        # marker and edits (or leaves) it; it never posts a second one. Before each write the
+        # worker's lease is checked: once it is lost another worker owns this delivery.
+        ensure_held()
         if plan.comment is CommentAction.CREATE:
             comment_id = tracker.create_comment(ref, plan.comment_body).id
             self.store.update_issue_state(str(ref), lambda s: setattr(s, "comment_id",
@@ -208,8 +284,10 @@ class Triage:
         elif plan.comment is CommentAction.EDIT and comment_id is not None:
             tracker.edit_comment(ref, comment_id, plan.comment_body)
         if plan.add_labels:
+            ensure_held()
             tracker.add_labels(ref, list(plan.add_labels))
         for label in plan.remove_labels:
+            ensure_held()
             tracker.remove_label(ref, label)
         if plan.protect:
             protected = tracker.protect(ref) or ""
@@ -228,8 +306,6 @@ class Triage:
         self, key: str, snap: IssueSnapshot, plan: Plan, comment_id: str | None,
         decision: Decision, overrides: Mapping[str, str],
     ) -> None:
-        # Only the /triage decisions are stored: a category taken from a person's label lasts
-        # as long as the label does.
         def mutate(state: IssueState) -> None:
             state.applied_labels = set(plan.applied_labels)
             state.removed_by_human = set(plan.removed_by_human)
