@@ -542,7 +542,8 @@ class Matcher:
                     (Hit(name, w, where, kind) for name, (w, where, kind) in signals.items()),
                     key=_HIT_ORDER)
                 report.raw = sum(h.weight for h in report.hits)
-                from_labels = sum(h.weight for h in report.hits if h.kind == "label")
+                from_labels = (sum(h.weight for h in report.hits if h.kind == "label")
+                               if label_rules else 0.0)
                 report.score = (report.raw - from_labels) * factor + from_labels
             reports[rule_id] = report
         return MatchReport(reports, cues, gates, factor, traditional, confusers, truncated,
