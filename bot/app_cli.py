@@ -625,8 +625,11 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_decisions)
 
     p = sub.add_parser("corrections", parents=[state],
-                       help="export maintainers' /triage corrections as labelled examples")
-    p.add_argument("action", choices=("export",))
+                       help="export maintainers' /triage corrections as labelled examples",
+                       description="Every /triage <category> or not-a-threat a maintainer ran, "
+                                   "with the issue's title, body and labels at the time, as JSON "
+                                   "Lines in the corpus schema that bugbar eval reads.")
+    p.add_argument("action", choices=("export",), help="export (write the examples)")
     p.add_argument("--output", metavar="FILE", help="write here instead of stdout")
     p.add_argument("--include-confidential", action="store_true",
                    help="also export corrections on confidential issues")
