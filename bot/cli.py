@@ -144,7 +144,7 @@ _JSONL = json.JSONEncoder(ensure_ascii=False)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    """``bugbar classify``: JSON Lines (the DESIGN.md §3 contract) or readable text."""
+    """``bugbar classify``: JSON Lines (a contract: README "Command line") or readable text."""
     classifier = Classifier(load_ruleset(args.rules))
     stream, name = _open_input(args.file, args.sample)
     out = sys.stdout
