@@ -411,7 +411,8 @@ def cmd_handle_event(args: argparse.Namespace) -> int:
         store.close()
     report = EventReport(provider=args.provider, event=event.name or event_name,
                          delivery=delivery, outcome=outcome, dry_run=config.dry_run,
-                         results=results, reason=event.ignore_reason)
+                         results=results, reason=event.ignore_reason,
+                         issue=str(event.issue) if event.issue else None)
     if args.format == "text":
         sys.stdout.write(format_text(report))
     else:
