@@ -22,7 +22,8 @@ from bot.decide.rules import Settings
 from bot.events.model import IssueRef
 from bot.lease import ensure_held
 from bot.providers.base import Comment, IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.triage")
 
