@@ -37,7 +37,14 @@ from gitlab.v4.objects import ProjectIssueManager, ProjectIssueNoteManager
 
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
+from bot.providers.base import (
+    Access,
+    Comment,
+    HandOff,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+)
 from bot.providers.retry import (
     ApiMetrics,
     Failure,
@@ -577,7 +584,19 @@ class GitLabTracker:
                           lambda: self._get(f"/projects/{self._pid(scope)}").json())
         return str(data.get("visibility") or "private")
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """Confidential issues per ``confidential_mode`` (in ``"public"`` mode the project's
+        visibility is asked only when the issue needs protecting); no escalation yet."""
+        confidential = self.confidential_mode == "always" or (
+            self.confidential_mode == "public" and protect
+            and self._project_visibility(ref.scope) == "public")
+        return HandOff(
+            protect="make the issue confidential" if confidential else "",
+            protect_hides=True,
+            manual_protect="turn on confidentiality for this issue",
+        )
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Make a critical issue confidential: in ``"always"`` mode, or in ``"public"`` mode
         when the project is public (internal projects are left alone in that mode). Returns
         ``"confidential"`` or None. https://docs.gitlab.com/user/project/issues/confidential_issues/"""

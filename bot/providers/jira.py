@@ -47,7 +47,14 @@ from jira import JIRA, JIRAError
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
+from bot.providers.base import (
+    Access,
+    Comment,
+    HandOff,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+)
 from bot.providers.retry import (
     ApiMetrics,
     Failure,
@@ -751,7 +758,18 @@ class JiraTracker:
                 issues.append(snap)
         return ListPage(issues, next_cursor)
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """A security level when ``security_level`` is set; a linked issue in the security
+        project when ``security_project`` is set."""
+        return HandOff(
+            protect=f"set security level {self.security_level}" if self.security_level else "",
+            protect_hides=True,
+            escalate=(f"link an issue in {self.security_project}"
+                      if self.security_project else ""),
+            manual_protect="set the issue's security level",
+        )
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Set the configured issue security level (by id when numeric, else by name).
 
         The bot needs Set Issue Security, and the level must be in the project's scheme.
