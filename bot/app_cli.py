@@ -80,8 +80,13 @@ def build_trackers(
 
 
 def _github_factory(config: Config, metrics: Metrics | None, store: Store | None) -> TrackerFor:
-    from bot.providers.github import GitHubApp, GitHubTracker
+    from bot.providers.github import GitHubApp, GitHubHandOffSettings, GitHubTracker
     from bot.providers.retry import RetryPolicy, WritePacer
+
+    handoff = GitHubHandOffSettings(protect=config.github_protect,
+                                    mentions=config.github_escalate,
+                                    assignees=config.github_assignees,
+                                    escalate_routes=frozenset(config.escalate_routes))
 
     if config.github_token and config.github_app_id:
         log.warning("BUGBAR_GITHUB_TOKEN and BUGBAR_GITHUB_APP_ID are both set: the token is "
@@ -90,12 +95,13 @@ def _github_factory(config: Config, metrics: Metrics | None, store: Store | None
         tracker = GitHubTracker.from_token(config.github_token, config.github_api_url,
                                            policy=RetryPolicy(), pacer=WritePacer(),
                                            metrics=metrics, etag_cache=store,
-                                           identity=config.github_identity or None)
+                                           identity=config.github_identity or None,
+                                           handoff=handoff)
         return lambda ref, inst: tracker
     try:
         app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
                         policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
-                        etag_cache=store, on_token=register_secret)
+                        etag_cache=store, on_token=register_secret, handoff=handoff)
     except ValueError as exc:
         raise CliError(f"BUGBAR_GITHUB_PRIVATE_KEY: {exc}") from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,16 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.replace("\n", ",").split(",") if v.strip())
 
 
+def _mention(value: str) -> str:
+    return value if value.startswith("@") else f"@{value}"
+
+
+_GITHUB_MENTION = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_ROUTE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -45,6 +56,13 @@ class Config:
     github_api_url: str = DEFAULT_GITHUB_API
     github_identity: str = ""
     """The bot's login when the token cannot read ``/user`` (Actions: github-actions[bot])."""
+    github_protect: str = "none"
+    """Critical/ssirp issues: none, lock, advisory or transfer:OWNER/PRIVATE-REPO."""
+    github_escalate: tuple[str, ...] = ()
+    """``@user`` / ``@org/team`` mentioned in the comment for the escalate routes."""
+    github_assignees: tuple[str, ...] = ()
+    escalate_routes: tuple[str, ...] = ("ssirp",)
+    """The routes that need people (``BUGBAR_ESCALATE_ROUTES``)."""
     gitlab_url: str = ""
     gitlab_token: str = ""
     gitlab_webhook_secrets: tuple[str, ...] = ()
@@ -112,6 +130,11 @@ class Config:
             # Actions' GITHUB_TOKEN cannot read /user; its comments are by github-actions[bot].
             github_identity=e.get("BUGBAR_GITHUB_IDENTITY") or (
                 "github-actions[bot]" if e.get("GITHUB_ACTIONS") == "true" else ""),
+            github_protect=(e.get("BUGBAR_GITHUB_PROTECT") or "none").strip(),
+            github_escalate=tuple(_mention(m) for m in _list(e.get("BUGBAR_GITHUB_ESCALATE"))),
+            github_assignees=tuple(m.lstrip("@") for m in
+                                   _list(e.get("BUGBAR_GITHUB_ASSIGNEES"))),
+            escalate_routes=_list(e.get("BUGBAR_ESCALATE_ROUTES")) or ("ssirp",),
             gitlab_url=e.get("BUGBAR_GITLAB_URL", "").rstrip("/"),
             gitlab_token=e.get("BUGBAR_GITLAB_TOKEN", ""),
             gitlab_webhook_secrets=_list(e.get("BUGBAR_GITLAB_WEBHOOK_SECRET")),
@@ -137,6 +160,27 @@ class Config:
         if self.github_app_id and not self.github_private_key:
             raise ConfigError("BUGBAR_GITHUB_APP_ID needs BUGBAR_GITHUB_PRIVATE_KEY or "
                               "BUGBAR_GITHUB_PRIVATE_KEY_FILE")
+        protect = self.github_protect
+        if protect.startswith("transfer:"):
+            if not _GITHUB_REPO.match(protect.split(":", 1)[1]):
+                raise ConfigError("BUGBAR_GITHUB_PROTECT=transfer:OWNER/REPO needs a repository "
+                                  "like transfer:acme/security-reports")
+        elif protect not in ("none", "lock", "advisory"):
+            raise ConfigError("BUGBAR_GITHUB_PROTECT must be none, lock, advisory or "
+                              "transfer:OWNER/PRIVATE-REPO")
+        for mention in self.github_escalate:
+            if not _GITHUB_MENTION.match(mention):
+                raise ConfigError(f"BUGBAR_GITHUB_ESCALATE: {mention!r} is not a GitHub user "
+                                  "or team (use @user or @org/team, comma-separated)")
+        for login in self.github_assignees:
+            if not _GITHUB_LOGIN.match(login):
+                raise ConfigError(f"BUGBAR_GITHUB_ASSIGNEES: {login!r} is not a GitHub login "
+                                  "(teams cannot be assigned; mention them in "
+                                  "BUGBAR_GITHUB_ESCALATE)")
+        for route in self.escalate_routes:
+            if not _ROUTE.match(route):
+                raise ConfigError(f"BUGBAR_ESCALATE_ROUTES: {route!r} is not a route name "
+                                  "(e.g. ssirp,privacy)")
         if self.gitlab_confidential not in ("public", "always", "never"):
             raise ConfigError("BUGBAR_GITLAB_CONFIDENTIAL must be public, always or never")
         if bool(self.gitlab_url) != bool(self.gitlab_token):
