@@ -153,9 +153,11 @@ def plan_issue(
     needs_people = any(r in caps.escalate_routes for r in decision.routes)
     escalate = (needs_people and caps.escalates and not already_escalated
                 and not done.escalated)
-    # The mention is in the comment from the moment of escalation on, in the same words.
+    # The mention is in the comment from the moment of escalation on, in the same words. The
+    # comment only records an escalation that shows in it (a mention); a write-only one (an
+    # assignee, a linked issue) is remembered by the store and is idempotent on the tracker.
     shown = HandOffState(done.protected, done.refused,
-                         done.escalated or (escalate and bool(caps.mentions)))
+                         bool(caps.mentions) and (done.escalated or escalate))
     view = HandOffView(caps.mentions if shown.escalated else (), shown,
                        caps.private_report_url, caps.manual_protect)
 

@@ -61,6 +61,8 @@ log = logging.getLogger("bugbar.gitlab")
 
 PROVIDER = "gitlab"
 PER_PAGE = 100
+VISIBILITY_TTL = 300.0
+"""Seconds a project's visibility is trusted for planning hand-off steps."""
 """GitLab's maximum page size. https://docs.gitlab.com/api/rest/#pagination"""
 
 ConfidentialMode = Literal["public", "always", "never"]
@@ -220,6 +222,7 @@ class GitLabTracker:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._identity: tuple[int, str] | None = None
+        self._visibility: dict[str, tuple[float, str]] = {}
         self._remaining: int | None = None
         self._reset: int | None = None
 
@@ -584,12 +587,25 @@ class GitLabTracker:
                           lambda: self._get(f"/projects/{self._pid(scope)}").json())
         return str(data.get("visibility") or "private")
 
+    def _planning_visibility(self, scope: str) -> str:
+        """The visibility for planning, remembered for a few minutes per project (a sweep
+        plans many critical issues of one project); :meth:`protect` asks afresh."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._visibility.get(scope)
+        if cached is not None and now - cached[0] < VISIBILITY_TTL:
+            return cached[1]
+        visibility = self._project_visibility(scope)
+        with self._lock:
+            self._visibility[scope] = (now, visibility)
+        return visibility
+
     def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
         """Confidential issues per ``confidential_mode`` (in ``"public"`` mode the project's
         visibility is asked only when the issue needs protecting); no escalation yet."""
         confidential = self.confidential_mode == "always" or (
             self.confidential_mode == "public" and protect
-            and self._project_visibility(ref.scope) == "public")
+            and self._planning_visibility(ref.scope) == "public")
         return HandOff(
             protect="make the issue confidential" if confidential else "",
             protect_hides=True,
