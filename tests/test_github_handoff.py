@@ -190,7 +190,7 @@ def test_with_neither_set_nothing_is_promised_or_done(
     issue = world.fake.issue(REPO, n)
     assert issue["locked"] is False and issue["assignees"] == []
     assert world.fake.advisories(REPO) == [] and world.fake.graphql_queries == []
-    assert "@" not in world.one_bot_comment(n)["body"].replace(MARKER_PREFIX, "")
+    assert "cc @" not in world.one_bot_comment(n)["body"]
     # Editing to the same decision writes nothing and is not counted as triaged.
     edit(world, n, STEAL_PROD[1])
     assert world.work() == ["unchanged"]
@@ -308,7 +308,7 @@ def test_dry_run_withholds_a_title_only_when_apply_would_hide_the_issue(
         n = fake.add_issue(REPO, *SWEEP_STEAL)
         store = Store(tmp_path / "s.db")
         result = run_sweep(classifier, store, _sweep_tracker(fake, protect), [f"github:{REPO}"])
-        row = next(r for r in result.rows if r.number == n)
+        row = next(r for r in result.notable if r.number == n)
         assert row.outcome == CHANGED
         assert (row.title == WITHHELD_TITLE) is withheld
         assert (row.title == SWEEP_STEAL[0]) is not withheld

@@ -865,7 +865,7 @@ class GitHubTracker:
         data = exc.data if isinstance(exc.data, dict) else {}
         message = " ".join(str(data.get("message") or "").split())[:100]
         log.warning("github refused a hand-off step", extra={
-            "issue": str(ref), "step": step, "status": exc.status, "message": message})
+            "issue": str(ref), "step": step, "status": exc.status, "github_message": message})
         return HandOffRefused(f"GitHub answered {exc.status}" + (f": {message}" if message
                                                                   else ""))
 

@@ -2185,11 +2185,20 @@ class FakeGitHub(FakeHTTPServer):
         }
 
     def _h_list_advisories(self, ctx: _Ctx, owner: str, repo: str) -> _Resp:
+        """Unpublished advisories are listed only to admins / security managers (and Apps
+        with the permission); anyone else sees the published ones."""
         r = self._get_repo(ctx, owner, repo)
-        self._can_advisories(ctx, r, write=False)
+        try:
+            self._can_advisories(ctx, r, write=False)
+            privileged = True
+        except _HTTPError:
+            if ctx.ident.kind == "installation":
+                raise
+            privileged = False
         state = dict(ctx.query).get("state")
         items = [self._advisory_json(r, a) for a in r.advisories
-                 if state is None or a["state"] == state]
+                 if (state is None or a["state"] == state)
+                 and (privileged or a["state"] == "published")]
         items.reverse()  # newest first (sort=created, direction=desc is the default)
         page, headers = self._paginate(ctx, items)
         return _Resp(200, page, headers)
