@@ -64,7 +64,10 @@ def build_trackers(
 
         gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token, policy=RetryPolicy(),
                                pacer=WritePacer(), metrics=metrics,
-                               confidential_mode=config.gitlab_confidential)
+                               confidential_mode=config.gitlab_confidential,
+                               mentions=config.gitlab_escalate,
+                               assignees=config.gitlab_assignees,
+                               escalate_routes=frozenset(config.escalate_routes))
         trackers["gitlab"] = lambda ref, inst: gitlab
     if config.jira_url:
         from bot.providers.jira import JiraTracker
@@ -74,7 +77,9 @@ def build_trackers(
                            token=config.jira_token or None, pat=config.jira_pat or None,
                            policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
                            security_level=config.jira_security_level,
-                           security_project=config.jira_security_project)
+                           security_project=config.jira_security_project,
+                           watchers=config.jira_escalate, assignee=config.jira_assignee,
+                           escalate_routes=frozenset(config.escalate_routes))
         trackers["jira"] = lambda ref, inst: jira
     return trackers
 

@@ -35,6 +35,7 @@ import requests
 from gitlab import exceptions as glexc
 from gitlab.v4.objects import ProjectIssueManager, ProjectIssueNoteManager
 
+from bot.decide.handoff import DEFAULT_ESCALATE_ROUTES
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
 from bot.providers.base import (
@@ -206,6 +207,9 @@ class GitLabTracker:
         metrics: ApiMetrics | None = None,
         confidential_mode: ConfidentialMode | str = "public",
         timeout: float = 15.0,
+        mentions: tuple[str, ...] = (),
+        assignees: tuple[str, ...] = (),
+        escalate_routes: frozenset[str] = DEFAULT_ESCALATE_ROUTES,
     ) -> None:
         if confidential_mode not in _MODES:
             raise ValueError("confidential_mode must be 'public', 'always' or 'never'")
@@ -214,6 +218,9 @@ class GitLabTracker:
         self.pacer = pacer
         self.metrics = metrics
         self.confidential_mode: ConfidentialMode = _MODES[confidential_mode]
+        self.mentions = mentions
+        self.assignees = assignees
+        self.escalate_routes = escalate_routes
         session = requests.Session()
         session.hooks["response"].append(self._on_response)
         self._gl = gitlab.Gitlab(self.url, private_token=token, timeout=timeout,
@@ -609,6 +616,9 @@ class GitLabTracker:
         return HandOff(
             protect="make the issue confidential" if confidential else "",
             protect_hides=True,
+            escalate=f"assign {', '.join(self.assignees)}" if self.assignees else "",
+            mentions=self.mentions,
+            escalate_routes=self.escalate_routes,
             manual_protect="turn on confidentiality for this issue",
         )
 
@@ -623,6 +633,43 @@ class GitLabTracker:
         self._update_issue(ref, "make confidential", {"confidential": True})
         return "confidential"
 
+    def _user_id(self, who: str) -> int | None:
+        """A user id as given, or looked up by username (``GET /users?username=``)."""
+        if who.isdigit():
+            return int(who)
+        found = self._call(f"find user {who}", lambda: self._get(
+            "/users", {"username": who.lstrip("@")}).json())
+        return int(found[0]["id"]) if isinstance(found, list) and found else None
+
     def escalate(self, ref: IssueRef, summary: str) -> str | None:
-        """GitLab has no separate security project to hand issues to: nothing to do."""
-        return None
+        """Assign ``assignees`` (ids or usernames), keeping anyone already assigned;
+        ``mentions`` are in the comment. GitLab Free keeps one assignee per issue. A user that
+        does not exist is logged and skipped; a 403/404 is logged once and nothing is done.
+        https://docs.gitlab.com/api/issues/#edit-an-issue (``assignee_ids``)"""
+        if not self.assignees:
+            return None
+        try:
+            wanted = []
+            for who in self.assignees:
+                uid = self._user_id(who)
+                if uid is None:
+                    log.warning("gitlab escalation: no such user", extra={"user": who})
+                    continue
+                wanted.append(uid)
+            if not wanted:
+                return None
+            current = self._call(f"get issue {ref}", lambda: self._get(
+                self._issue_path(ref)).json())
+            have = [int(u["id"]) for u in (current or {}).get("assignees") or []
+                    if isinstance(u, dict) and "id" in u]
+            ids = list(dict.fromkeys(have + wanted))
+            if ids == have:
+                return None
+            self._update_issue(ref, "assign", {"assignee_ids": ids})
+        except glexc.GitlabError as exc:
+            if exc.response_code not in (403, 404):
+                raise
+            log.warning("gitlab refused an escalation step",
+                        extra={"issue": str(ref), "status": exc.response_code})
+            return None
+        return f"assigned {', '.join(self.assignees)}"
