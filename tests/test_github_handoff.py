@@ -17,6 +17,7 @@ import pytest
 from bot.app_cli import build_trackers
 from bot.config import Config, ConfigError
 from bot.decide.classify import Classifier
+from bot.decide.model import Issue
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.handlers.sweep import CHANGED, UNCHANGED, WITHHELD_TITLE
 from bot.providers.github import GitHubHandOffSettings, GitHubTracker
@@ -121,10 +122,14 @@ def test_advisory_and_team_mention_once_across_redelivery_and_edit(make_world: A
     state = world.store.get_issue_state(f"github:{REPO}#{n}")
     assert state is not None and state.extra["protected"] == f"advisory {ghsa}"
 
-    # GitHub redelivers (same delivery id), then the reporter edits the issue.
+    # GitHub redelivers (same delivery id: deduplicated), the event arrives again under a new
+    # id (a manual redelivery reaches triage), then the reporter edits the issue.
     r = world.post("issues", issues_payload("opened", n, *STEAL_PROD), "d-1")
     assert r.status_code in (200, 202)
     world.work()
+    r = world.post("issues", issues_payload("opened", n, *STEAL_PROD), "d-2")
+    assert r.status_code == 202
+    assert world.work() == ["unchanged"]
     edit(world, n, STEAL_PROD[1] + " Also the admin endpoint.")
     world.work()
 
@@ -335,3 +340,25 @@ def test_sweep_counts_only_real_writes(tmp_path: Path, classifier: Classifier) -
         assert all(len([c for c in fake.comments(REPO, n) if MARKER_PREFIX in c["body"]]) == 1
                    for n in numbers)
         store.close()
+
+
+def test_refusals_are_never_retried(make_world: Any) -> None:
+    world = make_world({"BUGBAR_GITHUB_PROTECT": "lock"})
+    from bot.providers.base import HandOffRefused, HandOffRequest
+
+    with pytest.raises(HandOffRefused, match="GitHub answered 404"):
+        world.tracker.protect(_ref(999), HandOffRequest())
+    assert world.fake.count("PUT", r"/issues/999/lock$") == 1 and world.sleeps == []
+
+
+def test_an_escalate_route_other_than_ssirp(make_world: Any, classifier: Classifier) -> None:
+    text = ("Membership inference against our model",
+            "We can infer whether a given person was in the training set from the confidence "
+            "scores.")
+    routes = classifier.classify(Issue("x", *text)).routes
+    assert "privacy" in routes and "ssirp" not in routes, routes
+    world = make_world({"BUGBAR_GITHUB_ESCALATE": TEAM, "BUGBAR_ESCALATE_ROUTES": "privacy"})
+    n = world.fake.add_issue(REPO, *text)
+    world.post("issues", issues_payload("opened", n, *text))
+    assert world.work() == ["triaged"]
+    assert world.one_bot_comment(n)["body"].count(TEAM) == 1
