@@ -21,6 +21,7 @@ from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
 from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import RuleSet, Settings
 from bot.events.model import IssueRef
+from bot.lease import ensure_held
 from bot.providers.base import HandOffRefused, HandOffRequest, IssueSnapshot, Tracker
 from bot.store import IssueState, Store
 
@@ -61,6 +62,26 @@ def handoff_state(state: IssueState | None, marker: Marker | None) -> HandOffSta
     )
 
 
+def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
+    """What the decision log keeps: the decision, the plan and exactly what it writes.
+
+    The comment text is the rendered comment (it quotes nothing from the issue), so a dry run's
+    record shows what ``--apply`` would post, and ``bugbar decisions`` can print it.
+    """
+    return {
+        **decision.to_json(),
+        "plan": plan.describe(),
+        "add_labels": list(plan.add_labels),
+        "remove_labels": list(plan.remove_labels),
+        "comment_action": plan.comment.value,
+        "comment": plan.comment_body if plan.comment is not CommentAction.NONE else None,
+    }
+
+
+ResultListener = Callable[[IssueRef, TriageResult], None]
+"""Told about every triage run (``handle-event`` prints what was decided and planned)."""
+
+
 # Striped per-issue locks: webhook workers, slash commands and an in-server sweep may reach the
 # same issue at once; serialising them per issue keeps "find the comment, else create it" atomic
 # within this process (bounded memory: 256 stripes, not one lock per issue ever seen).
@@ -88,11 +109,13 @@ class Triage:
         *,
         dry_run: bool = False,
         metrics: DecisionMetrics | None = None,
+        on_result: ResultListener | None = None,
     ) -> None:
         self.classifier = classifier
         self.store = store
         self.dry_run = dry_run
         self.metrics = metrics
+        self.on_result = on_result
 
     @property
     def settings(self) -> Settings:
@@ -119,7 +142,10 @@ class Triage:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
         ``trust_state`` lets the store stand in for re-reading the bot's comment."""
         with issue_lock(str(ref)):
-            return self._run(tracker, ref, snapshot, delivery_id, trust_state)
+            result = self._run(tracker, ref, snapshot, delivery_id, trust_state)
+        if self.on_result is not None:
+            self.on_result(ref, result)
+        return result
 
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
@@ -171,8 +197,7 @@ class Triage:
                                 "categories": [t.category for t in decision.threats]})
         if self.dry_run:
             self.store.record_decision(key, delivery_id or None,
-                                       json.dumps({**decision.to_json(),
-                                                   "plan": plan.describe()}), True)
+                                       json.dumps(decision_record(decision, plan)), True)
             return TriageResult("dry-run", decision, plan)
         if plan.is_noop:
             self._remember(key, snap, plan, comment_id, decision)
@@ -185,8 +210,7 @@ class Triage:
             # Only real writes count as triaged: outcome, metrics and sweep caps follow this.
             return TriageResult("unchanged", decision, plan, handoff=done)
         self.store.record_decision(key, delivery_id or None,
-                                   json.dumps({**decision.to_json(), "plan": plan.describe()}),
-                                   False)
+                                   json.dumps(decision_record(decision, plan)), False)
         return TriageResult("triaged", decision, plan, writes, done)
 
     def _bot_comment(
@@ -218,7 +242,9 @@ class Triage:
             writes += wrote
             comment_plan = make_plan(done)
         # Comment next: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one.
+        # marker and edits (or leaves) it; it never posts a second one. Before each write the
+        # worker's lease is checked: once it is lost another worker owns this delivery.
+        ensure_held()
         if comment_plan.comment is CommentAction.CREATE:
             new_id = tracker.create_comment(ref, comment_plan.comment_body).id
             comment_id = new_id
@@ -228,14 +254,17 @@ class Triage:
             tracker.edit_comment(ref, comment_id, comment_plan.comment_body)
             writes += 1
         if plan.add_labels:
+            ensure_held()
             tracker.add_labels(ref, list(plan.add_labels))
             writes += 1
         for label in plan.remove_labels:
+            ensure_held()
             tracker.remove_label(ref, label)
             writes += 1
         if plan.escalate:
             if plan.escalate_write:
                 summary = f"AI/ML threat needing incident response: {ref}"
+                ensure_held()
                 if tracker.escalate(ref, summary):
                     writes += 1
             # The mention went out with the comment written above; never again.
@@ -250,6 +279,7 @@ class Triage:
                 # Tell a maintainer in the one comment what to do by hand.
                 again = make_plan(done)
                 if again.comment is not CommentAction.NONE:
+                    ensure_held()
                     tracker.edit_comment(ref, comment_id, again.comment_body)
                     writes += 1
         return comment_id, writes, done
@@ -257,6 +287,7 @@ class Triage:
     def _protect(self, tracker: Tracker, ref: IssueRef, plan: Plan, done: HandOffState,
                  request: HandOffRequest) -> tuple[HandOffState, int]:
         key = str(ref)
+        ensure_held()
         try:
             result = tracker.protect(ref, request) or ""
         except HandOffRefused as exc:

@@ -61,9 +61,9 @@ from bot.providers.retry import (
     ApiMetrics,
     Failure,
     RetryPolicy,
+    SettleGuard,
     WritePacer,
     call_with_retry,
-    maybe_delivered,
 )
 
 __all__ = [
@@ -633,14 +633,15 @@ class GitHubTracker:
         marker_match = _MARKER_RE.search(body)
         marker = marker_match.group(0) if marker_match else None
         identity = self.bot_identity()
-        maybe_posted = False
+        guard = SettleGuard(self._http.policy)
+        attempts = 0
 
         def attempt() -> Comment:
-            nonlocal maybe_posted
-            if maybe_posted:
-                # The first POST may still be in flight on GitHub's side after our client gave
-                # up; give it time to land before looking, or we could post a second comment.
-                self._http.policy.sleep(self._http.policy.settle)
+            nonlocal attempts
+            attempts += 1
+            # An ambiguous POST may still be in flight on GitHub's side after our client gave
+            # up: the guard lets it land (settle wait) before we look, or we could post twice.
+            if attempts > 1 and guard.before_retry():
                 found = self._posted(ref, body, marker)
                 if found is not None:
                     log.info("comment was created by an earlier attempt",
@@ -649,7 +650,7 @@ class GitHubTracker:
             try:
                 reply = self._http.send("POST", url, body={"body": body})
             except Exception as exc:
-                maybe_posted = maybe_posted or maybe_delivered(exc)
+                guard.failed(exc)
                 raise
             return Comment(id=str(reply.data["id"]), body=str(reply.data.get("body") or body),
                            author=_login(reply.data.get("user")) or identity, author_is_bot=True)
@@ -934,12 +935,15 @@ class GitHubTracker:
             "vulnerabilities": [],
             "cwe_ids": [],
         }
-        maybe_posted = False
+        guard = SettleGuard(self._http.policy)
+        attempts = 0
 
         def attempt() -> str:
-            nonlocal maybe_posted
-            if maybe_posted:
-                self._http.policy.sleep(self._http.policy.settle)
+            nonlocal attempts
+            attempts += 1
+            # After an ambiguous POST the guard lets it land before we look for it again.
+            if attempts > 1:
+                guard.before_retry()
             found = self._find_advisory(ref, issue_url)
             if found is not None:
                 return f"advisory {found}"
@@ -947,7 +951,7 @@ class GitHubTracker:
                 reply = self._http.send("POST", f"{_repo_path(ref.scope)}/security-advisories",
                                         body=body)
             except Exception as exc:
-                maybe_posted = maybe_posted or maybe_delivered(exc)
+                guard.failed(exc)
                 raise
             return f"advisory {reply.data['ghsa_id']}"
 
