@@ -862,11 +862,12 @@ class GitHubTracker:
             manual_protect=manual,
         )
 
-    def _refused(self, exc: GithubException, step: str, ref: IssueRef) -> HandOffRefused:
+    @staticmethod
+    def _refused(exc: GithubException) -> HandOffRefused:
+        """The refusal, with GitHub's status and message (short, safe to show in public);
+        the handler logs it once."""
         data = exc.data if isinstance(exc.data, dict) else {}
         message = " ".join(str(data.get("message") or "").split())[:100]
-        log.warning("github refused a hand-off step", extra={
-            "issue": str(ref), "step": step, "status": exc.status, "github_message": message})
         return HandOffRefused(f"GitHub answered {exc.status}" + (f": {message}" if message
                                                                   else ""))
 
@@ -887,7 +888,7 @@ class GitHubTracker:
                 return self._transfer(ref, cfg.transfer_target)
         except GithubException as exc:
             if self._is_refusal(exc):
-                raise self._refused(exc, cfg.protect, ref) from None
+                raise self._refused(exc) from None
             raise
         return None
 
@@ -1013,7 +1014,8 @@ class GitHubTracker:
                             body={"assignees": assignees}, what=f"assign {ref}")
         except GithubException as exc:
             if self._is_refusal(exc):
-                self._refused(exc, "assign", ref)
+                log.warning("github refused the assignment; the mention still went out",
+                            extra={"issue": str(ref), "reason": self._refused(exc).reason})
                 return None
             raise
         return f"assigned {', '.join(assignees)}"
