@@ -21,7 +21,7 @@ import pytest
 import bot.providers.retry as retry_module
 from bot.cli import main
 from bot.decide.render import MARKER_PREFIX
-from bot.providers.retry import RetryPolicy, WritePacer
+from bot.providers.retry import RetryPolicy
 from bot.store import Store
 from tests.fakes.github_api import FakeGitHub
 from tests.test_github_e2e import (
@@ -63,7 +63,8 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeGitHub) -> Pa
 
     monkeypatch.setattr(retry_module, "RetryPolicy",
                         functools.partial(RetryPolicy, sleep=no_sleep, settle=0.0))
-    monkeypatch.setattr(retry_module, "WritePacer", functools.partial(WritePacer, 0.0))
+    monkeypatch.setenv("BUGBAR_WRITE_INTERVAL", "0")
+    monkeypatch.setenv("BUGBAR_SETTLE_SECONDS", "0")
     monkeypatch.setattr(time, "sleep", no_sleep)
     return tmp_path
 
