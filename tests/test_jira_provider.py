@@ -16,7 +16,7 @@ from jira import JIRA, JIRAError
 from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.events.model import IssueRef
-from bot.providers.base import HandOffRequest
+from bot.providers.base import HandOffRefused, HandOffRequest
 from bot.providers.jira import (
     PROPERTY_KEY,
     JiraTracker,
@@ -468,9 +468,9 @@ def test_protect_sets_the_security_level(h: Harness) -> None:
     named = h.tracker(security_level="Embargoed").protect(other, HandOffRequest())
     assert named == "security-level Embargoed"
     assert h.fake.issue(other.key)["security"] == "10001"
-    with pytest.raises(JIRAError) as err:
+    # A level outside the project's scheme: refused (not retried), the comment asks a human.
+    with pytest.raises(HandOffRefused, match="Jira answered 400"):
         h.tracker(security_level="Nope").protect(ref, HandOffRequest())
-    assert err.value.status_code == 400
 
 
 def test_escalation_creates_one_linked_issue(h: Harness) -> None:

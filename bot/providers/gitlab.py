@@ -42,6 +42,7 @@ from bot.providers.base import (
     Access,
     Comment,
     HandOff,
+    HandOffRefused,
     HandOffRequest,
     IssueSnapshot,
     ListPage,
@@ -630,7 +631,14 @@ class GitLabTracker:
             return None
         if self.confidential_mode == "public" and self._project_visibility(ref.scope) != "public":
             return None
-        self._update_issue(ref, "make confidential", {"confidential": True})
+        try:
+            self._update_issue(ref, "make confidential", {"confidential": True})
+        except glexc.GitlabError as exc:
+            # Too little access (confidentiality needs Planner/Reporter): not retried, the
+            # comment asks a maintainer to do it by hand.
+            if exc.response_code not in (403, 404):
+                raise
+            raise HandOffRefused(f"GitLab answered {exc.response_code}") from None
         return "confidential"
 
     def _user_id(self, who: str) -> int | None:

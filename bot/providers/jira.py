@@ -54,6 +54,7 @@ from bot.providers.base import (
     Access,
     Comment,
     HandOff,
+    HandOffRefused,
     HandOffRequest,
     IssueSnapshot,
     ListPage,
@@ -793,8 +794,15 @@ class JiraTracker:
         level = self.security_level
         value = {"id": level} if level.isdigit() else {"name": level}
         key = self._key(ref)
-        self._call("set security level", lambda: self._request(
-            "PUT", f"issue/{key}", body={"fields": {"security": value}}))
+        try:
+            self._call("set security level", lambda: self._request(
+                "PUT", f"issue/{key}", body={"fields": {"security": value}}))
+        except JIRAError as exc:
+            # No permission, or a level outside the project's scheme: not retried, the
+            # comment asks a maintainer to set it by hand.
+            if exc.status_code not in (400, 403, 404):
+                raise
+            raise HandOffRefused(f"Jira answered {exc.status_code}") from None
         return f"security-level {level}"
 
     def _linked_security_issue(self, key: str) -> str | None:
