@@ -13,14 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.app_cli import build_trackers
 from bot.config import Config, ConfigError
 from bot.decide.classify import Classifier
 from bot.decide.model import Issue
 from bot.decide.render import MARKER_PREFIX, parse_marker
+from bot.events.model import IssueRef
 from bot.handlers.sweep import CHANGED, UNCHANGED, WITHHELD_TITLE
-from bot.providers.github import GitHubHandOffSettings, GitHubTracker
+from bot.handlers.triage import Triage
+from bot.providers.base import HandOffRefused, HandOffRequest
+from bot.providers.github import GitHubApp, GitHubHandOffSettings, GitHubTracker
 from bot.providers.retry import RetryPolicy, WritePacer
 from bot.store import Store
 from tests.fakes.github_api import FakeGitHub
@@ -48,9 +53,7 @@ class HandOffWorld(World):
             pacer=WritePacer(0.0), timeout=timeout, handoff=built.handoff_settings)
 
 
-def _ref(number: int) -> Any:
-    from bot.events.model import IssueRef
-
+def _ref(number: int) -> IssueRef:
     return IssueRef("github", REPO, number)
 
 
@@ -158,8 +161,6 @@ def test_a_timed_out_advisory_post_is_found_by_its_issue_link(make_world: Any) -
     world = make_world({"BUGBAR_GITHUB_PROTECT": "advisory"})
     tracker = world.tracker
     n = world.fake.add_issue(REPO, *STEAL_PROD)
-    from bot.providers.base import HandOffRequest
-
     request = HandOffRequest("model-stealing", "Model Stealing", "critical", ("ssirp",),
                              f"https://github.com/{REPO}/issues/{n}")
     first = tracker.protect(_ref(n), request)
@@ -237,8 +238,7 @@ def test_transfer_moves_the_issue_once(make_world: Any) -> None:
     state = world.store.get_issue_state(f"github:{REPO}#{n}")
     assert state is not None and state.extra["protected"] == f"transferred {PRIVATE}#1"
     # The old number resolves to the moved issue: a second attempt does not move it again.
-    again = world.tracker.protect(_ref(n), __import__("bot.providers.base").providers.base
-                                  .HandOffRequest())
+    again = world.tracker.protect(_ref(n), HandOffRequest())
     assert again == f"transferred {PRIVATE}#1"
     assert sum("transferIssue" in q for q in world.fake.graphql_queries) == 1
 
@@ -345,8 +345,6 @@ def test_sweep_counts_only_real_writes(tmp_path: Path, classifier: Classifier) -
 
 def test_refusals_are_never_retried(make_world: Any) -> None:
     world = make_world({"BUGBAR_GITHUB_PROTECT": "lock"})
-    from bot.providers.base import HandOffRefused, HandOffRequest
-
     with pytest.raises(HandOffRefused, match="GitHub answered 404"):
         world.tracker.protect(_ref(999), HandOffRequest())
     assert world.fake.count("PUT", r"/issues/999/lock$") == 1 and world.sleeps == []
@@ -363,3 +361,34 @@ def test_an_escalate_route_other_than_ssirp(make_world: Any, classifier: Classif
     world.post("issues", issues_payload("opened", n, *text))
     assert world.work() == ["triaged"]
     assert world.one_bot_comment(n)["body"].count(TEAM) == 1
+
+
+# --------------------------------------------------------------------------- GitHub App
+
+
+@pytest.mark.parametrize("permissions, advisories", [
+    ({"issues": "write", "metadata": "read"}, 0),
+    ({"issues": "write", "metadata": "read", "repository_advisories": "write"}, 1),
+])
+def test_an_app_needs_the_repository_advisories_permission(
+    tmp_path: Path, classifier: Classifier, permissions: dict[str, str], advisories: int,
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    with FakeGitHub(tokens=[], app_id=77, app_slug="bugbar") as fake:
+        fake.add_repo(REPO)
+        fake.add_installation(5, "acme", permissions=permissions)
+        app = GitHubApp(77, pem, fake.url, policy=RetryPolicy(sleep=Sleeps(), jitter=0.0),
+                        pacer=WritePacer(0.0),
+                        handoff=GitHubHandOffSettings(protect="advisory"))
+        n = fake.add_issue(REPO, *STEAL_PROD)
+        store = Store(tmp_path / "app.db")
+        result = Triage(classifier, store).run(app.for_installation(5), _ref(n))
+        store.close()
+        assert result.outcome == "triaged"
+        assert len(fake.advisories(REPO)) == advisories
+        [comment] = fake.comments(REPO, n)
+        assert comment["user"]["login"] == "bugbar[bot]"
+        refused = "Resource not accessible by integration" in comment["body"]
+        assert refused is (advisories == 0)
