@@ -22,7 +22,13 @@ from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import RuleSet, Settings
 from bot.events.model import IssueRef
 from bot.lease import ensure_held
-from bot.providers.base import HandOffRefused, HandOffRequest, IssueSnapshot, Tracker
+from bot.providers.base import (
+    Comment,
+    HandOffRefused,
+    HandOffRequest,
+    IssueSnapshot,
+    Tracker,
+)
 from bot.store import IssueState, Store
 
 log = logging.getLogger("bugbar.triage")
@@ -41,7 +47,7 @@ class TriageResult:
 
     outcome: str
     """triaged (something was written) | unchanged | opted-out | skipped-pull-request |
-    dry-run"""
+    dry-run | held"""
     decision: Decision | None = None
     plan: Plan | None = None
     writes: int = 0
@@ -60,6 +66,18 @@ def handoff_state(state: IssueState | None, marker: Marker | None) -> HandOffSta
         refused=str(extra.get("protect_refused") or "") or from_marker.refused,
         escalated=bool(extra.get("escalated")) or from_marker.escalated,
     )
+
+
+@dataclass(frozen=True)
+class CommentHint:
+    """The bot's comment on one issue as a bulk read found it (``None``: it has none).
+
+    The sweep passes it instead of a per-issue read. Before it *creates* a comment on the word
+    of a hint, triage looks once more (a webhook may have commented since the bulk read), so a
+    stale hint can cost a request but never a second comment.
+    """
+
+    comment: Comment | None
 
 
 def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
@@ -93,10 +111,25 @@ def issue_lock(key: str) -> threading.Lock:
     return _STRIPES[zlib.crc32(key.encode()) % len(_STRIPES)]
 
 
+def state_knows_comment(state: IssueState | None) -> bool:
+    """Does the store know the bot's comment and decision (no read needed to plan)?"""
+    return bool(state is not None and state.comment_id and state.decision_hash)
+
+
 def content_hash(snapshot: IssueSnapshot) -> str:
     """Digest of what triage reads (title and body): unchanged text needs no new decision."""
     data = snapshot.title + "\0" + snapshot.body
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    decision: Decision
+    plan: Plan
+    done: HandOffState
+    """What the hand-off already did."""
+    replan: Callable[[HandOffState], Plan]
+    """The same plan for another hand-off state (after a protect step, for the comment)."""
 
 
 class Triage:
@@ -138,18 +171,25 @@ class Triage:
         snapshot: IssueSnapshot | None = None,
         delivery_id: str = "",
         trust_state: bool = False,
+        hint: CommentHint | None = None,
+        hold_changes: bool = False,
     ) -> TriageResult:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
-        ``trust_state`` lets the store stand in for re-reading the bot's comment."""
+        ``trust_state`` lets the store stand in for re-reading the bot's comment, and ``hint``
+        (a bulk read) does the same when the store does not know it. With ``hold_changes`` a
+        plan that would write is returned as ``held`` and not applied, while a no-op is
+        recorded as usual (the sweep past its ``max_changes`` cap)."""
         with issue_lock(str(ref)):
-            result = self._run(tracker, ref, snapshot, delivery_id, trust_state)
+            result = self._run(tracker, ref, snapshot, delivery_id, trust_state, hint,
+                               hold_changes)
         if self.on_result is not None:
             self.on_result(ref, result)
         return result
 
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
-        delivery_id: str, trust_state: bool,
+        delivery_id: str, trust_state: bool, hint: CommentHint | None = None,
+        hold_changes: bool = False,
     ) -> TriageResult:
         snap = snapshot or tracker.get_issue(ref)
         if snap.is_pull_request:
@@ -159,7 +199,43 @@ class Triage:
             return TriageResult("opted-out")
         key = str(ref)
         state = self.store.get_issue_state(key)
-        comment_id, marker = self._bot_comment(tracker, ref, state, trust_state)
+        comment_id, marker, hinted = self._bot_comment(tracker, ref, state, trust_state, hint)
+        planned = self._plan(tracker, snap, state, comment_id, marker)
+        if (hinted and planned.plan.comment is CommentAction.CREATE and not self.dry_run
+                and not hold_changes):
+            # The bulk read may predate a comment a webhook just posted: look before creating.
+            existing = tracker.find_bot_comment(ref)
+            if existing is not None:
+                comment_id, marker = existing.id, parse_marker(existing.body)
+                planned = self._plan(tracker, snap, state, comment_id, marker)
+        decision, plan, done = planned.decision, planned.plan, planned.done
+        if self.metrics is not None:
+            for threat in decision.threats:
+                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
+        log.info("plan", extra={"issue": key, "plan": plan.describe(),
+                                "categories": [t.category for t in decision.threats]})
+        if self.dry_run or (hold_changes and not plan.is_noop):
+            self.store.record_decision(key, delivery_id or None,
+                                       json.dumps(decision_record(decision, plan)), True)
+            return TriageResult("dry-run" if self.dry_run else "held", decision, plan)
+        if plan.is_noop:
+            self._remember(key, snap, plan, comment_id, decision)
+            return TriageResult("unchanged", decision, plan, handoff=done)
+        request = _request(decision, self.classifier.ruleset, snap)
+        comment_id, writes, done = self._apply(tracker, ref, plan, comment_id, done,
+                                               planned.replan, request)
+        self._remember(key, snap, plan, comment_id, decision)
+        if not writes:
+            # Only real writes count as triaged: outcome, metrics and sweep caps follow this.
+            return TriageResult("unchanged", decision, plan, handoff=done)
+        self.store.record_decision(key, delivery_id or None,
+                                   json.dumps(decision_record(decision, plan)), False)
+        return TriageResult("triaged", decision, plan, writes, done)
+
+    def _plan(
+        self, tracker: Tracker, snap: IssueSnapshot, state: IssueState | None,
+        comment_id: str | None, marker: Marker | None,
+    ) -> _Planned:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
         decision = self.decide(snap, overrides)
@@ -173,9 +249,10 @@ class Triage:
         needs_protect = (critical and not snap.confidential
                          and not done.protected and not done.refused)
         # Asked only for threats: the hand-off section belongs to a threat comment.
-        caps = tracker.handoff(ref, protect=needs_protect) if decision.is_threat else HandOff()
+        caps = (tracker.handoff(snap.ref, protect=needs_protect) if decision.is_threat
+                else HandOff())
 
-        def make_plan(now_done: HandOffState) -> Plan:
+        def replan(now_done: HandOffState) -> Plan:
             return plan_issue(
                 decision,
                 self.classifier.ruleset,
@@ -189,43 +266,28 @@ class Triage:
                 handoff_state=now_done,
             )
 
-        plan = make_plan(done)
-        if self.metrics is not None:
-            for threat in decision.threats:
-                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
-        log.info("plan", extra={"issue": key, "plan": plan.describe(),
-                                "categories": [t.category for t in decision.threats]})
-        if self.dry_run:
-            self.store.record_decision(key, delivery_id or None,
-                                       json.dumps(decision_record(decision, plan)), True)
-            return TriageResult("dry-run", decision, plan)
-        if plan.is_noop:
-            self._remember(key, snap, plan, comment_id, decision)
-            return TriageResult("unchanged", decision, plan, handoff=done)
-        request = _request(decision, self.classifier.ruleset, snap)
-        comment_id, writes, done = self._apply(tracker, ref, plan, comment_id, done, make_plan,
-                                               request)
-        self._remember(key, snap, plan, comment_id, decision)
-        if not writes:
-            # Only real writes count as triaged: outcome, metrics and sweep caps follow this.
-            return TriageResult("unchanged", decision, plan, handoff=done)
-        self.store.record_decision(key, delivery_id or None,
-                                   json.dumps(decision_record(decision, plan)), False)
-        return TriageResult("triaged", decision, plan, writes, done)
+        return _Planned(decision, replan(done), done, replan)
 
     def _bot_comment(
-        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool
-    ) -> tuple[str | None, Marker | None]:
-        if trust_state and state is not None and state.comment_id and state.decision_hash:
+        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool,
+        hint: CommentHint | None,
+    ) -> tuple[str | None, Marker | None, bool]:
+        """``(comment id, marker, came from a hint)``."""
+        if trust_state and state_knows_comment(state):
+            assert state is not None and state.comment_id is not None
             # The store already knows the bot's comment and what it says: no request needed.
-            marker = Marker(state.rules_version or "", state.decision_hash, dict(state.overrides),
-                            threat=bool(state.applied_labels),
+            marker = Marker(state.rules_version or "", state.decision_hash or "",
+                            dict(state.overrides), threat=bool(state.applied_labels),
                             handoff=handoff_state(state, None))
-            return state.comment_id, marker
+            return state.comment_id, marker, False
+        if hint is not None:
+            if hint.comment is None:
+                return None, None, True
+            return hint.comment.id, parse_marker(hint.comment.body), True
         existing = tracker.find_bot_comment(ref)
         if existing is None:
-            return None, None
-        return existing.id, parse_marker(existing.body)
+            return None, None, False
+        return existing.id, parse_marker(existing.body), False
 
     def _apply(
         self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None,
