@@ -240,7 +240,15 @@ def test_transfer_moves_the_issue_once(make_world: Any) -> None:
     # The old number resolves to the moved issue: a second attempt does not move it again.
     again = world.tracker.protect(_ref(n), HandOffRequest())
     assert again == f"transferred {PRIVATE}#1"
+    # A redelivery for the old number: GitHub redirects (301) to the moved issue; nothing is
+    # moved, posted or labelled again.
+    before = list(world.fake.writes)
+    world.post("issues", issues_payload("edited", n, *STEAL_PROD,
+                                        changes={"body": {"from": STEAL[1]}}))
+    assert world.work() == ["unchanged"]
+    assert world.fake.writes == before
     assert sum("transferIssue" in q for q in world.fake.graphql_queries) == 1
+    assert len([c for c in world.fake.comments(PRIVATE, 1) if MARKER_PREFIX in c["body"]]) == 1
 
 
 def test_transfer_refused_asks_a_maintainer_in_the_comment(make_world: Any) -> None:

@@ -99,8 +99,6 @@ def handoff_lines(view: HandOffView) -> list[str]:
     elif protected.startswith("advisory "):
         lines.append(f"A draft security advisory ({protected.split(' ', 1)[1]}) is open for "
                      "maintainers to continue privately.")
-    elif protected.startswith("transferred "):
-        lines.append("This issue was moved to a private repository for incident response.")
     if view.state.refused:
         todo = view.manual_protect or "take this report out of public view by hand"
         lines.append(f"bugbar could not do this itself ({view.state.refused}); a maintainer "

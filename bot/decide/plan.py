@@ -156,8 +156,10 @@ def plan_issue(
     # The mention is in the comment from the moment of escalation on, in the same words. The
     # comment only records an escalation that shows in it (a mention); a write-only one (an
     # assignee, a linked issue) is remembered by the store and is idempotent on the tracker.
-    shown = HandOffState(done.protected, done.refused,
-                         bool(caps.mentions) and (done.escalated or escalate))
+    # A transfer is not shown: the comment moved with the issue, where it needs no saying (and
+    # an edit through the old repository's address would not reach it).
+    shown = HandOffState("" if done.protected.startswith("transferred ") else done.protected,
+                         done.refused, bool(caps.mentions) and (done.escalated or escalate))
     view = HandOffView(caps.mentions if shown.escalated else (), shown,
                        caps.private_report_url, caps.manual_protect)
 

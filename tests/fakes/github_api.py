@@ -1402,6 +1402,16 @@ class FakeGitHub(FakeHTTPServer):
             path = f"/repos/{self._repos[full].full_name}{m.group(2) or ''}"
         if method == "HEAD":
             method = "GET"
+        moved = re.match(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)(/.*)?$", path)
+        if moved:
+            r = self._repos.get(f"{moved.group(1)}/{moved.group(2)}".lower())
+            number = int(moved.group(3))
+            if r is not None and number in r.moved and number not in r.issues:
+                # A transferred issue: GitHub answers 301 with its new location (any method).
+                target, new_number = r.moved[number]
+                url = f"{self._api()}/repos/{target}/issues/{new_number}{moved.group(4) or ''}"
+                raise _HTTPError(301, {"message": "Moved Permanently", "url": url,
+                                       "documentation_url": DOCS}, {"Location": url})
         for route_method, pattern, kind, handler in self._routes:
             match = pattern.match(path)
             if match is None or route_method != method:
@@ -1811,12 +1821,6 @@ class FakeGitHub(FakeHTTPServer):
 
     def _h_get_issue(self, ctx: _Ctx, owner: str, repo: str, num: str) -> _Resp:
         r = self._get_repo(ctx, owner, repo)
-        if int(num) in r.moved and int(num) not in r.issues:
-            # A transferred issue: GitHub answers 301 with the new location.
-            target, number = r.moved[int(num)]
-            url = f"{self._api()}/repos/{target}/issues/{number}"
-            raise _HTTPError(301, {"message": "Moved Permanently", "url": url,
-                                   "documentation_url": DOCS}, {"Location": url})
         return _Resp(200, self._issue_json(r, self._get_issue(r, num)))
 
     def _h_edit_issue(self, ctx: _Ctx, owner: str, repo: str, num: str) -> _Resp:
