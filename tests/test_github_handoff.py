@@ -31,7 +31,16 @@ from bot.store import Store
 from tests.fakes.github_api import FakeGitHub
 from tests.sweep_helpers import STEAL as SWEEP_STEAL
 from tests.sweep_helpers import Sleeps, run_sweep
-from tests.test_github_e2e import BOT, REPO, STEAL, STEAL_PROD, TOKEN, World, issues_payload
+from tests.test_github_e2e import (
+    BOT,
+    HARMLESS,
+    REPO,
+    STEAL,
+    STEAL_PROD,
+    TOKEN,
+    World,
+    issues_payload,
+)
 
 TEAM = "@acme/ml-security"
 PRIVATE = "acme/vision-security"
@@ -400,3 +409,21 @@ def test_an_app_needs_the_repository_advisories_permission(
         assert comment["user"]["login"] == "bugbar[bot]"
         refused = "Resource not accessible by integration" in comment["body"]
         assert refused is (advisories == 0)
+
+
+def test_the_mention_stays_through_a_flip_to_no_threat_and_back(
+    make_world: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = make_world({"BUGBAR_GITHUB_ESCALATE": TEAM})
+    caplog.set_level(logging.INFO, logger="bugbar.triage")
+    n = open_critical(world)
+    assert world.work() == ["triaged"]
+    for title, body in (HARMLESS, STEAL_PROD):
+        world.fake.edit_issue(REPO, n, title=title, body=body)
+        world.post("issues", issues_payload("edited", n, title, body,
+                                            changes={"body": {"from": "x"}}))
+        assert world.work() == ["triaged"]
+        # The same mention line in every version of the one comment, never added anew.
+        assert world.one_bot_comment(n)["body"].count(TEAM) == 1
+    escalations = [p for p in plan_logs(caplog) if any("escalate" in x for x in p)]
+    assert len(escalations) == 1

@@ -86,12 +86,18 @@ class HandOffView:
     manual_protect: str = ""
 
 
+def mention_line(view: HandOffView) -> list[str]:
+    """The mention, once escalated: written in the same words on every later edit (also when
+    the decision becomes "no threat"), so an edit never adds it anew."""
+    if view.mentions and view.state.escalated:
+        return [f"cc {' '.join(view.mentions)} (security contacts for reports that need "
+                "people)."]
+    return []
+
+
 def handoff_lines(view: HandOffView) -> list[str]:
     """The comment's hand-off paragraph(s); empty when there is nothing to say."""
-    lines: list[str] = []
-    if view.mentions and view.state.escalated:
-        # Written once, in the same words on every later edit: an edit never adds it anew.
-        lines.append(f"cc {' '.join(view.mentions)}: this report needs the security team.")
+    lines = mention_line(view)
     protected = view.state.protected
     if protected == "locked":
         lines.append("The conversation is locked so that no further exploit details are "

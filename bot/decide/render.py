@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.decide.classify import decision_hash
-from bot.decide.handoff import HandOffState, HandOffView, handoff_lines
+from bot.decide.handoff import HandOffState, HandOffView, handoff_lines, mention_line
 from bot.decide.model import Decision, Severity
 from bot.decide.rules import RuleSet
 
@@ -134,6 +134,8 @@ def render_comment(
             if "maintainer" not in note:
                 lines.append("")
                 lines.append(note)
+        for line in mention_line(view):
+            lines += ["", line]
         lines.append("")
         lines.append("To re-run triage comment `/triage`; to set a category, "
                      "`/triage <category>` (see `/triage help`).")

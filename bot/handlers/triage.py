@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.decide.classify import Classifier
-from bot.decide.handoff import HandOff, HandOffState
+from bot.decide.handoff import HandOffState
 from bot.decide.model import Decision, Issue, Severity
 from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
 from bot.decide.render import Marker, parse_marker
@@ -248,9 +248,9 @@ class Triage:
         critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
         needs_protect = (critical and not snap.confidential
                          and not done.protected and not done.refused)
-        # Asked only for threats: the hand-off section belongs to a threat comment.
-        caps = (tracker.handoff(snap.ref, protect=needs_protect) if decision.is_threat
-                else HandOff())
+        # Asked for every decision: a comment that turns into "no threat" keeps the mention
+        # line it had, so a later flip back to a threat never mentions anyone a second time.
+        caps = tracker.handoff(snap.ref, protect=needs_protect)
 
         def replan(now_done: HandOffState) -> Plan:
             return plan_issue(
