@@ -34,7 +34,9 @@ from bot.preflight import (
 )
 from bot.providers.base import Tracker
 from bot.server import Readiness
-from bot.store import Store, StoreError
+from bot.store import StoreError
+from bot.store_base import StateStore as Store
+from bot.store_base import open_store as open_state
 
 log = logging.getLogger("bugbar.cli")
 
@@ -163,20 +165,43 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
 
 
 def open_store(config: Config, *, create: bool = True) -> Store:
-    """Open the state database, with a clear error instead of a traceback.
+    """Open the state (a SQLite file or a PostgreSQL URL), with one clear error line.
 
     ``create=False`` (read-only commands) refuses a SQLite file that does not exist, so a
     misspelt ``--state`` says so instead of showing an empty, freshly created database.
     """
+    from bot.store_base import is_postgres_url, sqlite_path
+
     path = config.state_path
-    if not create and "://" not in path and not Path(path).is_file():
-        raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
-                       "the bot creates it when it first runs)")
+    if not create and not is_postgres_url(path):
+        try:
+            exists = sqlite_path(path).is_file()
+        except ValueError as exc:
+            raise CliError(f"{exc} (--state or BUGBAR_STATE)") from None
+        if not exists:
+            raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
+                           "the bot creates it when it first runs)")
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return Store(path)
-    except (StoreError, OSError) as exc:
+        return open_state(path)
+    except StoreError as exc:
+        if "bugbar[postgres]" in str(exc):
+            raise CliError(str(exc)) from None
+        if is_postgres_url(path):
+            raise CliError(f"cannot open state: {exc} (--state or BUGBAR_STATE)") from None
         raise CliError(f"cannot open state {path}: {exc} (--state or BUGBAR_STATE)") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot open state {_shown(path)}: {exc} (--state or BUGBAR_STATE)"
+                       ) from None
+
+
+def _shown(location: str) -> str:
+    """A state location fit to print: a URL's password is masked."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    if parts.password:
+        return location.replace(f":{parts.password}@", ":***@", 1)
+    return location
 
 
 WEBHOOK_SECRET_VARIABLES = {
@@ -518,7 +543,8 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     """Add serve, handle-event, deliveries and decisions to the ``bugbar`` parser."""
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument("--state", metavar="PATH",
-                       help="state database: SQLite file (default $BUGBAR_STATE or bugbar.db)")
+                       help="state: a SQLite file or a postgresql:// URL "
+                            "(default $BUGBAR_STATE or bugbar.db)")
     dry = argparse.ArgumentParser(add_help=False)
     dry.add_argument("--dry-run", action="store_true",
                      help="record and log the plan, write nothing (also BUGBAR_DRY_RUN=1)")

@@ -477,7 +477,7 @@ _EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 OFFLINE_COMMANDS = frozenset({"classify", "explain", "eval", "rules"})
 
-_EXTENSION_MODULES = ("bot.app_cli", "bot.sweep_cli")
+_EXTENSION_MODULES = ("bot.app_cli", "bot.sweep_cli", "bot.state_cli")
 """Modules with a ``register(subparsers, rules_opt)`` adding the bot's own sub-commands."""
 
 

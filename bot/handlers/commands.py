@@ -47,7 +47,8 @@ from bot.errors import http_status
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.commands")
 

@@ -53,7 +53,8 @@ from bot.lease import Heartbeat, is_alive, owner_prefix
 from bot.providers.base import BotCommentIndex, IssueSnapshot, ListPage, Tracker
 from bot.providers.recording import DryRunTracker
 from bot.providers.retry import RateLimited
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 __all__ = [
     "CHANGED",

@@ -29,7 +29,8 @@ from bot.providers.base import (
     IssueSnapshot,
     Tracker,
 )
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.triage")
 
