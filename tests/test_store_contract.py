@@ -107,6 +107,66 @@ def test_sqlite_url_forms(tmp_path: Path) -> None:
         open_store("sqlite:")
 
 
+def _set_version(backend: str, version: int) -> None:
+    if backend.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(backend, autocommit=True) as conn:
+            conn.execute("UPDATE schema_version SET version = %s", (version,))
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(backend)
+        conn.execute("UPDATE schema_version SET version = ?", (version,))
+        conn.commit()
+        conn.close()
+
+
+def test_newer_schema_is_refused(backend: str, make: Factory) -> None:
+    current = make().schema_version()
+    _set_version(backend, current + 1)
+    try:
+        with pytest.raises(StoreError, match="newer"):
+            open_store(backend)
+    finally:
+        _set_version(backend, current)
+    assert make().schema_version() == current
+
+
+def test_replicas_starting_together_migrate_once(backend: str) -> None:
+    """Four stores opened at once on a fresh database all see one, complete schema."""
+    if backend.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(backend, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS schema_version, deliveries, issue_state,"
+                         " checkpoints, http_cache, decisions, checkpoint_leases")
+    opened: list[StateStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            opened.append(open_store(backend))
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == [] and len(opened) == 4
+        assert len({s.schema_version() for s in opened}) == 1
+        assert opened[0].put_delivery("github", "x", "issues", {}, b"")
+        assert not opened[3].put_delivery("github", "x", "issues", {}, b"")
+    finally:
+        for s in opened:
+            s.close()
+
+
 def test_reopen_keeps_everything(make: Factory, clock: FakeClock) -> None:
     first = make(clock)
     assert _put(first, "d1")
