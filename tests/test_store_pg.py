@@ -58,3 +58,19 @@ def test_credentials_never_appear_in_errors(pg: str) -> None:
         PgStore(url + "?connect_timeout=1", connect_timeout=1)
     assert "hunter2-secret" not in str(info.value)
     assert str(info.value).startswith("PostgreSQL at 127.0.0.1:1/")
+
+
+def test_serve_sizes_the_pool_for_its_workers(pg: str) -> None:
+    from dataclasses import replace
+
+    from bot.app_cli import open_store
+    from bot.config import Config
+
+    config = replace(Config(), state_path=pg)
+    for workers, size in ((0, 10), (2, 10), (8, 20)):
+        store = open_store(config, workers=workers)
+        try:
+            assert isinstance(store, PgStore)
+            assert store._pool.max_size == size
+        finally:
+            store.close()
