@@ -20,7 +20,8 @@ from bot.cli import CliError, load_ruleset
 from bot.config import Config, ConfigError
 from bot.decide.classify import Classifier
 from bot.decide.commands import CommandPolicy, PolicyError
-from bot.events.model import IssueRef, WebhookError
+from bot.errors import http_status
+from bot.events.model import Event, IssueRef, WebhookError
 from bot.handlers.triage import ResultListener
 from bot.logs import configure_logging, register_secret
 from bot.metrics import Metrics
@@ -32,6 +33,7 @@ from bot.preflight import (
     check_all,
 )
 from bot.providers.base import Tracker
+from bot.server import Readiness
 from bot.store import StoreError
 from bot.store_base import StateStore as Store
 from bot.store_base import open_store as open_state
@@ -245,10 +247,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     Refuses to start (exit 2) when half-configured or when a tracker rejects the credentials.
     """
-    from bot.server import Readiness, ServerConfig, create_app, serve
+    from bot.server import ServerConfig, create_app, serve
 
     config = load_config(args)
     configure_logging(config.log_level)
+    if args.port is None:
+        args.port = _env_port()
     check_serve_config(config)
     checks = verify_credentials(config, config.providers())
     for check in checks:
@@ -269,15 +273,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     readiness = Readiness(
         credentials={c.provider: c.status for c in checks},
         recheck=lambda provider: _recheck(config, provider),
-        max_inbox_age=args.max_inbox_age,
+        max_inbox_age=(config.ready_max_inbox_age if args.max_inbox_age is None
+                       else args.max_inbox_age),
     )
-    app = create_app(server_config, store, bot.process, metrics=metrics, readiness=readiness)
+    app = create_app(server_config, store, watch_credentials(bot.process, readiness),
+                     metrics=metrics, readiness=readiness)
     for hook in _SERVE_HOOKS:
         hook(app, bot, config, args)
     log.info("serving", extra={"host": args.host, "port": args.port,
                                "providers": sorted(bot.trackers), "dry_run": config.dry_run})
     serve(app, args.host, args.port)
     return 0
+
+
+def watch_credentials(process: Callable[[Event], str],
+                      readiness: Readiness) -> Callable[[Event], str]:
+    """The processor, telling ``/readyz`` when a tracker answers 401 mid-run (a revoked or
+    expired token): the delivery still fails and is retried as before."""
+
+    def run(event: Event) -> str:
+        try:
+            return process(event)
+        except Exception as exc:
+            if http_status(exc) == 401:
+                readiness.mark(event.provider, REJECTED)
+            raise
+
+    return run
+
+
+def _env_port() -> int:
+    raw = os.environ.get("BUGBAR_PORT", "").strip() or "8080"
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise CliError(f"BUGBAR_PORT must be a port number (0-65535), not {raw!r}")
+    return int(raw)
 
 
 def _recheck(config: Config, provider: str) -> str:
@@ -351,8 +380,8 @@ def _read_payload(path: str, provider: str) -> bytes:
 
 def _require_credentials(config: Config, provider: str) -> None:
     if provider not in config.providers():
-        where = (" (in GitHub Actions: token: ${{ secrets.GITHUB_TOKEN }}, or env "
-                 "BUGBAR_GITHUB_TOKEN)") if provider == "github" else ""
+        where = (" (in GitHub Actions the action's token input sets it)"
+                 if provider == "github" else "")
         raise CliError(f"no credentials for {provider}: set {CREDENTIAL_VARIABLES[provider]}"
                        f"{where}")
 
@@ -519,12 +548,11 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                                    "credentials.")
     p.add_argument("--host", default=os.environ.get("BUGBAR_HOST", "127.0.0.1"),
                    help="address to listen on (default $BUGBAR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("BUGBAR_PORT", "8080")),
+    p.add_argument("--port", type=int, default=None,
                    help="port (default $BUGBAR_PORT or 8080)")
     p.add_argument("--workers", type=int, default=2,
                    help="worker threads processing the inbox (default 2)")
     p.add_argument("--max-inbox-age", type=float, metavar="SECONDS",
-                   default=float(os.environ.get("BUGBAR_READY_MAX_INBOX_AGE", "600")),
                    help="/readyz reports degraded when the oldest pending delivery is older "
                         "(default $BUGBAR_READY_MAX_INBOX_AGE or 600)")
     p.set_defaults(func=cmd_serve)

@@ -450,6 +450,13 @@ class Readiness:
         with self._lock:
             return dict(self.credentials)
 
+    def mark(self, provider: str, status: str) -> None:
+        """Record what a delivery just learnt (a 401 mid-run: the token was revoked)."""
+        with self._lock:
+            if self.credentials.get(provider) != status:
+                self.credentials[provider] = status
+                self._checked_at[provider] = self.clock()
+
     def report(self, store: Store, workers_ok: bool) -> tuple[bool, dict[str, Any]]:
         """``(ready, detail)`` for ``/readyz``."""
         problems: list[str] = []

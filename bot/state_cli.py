@@ -87,7 +87,8 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                        description="migrate: copy a SQLite state file into an empty PostgreSQL "
                                    "database (stop bugbar serve first). info: backend, schema "
                                    "version and inbox counts of --state / $BUGBAR_STATE.")
-    p.add_argument("action", choices=("migrate", "info"))
+    p.add_argument("action", choices=("migrate", "info"),
+                   help="info: show the state; migrate: copy SQLite into PostgreSQL")
     p.add_argument("--from", dest="source", metavar="FILE", help="migrate: the SQLite file")
     p.add_argument("--to", dest="target", metavar="URL", help="migrate: postgresql://…")
     p.add_argument("--state", help="info: state to show (default $BUGBAR_STATE or bugbar.db)")

@@ -493,6 +493,20 @@ def execute(
     return exit_code(result), result
 
 
+STEP_SUMMARY_LIMIT = 1_000_000
+"""GitHub refuses a job summary over 1 MiB per step; leave room for other steps' lines."""
+
+
+def fit_summary(text: str, limit: int = STEP_SUMMARY_LIMIT) -> str:
+    """``text`` cut at a line boundary below ``limit`` bytes, saying where the rest is."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    note = "\n\n… cut to fit the job summary; `bugbar sweep --report FILE` has everything.\n"
+    budget = limit - len(note.encode("utf-8"))
+    cut = text.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    return cut[: cut.rfind("\n") + 1] + note
+
+
 def write_ci_files(result: SweepResult, *, summary: str | None, output: str | None) -> None:
     """Append the Markdown report to ``summary`` ($GITHUB_STEP_SUMMARY) and the summary JSON
     as step output ``decision`` to ``output`` ($GITHUB_OUTPUT)."""
@@ -500,7 +514,7 @@ def write_ci_files(result: SweepResult, *, summary: str | None, output: str | No
 
     try:
         if summary:
-            append_file(summary, markdown_report(result))
+            append_file(summary, fit_summary(markdown_report(result)))
         if output:
             outcome = result.stop_reason or ("finished" if result.complete else "errors")
             write_outputs(output, {"decision": json.dumps(result.to_json(), ensure_ascii=False),
