@@ -131,7 +131,6 @@ def run_fake(n: int) -> None:
 
 def run_server(state: str, api_url: str, workers: int, log_path: str) -> None:
     """``bugbar serve`` as cmd_serve wires it, with the write pacer at 0."""
-
     import uvicorn
 
     from bot.app_cli import build_bot, open_store
