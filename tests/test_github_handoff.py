@@ -427,3 +427,20 @@ def test_the_mention_stays_through_a_flip_to_no_threat_and_back(
         assert world.one_bot_comment(n)["body"].count(TEAM) == 1
     escalations = [p for p in plan_logs(caplog) if any("escalate" in x for x in p)]
     assert len(escalations) == 1
+
+
+def test_a_sweep_report_says_a_refused_step_wrote_nothing(tmp_path: Path,
+                                                          classifier: Classifier) -> None:
+    with FakeGitHub(tokens=[TOKEN], login=BOT) as fake:
+        fake.add_repo(REPO)
+        fake.set_permission(REPO, BOT, "write")  # advisories need an admin
+        n = fake.add_issue(REPO, *SWEEP_STEAL)
+        store = Store(tmp_path / "s.db")
+        result = run_sweep(classifier, store, _sweep_tracker(fake, "advisory"),
+                           [f"github:{REPO}"], apply=True)
+        store.close()
+        row = next(r for r in result.notable if r.number == n)
+        assert row.outcome == CHANGED and row.applied  # the comment and labels were written
+        assert any(a.startswith("protect refused (GitHub answered 403") for a in row.actions)
+        assert not any(a.startswith("protect: ") for a in row.actions)
+        assert fake.advisories(REPO) == []
