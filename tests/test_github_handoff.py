@@ -300,10 +300,28 @@ def test_escalate_routes_are_configurable(make_world: Any) -> None:
     ({"BUGBAR_GITHUB_PROTECT": "transfer:nope"}, "transfer:OWNER/REPO"),
     ({"BUGBAR_GITHUB_ESCALATE": "@acme/ml security"}, "BUGBAR_GITHUB_ESCALATE"),
     ({"BUGBAR_GITHUB_ASSIGNEES": "@acme/team"}, "teams cannot be assigned"),
+    ({"BUGBAR_GITLAB_ESCALATE": "@sec/ml team"}, "BUGBAR_GITLAB_ESCALATE"),
+    ({"BUGBAR_GITLAB_ASSIGNEES": "a b"}, "BUGBAR_GITLAB_ASSIGNEES"),
+    ({"BUGBAR_JIRA_ASSIGNEE": "two words"}, "BUGBAR_JIRA_ASSIGNEE"),
+    ({"BUGBAR_ESCALATE_ROUTES": "ssirp,Privacy!"}, "BUGBAR_ESCALATE_ROUTES"),
 ])
 def test_bad_hand_off_settings_are_one_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Config.from_env(env)
+
+
+def test_hand_off_settings_default_to_nothing_and_parse_lists() -> None:
+    assert (Config.from_env({}).github_protect, Config.from_env({}).github_escalate,
+            Config.from_env({}).escalate_routes) == ("none", (), ("ssirp",))
+    cfg = Config.from_env({"BUGBAR_GITHUB_ESCALATE": "alice, @acme/ml-security",
+                           "BUGBAR_GITLAB_ESCALATE": "sec/ml",
+                           "BUGBAR_GITLAB_ASSIGNEES": "@carol,42",
+                           "BUGBAR_JIRA_ESCALATE": "5b10ac8d82e05b22cc7d4ef5,712020:abc-def",
+                           "BUGBAR_ESCALATE_ROUTES": "ssirp,privacy"})
+    assert cfg.github_escalate == ("@alice", "@acme/ml-security")
+    assert cfg.gitlab_escalate == ("@sec/ml",) and cfg.gitlab_assignees == ("carol", "42")
+    assert cfg.jira_escalate == ("5b10ac8d82e05b22cc7d4ef5", "712020:abc-def")
+    assert cfg.escalate_routes == ("ssirp", "privacy")
 
 
 def test_settings_reject_an_unknown_mode() -> None:
