@@ -164,11 +164,13 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
     return bot
 
 
-def open_store(config: Config, *, create: bool = True) -> Store:
+def open_store(config: Config, *, create: bool = True, workers: int = 0) -> Store:
     """Open the state (a SQLite file or a PostgreSQL URL), with one clear error line.
 
     ``create=False`` (read-only commands) refuses a SQLite file that does not exist, so a
     misspelt ``--state`` says so instead of showing an empty, freshly created database.
+    ``workers``: the server's worker threads, so a PostgreSQL pool is sized for them (each
+    holds a connection while claiming or renewing; the web handlers need some too).
     """
     from bot.store_base import is_postgres_url, sqlite_path
 
@@ -182,6 +184,8 @@ def open_store(config: Config, *, create: bool = True) -> Store:
             raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
                            "the bot creates it when it first runs)")
     try:
+        if is_postgres_url(path) and workers:
+            return open_state(path, max_connections=max(10, 2 * workers + 4))
         return open_state(path)
     except StoreError as exc:
         if "bugbar[postgres]" in str(exc):
@@ -267,7 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if check.status == UNREACHABLE:
             log.warning("credential check failed: tracker unreachable; starting anyway",
                         extra={"provider": check.provider, "detail": check.detail})
-    store = open_store(config)
+    store = open_store(config, workers=args.workers)
     metrics = Metrics()
     bot = build_bot(config, args, metrics, store)
     server_config = ServerConfig(
@@ -448,7 +452,8 @@ def cmd_handle_event(args: argparse.Namespace) -> int:
         store.close()
     report = EventReport(provider=args.provider, event=event.name or event_name,
                          delivery=delivery, outcome=outcome, dry_run=config.dry_run,
-                         results=results, reason=event.ignore_reason)
+                         results=results, reason=event.ignore_reason,
+                         issue=str(event.issue) if event.issue else None)
     if args.format == "text":
         sys.stdout.write(format_text(report))
     else:

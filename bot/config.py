@@ -1,4 +1,4 @@
-"""Configuration from the environment (names fixed by DESIGN.md §3), never logged in clear.
+"""Configuration from the environment (a contract: README "Configuration"), never logged.
 
 Secrets that may be rotated (webhook secrets) accept several values separated by commas or
 newlines; every value is accepted until the old one is removed.

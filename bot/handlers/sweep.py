@@ -338,6 +338,8 @@ class _CommentReads:
         ``known``: the store has a state for the issue."""
         if snap.comment_count == 0:
             return CommentHint(None)  # no comments at all: none of them is the bot's
+        if snap.bot_comment_known:
+            return CommentHint(snap.bot_comment)  # the listing carried it (Jira)
         bulk = getattr(raw, "bot_comment_index", None)
         created = snap.created_at
         if bulk is None or created is None:

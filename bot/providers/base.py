@@ -33,6 +33,10 @@ class IssueSnapshot:
     """Comments on the issue as the listing reported them (None: the tracker did not say).
     Zero means there is no bot comment to look for."""
     created_at: datetime | None = None
+    bot_comment: Comment | None = None
+    """The bot's comment as the listing showed it (Jira embeds comments and the bugbar
+    property in search results); meaningful only with ``bot_comment_known``."""
+    bot_comment_known: bool = False
 
 
 @dataclass(frozen=True)

@@ -790,10 +790,10 @@ class GitHubTracker:
         whole read takes (``Link: rel="last"``), so the caller can choose the cheaper way.
         """
         identity = self.bot_identity().casefold()
-        params: dict[str, Any] | None = {"per_page": PER_PAGE}
+        first: dict[str, Any] = {"per_page": PER_PAGE}
         if since is not None:
-            assert params is not None
-            params["since"] = _iso(since)
+            first["since"] = _iso(since)
+        params: dict[str, Any] | None = first
         url: str | None = f"{_repo_path(scope)}/issues/comments"
         found: dict[int, Comment] = {}
         pages_read = 0

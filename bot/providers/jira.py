@@ -37,7 +37,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -83,6 +83,7 @@ Json = Any
 log = logging.getLogger("bugbar.providers.jira")
 PROVIDER = "jira"
 PROPERTY_KEY = "bugbar"
+_UNKNOWN = object()  # "would need another request" (see _resolve_bot_comment)
 """Issue entity property holding the bot's comment id and marker."""
 PAGE_SIZE = 100
 RATE_LIMIT_FLOOR = 5.0
@@ -506,6 +507,13 @@ class JiraTracker:
         """
         raw = self._call("get bot state", lambda: self._request(
             "GET", f"issue/{key}", params={"fields": "comment", "properties": PROPERTY_KEY}))
+        return self._embedded_state(raw)
+
+    @staticmethod
+    def _embedded_state(raw: dict[str, Any]
+                        ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], bool]:
+        """The ``bugbar`` property and embedded comments of an issue object (``GET /issue``
+        or a search result asked for ``fields=comment`` and ``properties=bugbar``)."""
         prop = (raw.get("properties") or {}).get(PROPERTY_KEY)
         if not (isinstance(prop, dict) and isinstance(prop.get("marker"), str)
                 and parse_marker(prop["marker"]) is not None and prop.get("comment_id")):
@@ -529,15 +537,28 @@ class JiraTracker:
         """
         key = self._key(ref)
         prop, comments, complete = self._bot_state(key)
+        found = self._resolve_bot_comment(ref, key, prop, comments, complete, fetch=True)
+        assert found is not _UNKNOWN
+        return found if isinstance(found, Comment) else None
+
+    def _resolve_bot_comment(self, ref: IssueRef, key: str, prop: dict[str, Any] | None,
+                             comments: list[dict[str, Any]], complete: bool, *,
+                             fetch: bool) -> Comment | None | object:
+        """:meth:`find_bot_comment` on already-read state; without ``fetch`` it answers
+        ``_UNKNOWN`` where it would need another request."""
         if prop is not None:
             wanted = str(prop["comment_id"])
             raw = next((c for c in comments if str(c.get("id")) == wanted), None)
             if raw is None and not complete:
+                if not fetch:
+                    return _UNKNOWN
                 raw = self._get_comment(key, wanted)
             if raw is not None and self._is_bot_user(raw.get("author")):
                 text = raw.get("body") if isinstance(raw.get("body"), str) else ""
                 return self._comment(raw, body=f"{prop['marker']}\n{text}")
         # No usable pointer: the bot's own triage comment, if any, is edited (not duplicated).
+        if not complete and not fetch:
+            return _UNKNOWN
         candidates: Iterable[Comment] = (
             (self._comment(c) for c in comments) if complete else self.list_comments(ref)
         )
@@ -741,7 +762,12 @@ class JiraTracker:
         if state not in ("open", "closed", "all"):
             raise ValueError(f"state must be open, closed or all, not {state!r}")
         jql = self._jql(scope, since, state)
-        params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": ISSUE_FIELDS}
+        # The comments and the bugbar property come inline, so the sweep knows the bot's
+        # comment of every listed issue without a request per issue (unless an issue has more
+        # comments than the search embeds; then that one is read on its own).
+        params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE,
+                                  "fields": f"{ISSUE_FIELDS},comment",
+                                  "properties": PROPERTY_KEY}
         if self.is_cloud:
             path = "search/jql"
             if cursor:
@@ -764,7 +790,14 @@ class JiraTracker:
             project, _, number = key.rpartition("-")
             if not number.isdigit():
                 continue
-            snap = self._snapshot(IssueRef(PROVIDER, project, int(number), key), raw)
+            ref = IssueRef(PROVIDER, project, int(number), key)
+            snap = self._snapshot(ref, raw)
+            prop, comments, complete = self._embedded_state(raw)
+            found = self._resolve_bot_comment(ref, key, prop, comments, complete, fetch=False)
+            total = ((raw.get("fields") or {}).get("comment") or {}).get("total")
+            snap = replace(snap, comment_count=total if isinstance(total, int) else None,
+                           bot_comment=(found if isinstance(found, Comment) else None),
+                           bot_comment_known=found is not _UNKNOWN)
             if state == "all" or snap.state == state:
                 issues.append(snap)
         return ListPage(issues, next_cursor)
