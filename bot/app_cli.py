@@ -90,7 +90,10 @@ def build_trackers(
         gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token,
                                policy=retry_policy(config), pacer=write_pacer(config),
                                metrics=metrics,
-                               confidential_mode=config.gitlab_confidential)
+                               confidential_mode=config.gitlab_confidential,
+                               mentions=config.gitlab_escalate,
+                               assignees=config.gitlab_assignees,
+                               escalate_routes=frozenset(config.escalate_routes))
         trackers["gitlab"] = lambda ref, inst: gitlab
     if config.jira_url:
         from bot.providers.jira import JiraTracker
@@ -100,13 +103,20 @@ def build_trackers(
                            policy=retry_policy(config), pacer=write_pacer(config),
                            metrics=metrics,
                            security_level=config.jira_security_level,
-                           security_project=config.jira_security_project)
+                           security_project=config.jira_security_project,
+                           watchers=config.jira_escalate, assignee=config.jira_assignee,
+                           escalate_routes=frozenset(config.escalate_routes))
         trackers["jira"] = lambda ref, inst: jira
     return trackers
 
 
 def _github_factory(config: Config, metrics: Metrics | None, store: Store | None) -> TrackerFor:
-    from bot.providers.github import GitHubApp, GitHubTracker
+    from bot.providers.github import GitHubApp, GitHubHandOffSettings, GitHubTracker
+
+    handoff = GitHubHandOffSettings(protect=config.github_protect,
+                                    mentions=config.github_escalate,
+                                    assignees=config.github_assignees,
+                                    escalate_routes=frozenset(config.escalate_routes))
 
     if config.github_token and config.github_app_id:
         log.warning("BUGBAR_GITHUB_TOKEN and BUGBAR_GITHUB_APP_ID are both set: the token is "
@@ -116,12 +126,14 @@ def _github_factory(config: Config, metrics: Metrics | None, store: Store | None
                                            policy=retry_policy(config),
                                            pacer=write_pacer(config),
                                            metrics=metrics, etag_cache=store,
-                                           identity=config.github_identity or None)
+                                           identity=config.github_identity or None,
+                                           handoff=handoff)
         return lambda ref, inst: tracker
     try:
         app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
                         policy=retry_policy(config), pacer=write_pacer(config),
-                        metrics=metrics, etag_cache=store, on_token=register_secret)
+                        metrics=metrics, etag_cache=store, on_token=register_secret,
+                        handoff=handoff)
     except ValueError as exc:
         raise CliError(f"BUGBAR_GITHUB_PRIVATE_KEY: {exc}") from None
 
@@ -440,7 +452,8 @@ def cmd_handle_event(args: argparse.Namespace) -> int:
         store.close()
     report = EventReport(provider=args.provider, event=event.name or event_name,
                          delivery=delivery, outcome=outcome, dry_run=config.dry_run,
-                         results=results, reason=event.ignore_reason)
+                         results=results, reason=event.ignore_reason,
+                         issue=str(event.issue) if event.issue else None)
     if args.format == "text":
         sys.stdout.write(format_text(report))
     else:

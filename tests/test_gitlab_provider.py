@@ -24,7 +24,7 @@ from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
 from bot.handlers.triage import Triage
-from bot.providers.base import Tracker
+from bot.providers.base import HandOffRequest, Tracker
 from bot.providers.gitlab import GitLabTracker, access_from_level, classify_gitlab_failure
 from bot.providers.retry import Action, RateLimited, RetryPolicy, WritePacer
 from bot.store import Store
@@ -469,7 +469,7 @@ def test_protect_modes(fake: FakeGitLab, sleeps: list[float], mode: str, project
                        expected: str | None) -> None:
     tracker = make_tracker(fake, sleeps, confidential_mode=mode)
     iid = fake.add_issue(project, "t", "b")
-    assert tracker.protect(ref(project, iid)) == expected
+    assert tracker.protect(ref(project, iid), HandOffRequest()) == expected
     assert fake.issue(project, iid)["confidential"] is (expected is not None)
 
 

@@ -1188,6 +1188,21 @@ class FakeGitLab(FakeHTTPServer):
                 if record:
                     self.writes.append(f"{ref}:confidential {str(value).lower()}")
 
+        if can_meta and "assignee_ids" in params:
+            raw = params["assignee_ids"]
+            values = raw if isinstance(raw, list) else str(raw or "").split(",")
+            ids = [int(v) for v in values if str(v).strip().isdigit()]
+            # GitLab drops users who cannot see the issue; Free tiers keep the first only.
+            ids = [i for i in dict.fromkeys(ids) if i in self._users and self._access(
+                project, self._users[i]) >= ACCESS["guest"]]
+            if ids != issue.assignee_ids:
+                issue.assignee_ids = ids
+                names = ", ".join(f"@{self._users[i].username}" for i in ids)
+                self._create_note(issue, user, f"assigned to {names}", system=True, touch=False)
+                changed = True
+                if record:
+                    self.writes.append(f"{ref}:assignees {','.join(map(str, ids))}")
+
         event = params.get("state_event")
         if event in ("close", "reopen"):
             new_state = "closed" if event == "close" else "opened"
