@@ -304,9 +304,21 @@ class Triage:
             done, wrote = self._protect(tracker, ref, plan, done, request)
             writes += wrote
             comment_plan = make_plan(done)
-        # Comment next: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one. Before each write the
-        # worker's lease is checked: once it is lost another worker owns this delivery.
+        # Labels before the comment: the comment's marker records the labels the bot applied,
+        # and a run killed between the two must not leave a marker claiming labels that are
+        # not there (the re-run would take them for labels a human removed, and never add
+        # them). Before each write the worker's lease is checked: once it is lost another
+        # worker owns this delivery.
+        if plan.add_labels:
+            ensure_held()
+            tracker.add_labels(ref, list(plan.add_labels))
+            writes += 1
+        for label in plan.remove_labels:
+            ensure_held()
+            tracker.remove_label(ref, label)
+            writes += 1
+        # Then the comment: a failure after it is retried, and the retry finds the comment by
+        # its marker and edits (or leaves) it; it never posts a second one.
         ensure_held()
         if comment_plan.comment is CommentAction.CREATE:
             new_id = tracker.create_comment(ref, comment_plan.comment_body).id
@@ -315,14 +327,6 @@ class Triage:
             writes += 1
         elif comment_plan.comment is CommentAction.EDIT and comment_id is not None:
             tracker.edit_comment(ref, comment_id, comment_plan.comment_body)
-            writes += 1
-        if plan.add_labels:
-            ensure_held()
-            tracker.add_labels(ref, list(plan.add_labels))
-            writes += 1
-        for label in plan.remove_labels:
-            ensure_held()
-            tracker.remove_label(ref, label)
             writes += 1
         if plan.escalate:
             if plan.escalate_write:
