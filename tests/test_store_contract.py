@@ -663,6 +663,10 @@ def test_periodic_sweep_runs_on_the_leader_only(make: Factory) -> None:
     assert ran == ["a", "a"]
     a_store.close()  # the leading replica dies
     now[0] += timedelta(minutes=30)
+    deadline = time.monotonic() + 30  # PostgreSQL ends the closed session's lock shortly
+    while not b.lead():
+        assert time.monotonic() < deadline, "the dead leader's lock was never released"
+        time.sleep(0.05)
     assert b.run_pending() is False and b.leading  # leads now, but a swept 30 min ago
     now[0] += timedelta(minutes=30)
     assert b.run_pending() is True
@@ -694,3 +698,20 @@ def test_checkpoint_leases(store: StateStore, clock: FakeClock) -> None:
     assert store.claim_checkpoint("sweep:dead", "c", 15) == dead
     assert store.release_dead_claims(lambda owner: owner != dead) >= 1
     assert store.claim_checkpoint("sweep:dead", "c", 15) is None
+
+
+def test_scheduler_survives_a_store_that_cannot_lead(make: Factory) -> None:
+    from datetime import UTC, datetime
+
+    from bot.sweep_cli import Schedule, SweepScheduler
+
+    store = make()
+    ran: list[int] = []
+    scheduler = SweepScheduler(Schedule.parse("1h"), lambda: ran.append(1), store=store,
+                               clock=lambda: datetime(2026, 5, 1, tzinfo=UTC))
+
+    def broken(name: str) -> bool:
+        raise OSError("database unreachable")
+
+    store.try_lead = broken  # type: ignore[method-assign]
+    assert scheduler.run_pending() is False and not scheduler.leading and ran == []
