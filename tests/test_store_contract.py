@@ -715,3 +715,20 @@ def test_scheduler_survives_a_store_that_cannot_lead(make: Factory) -> None:
 
     store.try_lead = broken  # type: ignore[method-assign]
     assert scheduler.run_pending() is False and not scheduler.leading and ran == []
+
+
+def test_corrections_are_kept_latest_per_issue(store: StateStore, clock: FakeClock) -> None:
+    from bot.store import Correction
+
+    assert store.corrections() == []
+    store.record_correction(Correction("github:o/r#1", "T", "B", ("bug",), ("model-stealing",)))
+    clock.advance(1)
+    store.record_correction(Correction("github:o/r#2", "T2", "", (), (), confidential=True))
+    clock.advance(1)
+    store.record_correction(Correction("github:o/r#1", "T1", "B1", (), ()))
+    kept = store.corrections()
+    assert [c.key for c in kept] == ["github:o/r#2", "github:o/r#1"]
+    assert kept[0].confidential and kept[0].expect == ()
+    assert kept[1] == Correction("github:o/r#1", "T1", "B1", (), ())
+    assert kept[1].to_example() == {"id": "github:o/r#1", "title": "T1", "body": "B1",
+                                    "labels": [], "expect": [], "source": "correction"}

@@ -134,8 +134,37 @@ def test_protect_and_escalate_once(classifier: Classifier, store: Store,
 
 def test_bot_labels_are_not_evidence(triage: Triage, tracker: MemoryTracker,
                                      ruleset: RuleSet) -> None:
-    ref = tracker.add_issue("o/r", 1, "Slow dashboard", "", labels=("threat/model-stealing",))
+    # The bot applied threat/model-stealing; the text then stops being a threat: its own label
+    # must not keep the category alive.
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage.run(tracker, ref)
+    assert "threat/model-stealing" in tracker.labels(ref)
+    tracker.edit(ref, title="Slow dashboard", body="The page takes 10 s to load.")
     assert triage.run(tracker, ref).decision.threats == ()
+    assert "threat/model-stealing" not in tracker.labels(ref)
+
+
+def test_a_threat_label_a_person_set_is_their_decision(triage: Triage,
+                                                       tracker: MemoryTracker) -> None:
+    # Nothing in the text; a maintainer labelled it. The bot keeps the label, takes the
+    # category (low end of the seed range: no cue), and does not store it as an override.
+    ref = tracker.add_issue("o/r", 1, "Report from the security mailbox",
+                            "Details are in the private report.",
+                            labels=("threat/model-stealing",))
+    result = triage.run(tracker, ref)
+    assert result.decision is not None
+    assert [t.category for t in result.decision.threats] == ["model-stealing"]
+    assert result.decision.severity is not None
+    assert result.decision.severity.label == "important"
+    assert "threat/model-stealing" in tracker.labels(ref)
+    state = triage.store.get_issue_state(str(ref))
+    assert state is not None and "category" not in state.overrides
+    # The person's category wins over what the text alone would say.
+    tracker.edit(ref, body="Someone poisoned the training data of the spam classifier.")
+    result = triage.run(tracker, ref)
+    assert result.decision is not None
+    assert [t.category for t in result.decision.threats] == ["model-stealing"]
+    assert "threat/model-stealing" in tracker.labels(ref)
 
 
 def test_without_a_store_the_marker_remembers_human_removals(classifier: Classifier,
