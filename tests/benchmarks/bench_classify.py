@@ -1,7 +1,7 @@
 """Benchmark: offline classification throughput, rule-load time and peak memory.
 
 Run explicitly: ``python tests/benchmarks/bench_classify.py [--issues N]``. It builds ~2 KB
-issues from the project's own corpus (tests/corpus/labelled.jsonl), writes them as JSON Lines
+issues from the project's own corpus (bot/data/train_labelled.jsonl), writes them as JSON Lines
 and runs the real ``bugbar classify`` in a child process, so the numbers include JSON parsing
 and output, as a user would see them. The own corpus is dense with threat vocabulary (every
 2 KB issue holds several reports and confusers), the hard case; when ``../shared/corpus`` is
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "corpus" / "labelled.jsonl"
+CORPUS = ROOT / "bot" / "data" / "train_labelled.jsonl"
 # Optional second workload: real issue texts (not part of the repository; skipped if absent).
 SHARED = ROOT.parent / "shared" / "corpus"
 

@@ -1,0 +1,183 @@
+"""k-fold cross-validation of the head and of how it combines with the rules.
+
+Run ``python -m bot.semantic.cv`` to print the table recorded in the README. Only the training
+examples (shipped ones) are used: never a held-out set and never ``../shared/corpus``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.decide.semantic import NOT_A_THREAT, SemanticPolicy, combine
+from bot.semantic.head import train
+
+FP_BUDGET = 0.01
+FLAG_GRID: tuple[float | None, ...] = (None, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+HOLD_GRID: tuple[float | None, ...] = (None, 0.95, 0.9, 0.8, 0.7)
+
+
+def folds(ids: Sequence[str], labels: Sequence[str], k: int) -> list[int]:
+    """A fold number per item: stratified by label, order fixed by a hash of the id."""
+    out = [0] * len(ids)
+    by_label: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(lab, []).append(i)
+    offset = 0
+    for lab in sorted(by_label):
+        members = sorted(by_label[lab], key=lambda i: hashlib.sha256(ids[i].encode()).digest())
+        for j, i in enumerate(members):
+            out[i] = (j + offset) % k
+        offset += len(members)
+    return out
+
+
+def cross_val_probs(x: npt.NDArray[np.floating], y: npt.NDArray[np.integer], fold: Sequence[int],
+                    n_classes: int, l2: float | None = None) -> npt.NDArray[np.float64]:
+    """Out-of-fold class probabilities: each item scored by a head that never saw it."""
+    fold_arr = np.asarray(fold)
+    probs = np.zeros((len(y), n_classes))
+    for f in sorted(set(fold)):
+        test = fold_arr == f
+        kwargs = {} if l2 is None else {"l2": l2}
+        head = train(x[~test], y[~test], n_classes, **kwargs)
+        probs[test] = head.probabilities(x[test])
+    return probs
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Quality of one way of deciding over the cross-validated items."""
+
+    policy: SemanticPolicy | None
+    correct: int
+    reports: int
+    flagged_none: int
+    negatives: int
+
+    @property
+    def accuracy(self) -> float:
+        """Threat reports whose top category is right."""
+        return self.correct / self.reports if self.reports else 0.0
+
+    @property
+    def fp_rate(self) -> float:
+        """Non-threats flagged."""
+        return self.flagged_none / self.negatives if self.negatives else 0.0
+
+
+def score_policy(policy: SemanticPolicy | None, labels: Sequence[str],
+                 rule_fired: Sequence[Sequence[str]], gated: Sequence[bool],
+                 probs: Sequence[dict[str, float]]) -> Outcome:
+    """Apply ``combine`` (``policy`` None: rules only) to every item and count."""
+    correct = reports = flagged = negatives = 0
+    for lab, fired, gate, pr in zip(labels, rule_fired, gated, probs, strict=True):
+        top: str | None = fired[0] if fired else None
+        if policy is not None:
+            verdict = combine(fired, pr, policy, gated=gate)
+            if verdict.action == "hold":
+                top = None
+            elif verdict.action == "flag":
+                top = verdict.category
+        if lab == NOT_A_THREAT:
+            negatives += 1
+            flagged += top is not None
+        else:
+            reports += 1
+            correct += top == lab
+    return Outcome(policy, correct, reports, flagged, negatives)
+
+
+def model_only(labels: Sequence[str], probs: Sequence[dict[str, float]]) -> Outcome:
+    """The head alone (argmax), for comparison."""
+    correct = reports = flagged = negatives = 0
+    for lab, pr in zip(labels, probs, strict=True):
+        top = max(pr, key=lambda c: pr[c])
+        if lab == NOT_A_THREAT:
+            negatives += 1
+            flagged += top != NOT_A_THREAT
+        else:
+            reports += 1
+            correct += top == lab
+    return Outcome(None, correct, reports, flagged, negatives)
+
+
+def search(labels: Sequence[str], rule_fired: Sequence[Sequence[str]], gated: Sequence[bool],
+           probs: Sequence[dict[str, float]], budget: float = FP_BUDGET
+           ) -> tuple[list[Outcome], Outcome]:
+    """Every policy of the grid, and the best one within the false-positive budget.
+
+    Best = most reports right; ties go to the policy that changes the rules least (higher
+    thresholds, flagging off when gated), so the model acts only where it clearly helps.
+    """
+    table = []
+    for flag_at in FLAG_GRID:
+        for hold_at in HOLD_GRID:
+            for when_gated in (False, True):
+                if flag_at is None and when_gated:
+                    continue
+                pol = SemanticPolicy(flag_at, hold_at, when_gated)
+                table.append(score_policy(pol, labels, rule_fired, gated, probs))
+    ok = [o for o in table if o.fp_rate <= budget]
+
+    def key(o: Outcome) -> tuple[float, ...]:
+        p = o.policy or SemanticPolicy()
+        return (o.correct, -o.flagged_none, -(p.flag_when_gated), p.flag_at or 2.0,
+                p.hold_at or 2.0)
+
+    best = max(ok, key=key) if ok else score_policy(None, labels, rule_fired, gated, probs)
+    return table, best
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the CV table for the shipped examples (markdown)."""
+    from bot.decide.classify import Classifier
+    from bot.decide.model import Issue
+    from bot.decide.rules import load_rules
+    from bot.semantic import examples as ex
+    from bot.semantic.embed import WordLlamaEmbedder
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    k = int(args[0]) if args else 5
+    ruleset = load_rules()
+    items = ex.shipped_examples(ruleset)
+    clf = Classifier(ruleset)
+    labels = [e.label for e in items]
+    decisions = [clf.matcher.match(Issue(e.id, e.title, e.body)) for e in items]
+    rule_fired = [[t.category for t in clf.decide(Issue(e.id, e.title, e.body), r).threats]
+                  for e, r in zip(items, decisions, strict=True)]
+    gated = [r.factor < 1.0 for r in decisions]
+    x = WordLlamaEmbedder().embed([e.text for e in items])
+    y = np.array([ex.CLASSES.index(lab) for lab in labels])
+    fold = folds([e.id for e in items], labels, k)
+    print(f"{len(items)} training examples ({labels.count(NOT_A_THREAT)} not a threat), "
+          f"{k}-fold CV")
+    for l2 in (1e-4, 1e-3, 1e-2):
+        p = cross_val_probs(x, y, fold, len(ex.CLASSES), l2=l2)
+        m = model_only(labels, [dict(zip(ex.CLASSES, map(float, r), strict=True)) for r in p])
+        print(f"head alone, l2={l2:g}: reports {m.correct}/{m.reports} = {m.accuracy:.3f}, "
+              f"FP {m.flagged_none}/{m.negatives} = {m.fp_rate:.3f}")
+    p = cross_val_probs(x, y, fold, len(ex.CLASSES))
+    probs = [dict(zip(ex.CLASSES, map(float, r), strict=True)) for r in p]
+    rules = score_policy(None, labels, rule_fired, gated, probs)
+    print(f"rules only: reports {rules.correct}/{rules.reports} = {rules.accuracy:.3f}, "
+          f"FP {rules.flagged_none}/{rules.negatives} = {rules.fp_rate:.3f}")
+    table, best = search(labels, rule_fired, gated, probs)
+    print("\n| flag at | hold at | flag when gated | reports right | accuracy | FP | FP rate |")
+    print("|---|---|---|---|---|---|---|")
+    for o in table:
+        pol = o.policy or SemanticPolicy()
+        mark = " **chosen**" if o is best else ""
+        print(f"| {pol.flag_at or 'off'} | {pol.hold_at or 'off'} | "
+              f"{'yes' if pol.flag_when_gated else 'no'} | {o.correct}/{o.reports} | "
+              f"{o.accuracy:.3f} | {o.flagged_none}/{o.negatives} | {o.fp_rate:.3f}{mark} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

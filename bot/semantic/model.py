@@ -1,0 +1,59 @@
+"""The semantic scorer: WordLlama embeddings + a logistic head trained when it loads.
+
+Training takes a fraction of a second (a few hundred texts, 256 dims), so the head is fitted at
+load time from the shipped examples plus any local ones: a correction dropped into an examples
+folder changes the model on the next start, with no build step and no weights to go stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from bot.decide.model import Issue
+from bot.decide.rules import RuleSet
+from bot.semantic import examples as ex
+from bot.semantic.embed import WordLlamaEmbedder
+from bot.semantic.head import Head, train
+
+
+class SemanticModel:
+    """``scores(issue)`` → probabilities over the nine categories and ``none``."""
+
+    def __init__(self, embedder: WordLlamaEmbedder, training: list[ex.Example]) -> None:
+        self.embedder = embedder
+        self.training = training
+        self.digest = ex.digest(training)
+        labels = np.array([ex.CLASSES.index(e.label) for e in training], dtype=np.int64)
+        weights = np.array([e.weight for e in training])
+        x = embedder.embed([e.text for e in training])
+        self.head: Head = train(x, labels, len(ex.CLASSES), sample_weight=weights)
+        self.local = sum(1 for e in training if e.weight != 1.0)
+
+    def scores(self, issue: Issue) -> Mapping[str, float]:
+        """Class probabilities for one issue (deterministic)."""
+        return self.score_many([issue])[0]
+
+    def score_many(self, issues: Iterable[Issue]) -> list[dict[str, float]]:
+        """Class probabilities for several issues in one batch."""
+        x = self.embedder.embed([ex.issue_text(i.title, i.body) for i in issues])
+        probs = self.head.probabilities(x)
+        return [{c: float(p) for c, p in zip(ex.CLASSES, row, strict=True)} for row in probs]
+
+    def describe(self) -> str:
+        """One line for logs and ``explain``: what the head was trained on."""
+        return (f"wordllama l2_supercat_256 + logistic head on {len(self.training)} examples "
+                f"({self.local} local), training set {self.digest}")
+
+
+def load(ruleset: RuleSet, example_dirs: Iterable[Path] = (),
+         embedder: WordLlamaEmbedder | None = None) -> SemanticModel:
+    """Build the model from the shipped examples, the rule set's and the local folders'.
+
+    Raises ``SemanticUnavailable`` when wordllama is missing and ``ExamplesError`` for a
+    malformed local examples file.
+    """
+    training = ex.shipped_examples(ruleset) + ex.local_examples(example_dirs)
+    return SemanticModel(embedder or WordLlamaEmbedder(), training)
