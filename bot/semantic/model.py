@@ -15,7 +15,7 @@ import numpy as np
 from bot.decide.model import Issue
 from bot.decide.rules import RuleSet
 from bot.semantic import examples as ex
-from bot.semantic.embed import WordLlamaEmbedder
+from bot.semantic.embed import WordLlamaEmbedder, features
 from bot.semantic.head import Head, train
 
 
@@ -28,7 +28,7 @@ class SemanticModel:
         self.digest = ex.digest(training)
         labels = np.array([ex.CLASSES.index(e.label) for e in training], dtype=np.int64)
         weights = np.array([e.weight for e in training])
-        x = embedder.embed([e.text for e in training])
+        x = features(embedder, [e.text for e in training])
         self.head: Head = train(x, labels, len(ex.CLASSES), sample_weight=weights)
         self.local = sum(1 for e in training if e.weight != 1.0)
 
@@ -38,13 +38,14 @@ class SemanticModel:
 
     def score_many(self, issues: Iterable[Issue]) -> list[dict[str, float]]:
         """Class probabilities for several issues in one batch."""
-        x = self.embedder.embed([ex.issue_text(i.title, i.body) for i in issues])
+        x = features(self.embedder, [ex.issue_text(i.title, i.body) for i in issues])
         probs = self.head.probabilities(x)
         return [{c: float(p) for c, p in zip(ex.CLASSES, row, strict=True)} for row in probs]
 
     def describe(self) -> str:
         """One line for logs and ``explain``: what the head was trained on."""
-        return (f"wordllama l2_supercat_256 + logistic head on {len(self.training)} examples "
+        return (f"wordllama l2_supercat_256 + bag of words, logistic head on "
+                f"{len(self.training)} examples "
                 f"({self.local} local), training set {self.digest}")
 
 
