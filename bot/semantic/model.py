@@ -18,6 +18,18 @@ from bot.semantic import examples as ex
 from bot.semantic.embed import WordLlamaEmbedder, features
 from bot.semantic.head import Head, train
 
+_HEADS: dict[str, Head] = {}
+"""Heads trained in this process, by training-set digest: a process that builds several
+classifiers (the test suite, a server reloading) trains each distinct set once."""
+_EMBEDDER: list[WordLlamaEmbedder] = []
+
+
+def shared_embedder() -> WordLlamaEmbedder:
+    """The process's one embedder (16 MB of weights, read once)."""
+    if not _EMBEDDER:
+        _EMBEDDER.append(WordLlamaEmbedder())
+    return _EMBEDDER[0]
+
 
 class SemanticModel:
     """``scores(issue)`` → probabilities over the nine categories and ``none``."""
@@ -26,10 +38,13 @@ class SemanticModel:
         self.embedder = embedder
         self.training = training
         self.digest = ex.digest(training)
-        labels = np.array([ex.CLASSES.index(e.label) for e in training], dtype=np.int64)
-        weights = np.array([e.weight for e in training])
-        x = features(embedder, [e.text for e in training])
-        self.head: Head = train(x, labels, len(ex.CLASSES), sample_weight=weights)
+        head = _HEADS.get(self.digest)
+        if head is None:
+            labels = np.array([ex.CLASSES.index(e.label) for e in training], dtype=np.int64)
+            weights = np.array([e.weight for e in training])
+            x = features(embedder, [e.text for e in training])
+            head = _HEADS[self.digest] = train(x, labels, len(ex.CLASSES), sample_weight=weights)
+        self.head: Head = head
         self.local = sum(1 for e in training if e.weight != 1.0)
 
     def scores(self, issue: Issue) -> Mapping[str, float]:
@@ -57,4 +72,4 @@ def load(ruleset: RuleSet, example_dirs: Iterable[Path] = (),
     malformed local examples file.
     """
     training = ex.shipped_examples(ruleset) + ex.local_examples(example_dirs)
-    return SemanticModel(embedder or WordLlamaEmbedder(), training)
+    return SemanticModel(embedder or shared_embedder(), training)
