@@ -84,10 +84,9 @@ class WordLlamaEmbedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encoded = self.tokenizer.encode_batch([t[:MAX_CHARS] for t in texts],
-                                              add_special_tokens=False)
-        for i, enc in enumerate(encoded):
-            ids = enc.ids
+        for i, text in enumerate(texts):
+            # encode (not encode_batch): no thread pool to wake per issue on a busy machine.
+            ids = self.tokenizer.encode(text[:MAX_CHARS], add_special_tokens=False).ids
             if ids:
                 out[i] = self.table[ids].mean(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)

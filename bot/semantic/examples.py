@@ -129,9 +129,9 @@ def local_examples(dirs: Iterable[Path]) -> list[Example]:
     return out
 
 
-def digest(examples: Iterable[Example]) -> str:
-    """A content hash of a training set (identifies the head it trains)."""
-    h = hashlib.sha256()
+def digest(examples: Iterable[Example], version: str = "") -> str:
+    """A content hash of a training set and of how it is trained (identifies the head)."""
+    h = hashlib.sha256(version.encode() + b"\0")
     for ex in examples:
         h.update(f"{ex.label}\0{ex.weight}\0{ex.text}\0".encode())
     return h.hexdigest()[:12]
