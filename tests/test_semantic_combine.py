@@ -128,3 +128,15 @@ def test_explain_shows_the_semantic_scores(ruleset: RuleSet) -> None:
     assert list(info["semantic"]["scores"])[0] == "model-stealing"
     assert info["semantic"]["policy"]["flag_at"] == 0.6
     assert Classifier(ruleset).explain(SILENT)["semantic"] is None
+
+
+def test_triage_explain_reply_shows_the_semantic_scores(ruleset: RuleSet) -> None:
+    from bot.handlers.commands import render_explain
+
+    clf = Classifier(ruleset, FixedScorer(probs(model_stealing=0.81)), BOTH)
+    reply = render_explain(clf.explain(SILENT), clf.classify(SILENT), ruleset)
+    assert "**Semantic model (similarity to known reports):** `model-stealing` 0.81" in reply
+    assert "Partner portal" not in reply  # the reply never quotes the issue
+    plain = render_explain(Classifier(ruleset).explain(SILENT),
+                           Classifier(ruleset).classify(SILENT), ruleset)
+    assert "Semantic model" not in plain
