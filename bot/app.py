@@ -13,7 +13,7 @@ from typing import Protocol
 
 from bot.decide.classify import Classifier
 from bot.events.model import Event, EventKind, IssueRef
-from bot.handlers.triage import DecisionMetrics, Triage
+from bot.handlers.triage import DecisionMetrics, ResultListener, Triage
 from bot.providers.base import Tracker
 from bot.providers.recording import DryRunTracker
 from bot.store import Store
@@ -44,11 +44,13 @@ class Bot:
     dry_run: bool = False
     metrics: DecisionMetrics | None = None
     commands: CommentHandler | None = None
+    on_result: ResultListener | None = None
+    """Told about every triage run (``handle-event`` prints the decision and plan)."""
     triage: Triage = field(init=False)
 
     def __post_init__(self) -> None:
         self.triage = Triage(self.classifier, self.store, dry_run=self.dry_run,
-                             metrics=self.metrics)
+                             metrics=self.metrics, on_result=self.on_result)
 
     def tracker(self, ref: IssueRef, installation_id: int | None = None) -> Tracker:
         """The tracker for ``ref``; in dry-run mode one that records instead of writing."""

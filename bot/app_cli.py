@@ -20,8 +20,16 @@ from bot.cli import CliError, build_classifier, load_ruleset
 from bot.config import Config, ConfigError
 from bot.decide.commands import CommandPolicy, PolicyError
 from bot.events.model import IssueRef, WebhookError
+from bot.handlers.triage import ResultListener
 from bot.logs import configure_logging, register_secret
 from bot.metrics import Metrics
+from bot.preflight import (
+    CREDENTIAL_VARIABLES,
+    REJECTED,
+    UNREACHABLE,
+    CredentialCheck,
+    check_all,
+)
 from bot.providers.base import Tracker
 from bot.store import Store, StoreError
 
@@ -50,6 +58,20 @@ def _replace(config: Config, **changes: Any) -> Config:
     return replace(config, **changes)
 
 
+def retry_policy(config: Config) -> Any:
+    """The tracker retry policy with the configured back-off base and settle wait."""
+    from bot.providers.retry import RetryPolicy
+
+    return RetryPolicy(base_backoff=config.retry_base_seconds, settle=config.settle_seconds)
+
+
+def write_pacer(config: Config) -> Any:
+    """The write pacer with the configured interval."""
+    from bot.providers.retry import WritePacer
+
+    return WritePacer(config.write_interval)
+
+
 def build_trackers(
     config: Config, metrics: Metrics | None, store: Store | None = None
 ) -> dict[str, TrackerFor]:
@@ -59,19 +81,19 @@ def build_trackers(
         trackers["github"] = _github_factory(config, metrics, store)
     if config.gitlab_url and config.gitlab_token:
         from bot.providers.gitlab import GitLabTracker
-        from bot.providers.retry import RetryPolicy, WritePacer
 
-        gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token, policy=RetryPolicy(),
-                               pacer=WritePacer(), metrics=metrics,
+        gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token,
+                               policy=retry_policy(config), pacer=write_pacer(config),
+                               metrics=metrics,
                                confidential_mode=config.gitlab_confidential)
         trackers["gitlab"] = lambda ref, inst: gitlab
     if config.jira_url:
         from bot.providers.jira import JiraTracker
-        from bot.providers.retry import RetryPolicy, WritePacer
 
         jira = JiraTracker(config.jira_url, email=config.jira_email or None,
                            token=config.jira_token or None, pat=config.jira_pat or None,
-                           policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
+                           policy=retry_policy(config), pacer=write_pacer(config),
+                           metrics=metrics,
                            security_level=config.jira_security_level,
                            security_project=config.jira_security_project)
         trackers["jira"] = lambda ref, inst: jira
@@ -80,21 +102,21 @@ def build_trackers(
 
 def _github_factory(config: Config, metrics: Metrics | None, store: Store | None) -> TrackerFor:
     from bot.providers.github import GitHubApp, GitHubTracker
-    from bot.providers.retry import RetryPolicy, WritePacer
 
     if config.github_token and config.github_app_id:
         log.warning("BUGBAR_GITHUB_TOKEN and BUGBAR_GITHUB_APP_ID are both set: the token is "
                     "used and the App is not; unset one of them")
     if config.github_token:
         tracker = GitHubTracker.from_token(config.github_token, config.github_api_url,
-                                           policy=RetryPolicy(), pacer=WritePacer(),
+                                           policy=retry_policy(config),
+                                           pacer=write_pacer(config),
                                            metrics=metrics, etag_cache=store,
                                            identity=config.github_identity or None)
         return lambda ref, inst: tracker
     try:
         app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
-                        policy=RetryPolicy(), pacer=WritePacer(), metrics=metrics,
-                        etag_cache=store, on_token=register_secret)
+                        policy=retry_policy(config), pacer=write_pacer(config),
+                        metrics=metrics, etag_cache=store, on_token=register_secret)
     except ValueError as exc:
         raise CliError(f"BUGBAR_GITHUB_PRIVATE_KEY: {exc}") from None
 
@@ -109,7 +131,7 @@ def _github_factory(config: Config, metrics: Metrics | None, store: Store | None
 
 
 def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
-              store: Store) -> Bot:
+              store: Store, on_result: ResultListener | None = None) -> Bot:
     """The router with its classifier, store, trackers and handlers."""
     from bot.handlers.commands import Commands
 
@@ -120,38 +142,106 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
     except PolicyError as exc:
         raise CliError(f"BUGBAR_COMMAND_POLICY: {exc}") from None
     bot = Bot(classifier=classifier, store=store, trackers=build_trackers(config, metrics, store),
-              dry_run=config.dry_run, metrics=metrics)
+              dry_run=config.dry_run, metrics=metrics, on_result=on_result)
     bot.commands = Commands(bot.triage, store, policy)
     return bot
 
 
-def open_store(config: Config) -> Store:
-    """Open the SQLite state, with a clear error instead of a traceback."""
+def open_store(config: Config, *, create: bool = True) -> Store:
+    """Open the state database, with a clear error instead of a traceback.
+
+    ``create=False`` (read-only commands) refuses a SQLite file that does not exist, so a
+    misspelt ``--state`` says so instead of showing an empty, freshly created database.
+    """
+    path = config.state_path
+    if not create and "://" not in path and not Path(path).is_file():
+        raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
+                       "the bot creates it when it first runs)")
     try:
-        Path(config.state_path).parent.mkdir(parents=True, exist_ok=True)
-        return Store(config.state_path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Store(path)
     except (StoreError, OSError) as exc:
-        raise CliError(f"cannot open state {config.state_path}: {exc}") from None
+        raise CliError(f"cannot open state {path}: {exc} (--state or BUGBAR_STATE)") from None
+
+
+WEBHOOK_SECRET_VARIABLES = {
+    "github": "BUGBAR_GITHUB_WEBHOOK_SECRET",
+    "gitlab": "BUGBAR_GITLAB_WEBHOOK_SECRET",
+    "jira": "BUGBAR_JIRA_WEBHOOK_SECRET",
+}
+
+
+def _webhook_secrets(config: Config) -> dict[str, tuple[str, ...]]:
+    return {"github": config.github_webhook_secrets, "gitlab": config.gitlab_webhook_secrets,
+            "jira": config.jira_webhook_secrets}
+
+
+def check_serve_config(config: Config) -> None:
+    """Refuse to serve half-configured: every provider needs credentials and a webhook secret.
+
+    A provider with credentials but no secret would answer every delivery 401; one with a
+    secret but no credentials would accept deliveries it can never process.
+    """
+    providers = set(config.providers())
+    secrets = {p for p, values in _webhook_secrets(config).items() if values}
+    if not providers and not secrets:
+        raise CliError("nothing to serve: no tracker is configured; set BUGBAR_GITHUB_TOKEN "
+                       "and BUGBAR_GITHUB_WEBHOOK_SECRET (or the GitLab / Jira variables, "
+                       "see the README's Configuration)")
+    for provider in sorted(providers - secrets):
+        raise CliError(f"{WEBHOOK_SECRET_VARIABLES[provider]} is not set: serve cannot verify "
+                       f"{provider} deliveries and would refuse them all; set the secret the "
+                       "webhook is configured with")
+    for provider in sorted(secrets - providers):
+        raise CliError(f"{WEBHOOK_SECRET_VARIABLES[provider]} is set but {provider} has no "
+                       f"credentials: set {CREDENTIAL_VARIABLES[provider]}")
+
+
+def verify_credentials(config: Config, providers: list[str]) -> list[CredentialCheck]:
+    """Ask each tracker once whether it accepts the credentials (no retries, short timeout).
+
+    Rejected credentials are a configuration error (exit 2); an unreachable API is left to
+    the caller (``handle-event`` stops with exit 1, ``serve`` starts and reports degraded).
+    """
+    checks = check_all(config, providers)
+    for check in checks:
+        if check.status == REJECTED:
+            raise CliError(check.message())
+    return checks
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """``bugbar serve``: webhook server with durable inbox and workers."""
-    from bot.server import ServerConfig, create_app, serve
+    """``bugbar serve``: webhook server with durable inbox and workers.
+
+    Refuses to start (exit 2) when half-configured or when a tracker rejects the credentials.
+    """
+    from bot.server import Readiness, ServerConfig, create_app, serve
 
     config = load_config(args)
     configure_logging(config.log_level)
+    check_serve_config(config)
+    checks = verify_credentials(config, config.providers())
+    for check in checks:
+        if check.status == UNREACHABLE:
+            log.warning("credential check failed: tracker unreachable; starting anyway",
+                        extra={"provider": check.provider, "detail": check.detail})
     store = open_store(config)
     metrics = Metrics()
     bot = build_bot(config, args, metrics, store)
-    if not bot.trackers:
-        log.warning("no tracker credentials configured; deliveries will fail until they are")
     server_config = ServerConfig(
         github_secrets=config.github_webhook_secrets,
         gitlab_tokens=config.gitlab_webhook_secrets,
         jira_secrets=config.jira_webhook_secrets,
         workers=args.workers,
+        lease_seconds=config.lease_seconds,
+        retry_base_seconds=config.delivery_retry_seconds,
     )
-    app = create_app(server_config, store, bot.process, metrics=metrics)
+    readiness = Readiness(
+        credentials={c.provider: c.status for c in checks},
+        recheck=lambda provider: _recheck(config, provider),
+        max_inbox_age=args.max_inbox_age,
+    )
+    app = create_app(server_config, store, bot.process, metrics=metrics, readiness=readiness)
     for hook in _SERVE_HOOKS:
         hook(app, bot, config, args)
     log.info("serving", extra={"host": args.host, "port": args.port,
@@ -160,37 +250,150 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recheck(config: Config, provider: str) -> str:
+    from bot.preflight import check_credentials
+
+    return check_credentials(config, provider).status
+
+
 _SERVE_HOOKS: list[Callable[[Any, Bot, Config, argparse.Namespace], None]] = []
 """Extra work started with the server (the periodic sweep registers here)."""
+
+
+HANDLED_EVENTS: dict[str, tuple[str, ...]] = {
+    "github": ("issues", "issue_comment"),
+    "gitlab": ("Issue Hook", "Confidential Issue Hook", "Note Hook", "Confidential Note Hook"),
+    "jira": (),  # Jira names the event inside the payload (webhookEvent)
+}
+_PROVIDER_NAMES = {"github": "GitHub", "gitlab": "GitLab", "jira": "Jira"}
+
+
+def _check_event_name(provider: str, event: str | None) -> str:
+    """The event name handle-event was given, or CliError naming what to pass."""
+    handled = HANDLED_EVENTS[provider]
+    if provider == "jira":
+        return event or ""
+    choices = ", ".join(handled)
+    if not event:
+        hint = " (in GitHub Actions: $GITHUB_EVENT_NAME)" if provider == "github" else ""
+        raise CliError(f"handle-event {provider} needs --event NAME: one of {choices}{hint}")
+    if event in handled:
+        return event
+    import difflib
+
+    folded = {h.casefold(): h for h in handled}
+    close = difflib.get_close_matches(event.casefold(), list(folded), n=1, cutoff=0.6)
+    hint = f"; did you mean {folded[close[0]]!r}?" if close else ""
+    if provider == "github" and event in ("schedule", "workflow_dispatch"):
+        hint = "; scheduled and manual runs use bugbar sweep github:OWNER/REPO"
+    raise CliError(f"--event {event!r} is not an event bugbar handles for {provider} "
+                   f"({choices}){hint}")
+
+
+def _payload_provider(payload: Any) -> str | None:
+    """Which tracker a webhook payload comes from, by the keys only that tracker sends."""
+    if not isinstance(payload, dict):
+        return None
+    if "webhookEvent" in payload:
+        return "jira"
+    if "object_kind" in payload:
+        return "gitlab"
+    if "repository" in payload and ("sender" in payload or "issue" in payload):
+        return "github"
+    return None
+
+
+def _read_payload(path: str, provider: str) -> bytes:
+    try:
+        body = Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"--payload {path}: cannot read ({exc.strerror})") from None
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CliError(f"--payload {path}: not JSON ({exc})") from None
+    source = _payload_provider(payload)
+    if source is not None and source != provider:
+        raise CliError(f"--payload {path} looks like a {_PROVIDER_NAMES[source]} webhook, not "
+                       f"{_PROVIDER_NAMES[provider]}'s: use bugbar handle-event {source}")
+    return body
+
+
+def _require_credentials(config: Config, provider: str) -> None:
+    if provider not in config.providers():
+        where = (" (in GitHub Actions: token: ${{ secrets.GITHUB_TOKEN }}, or env "
+                 "BUGBAR_GITHUB_TOKEN)") if provider == "github" else ""
+        raise CliError(f"no credentials for {provider}: set {CREDENTIAL_VARIABLES[provider]}"
+                       f"{where}")
 
 
 def cmd_handle_event(args: argparse.Namespace) -> int:
     """``bugbar handle-event PROVIDER --event NAME --payload FILE``: one event, no server.
 
     For CI use (GitHub Actions with ``GITHUB_TOKEN``): the payload comes from the runner, which
-    GitHub already authenticated, so no signature is checked.
+    GitHub already authenticated, so no signature is checked. Prints the decision, the plan
+    and the full comment text (JSON, or ``--format text``); ``--summary`` and ``--output``
+    append them to the Actions job summary and step outputs.
     """
+    from bot.ci import (
+        EventReport,
+        append_file,
+        decision_output,
+        format_text,
+        markdown_summary,
+        write_outputs,
+    )
+    from bot.events.model import EventKind
+    from bot.handlers.triage import TriageResult
     from bot.server import parse_stored
 
     config = load_config(args)
     configure_logging(config.log_level, stream=sys.stderr)
-    try:
-        body = Path(args.payload).read_bytes()
-    except OSError as exc:
-        raise CliError(f"{args.payload}: cannot read ({exc.strerror})") from None
+    event_name = _check_event_name(args.provider, args.event)
+    body = _read_payload(args.payload, args.provider)
     delivery = "cli-" + hashlib.sha256(body).hexdigest()[:16]
-    headers = _event_headers(args.provider, args.event, delivery)
+    headers = _event_headers(args.provider, event_name, delivery)
     try:
         event = parse_stored(args.provider, headers, body)
     except WebhookError as exc:
-        raise CliError(f"{args.payload}: {exc.message}") from None
+        raise CliError(f"--payload {args.payload}: {exc.message}") from None
+    if args.provider == "jira" and event_name and event.name != event_name:
+        raise CliError(f"--event {event_name!r} does not match the payload's webhookEvent "
+                       f"{event.name!r}")
+    works = event.kind not in (EventKind.PING, EventKind.IGNORED)
+    if args.provider == "github" and event.issue is None and event.kind is not EventKind.PING:
+        # GitLab and Jira parsers refuse such payloads themselves; GitHub's ignores them.
+        raise CliError(f"--payload {args.payload} is not a {args.provider} {event.name} event "
+                       "about an issue (no issue or repository in it); pass the file the "
+                       "tracker sent (in GitHub Actions: $GITHUB_EVENT_PATH)")
+    _require_credentials(config, args.provider)
+    if works:
+        for check in verify_credentials(config, [args.provider]):
+            if check.status == UNREACHABLE:
+                raise CliError(check.message(), code=1)
+    results: list[tuple[IssueRef, TriageResult]] = []
     store = open_store(config)
     try:
-        bot = build_bot(config, args, None, store)
+        bot = build_bot(config, args, None, store,
+                        on_result=lambda ref, res: results.append((ref, res)))
         outcome = bot.process(event)
     finally:
         store.close()
-    print(json.dumps({"event": args.event, "delivery": delivery, "outcome": outcome}))
+    report = EventReport(provider=args.provider, event=event.name or event_name,
+                         delivery=delivery, outcome=outcome, dry_run=config.dry_run,
+                         results=results, reason=event.ignore_reason)
+    if args.format == "text":
+        sys.stdout.write(format_text(report))
+    else:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    try:
+        if args.summary:
+            append_file(args.summary, markdown_summary(report))
+        if args.output:
+            write_outputs(args.output, decision_output(report))
+    except OSError as exc:
+        raise CliError(f"cannot write {exc.filename}: {exc.strerror} (--summary / --output)",
+                       code=1) from None
     return 0
 
 
@@ -203,54 +406,142 @@ def _event_headers(provider: str, event: str, delivery: str) -> dict[str, str]:
     return {"X-Atlassian-Webhook-Identifier": delivery}
 
 
+def _find_dead(store: Store, ident: str) -> int:
+    """The number of the dead letter ``ident`` names: ``7``, ``#7`` or its delivery id."""
+    dead = store.dead_letters()
+    by_id = [d.pk for d in dead if d.delivery_id == ident]
+    if by_id:
+        return by_id[0]
+    number = ident.removeprefix("#")
+    if number.isdigit() and any(d.pk == int(number) for d in dead):
+        return int(number)
+    known = ", ".join(f"#{d.pk} ({d.delivery_id})" for d in dead[:5]) or "none"
+    raise CliError(f"deliveries retry: no dead delivery {ident!r} (dead letters: {known}; "
+                   "bugbar deliveries lists them)")
+
+
 def cmd_deliveries(args: argparse.Namespace) -> int:
     """``bugbar deliveries [list|retry]``: the dead-letter queue."""
     config = load_config(args)
-    store = open_store(config)
+    if args.action == "list" and args.id is not None:
+        raise CliError(f"deliveries list takes no id (got {args.id!r}); "
+                       f"to queue one again: bugbar deliveries retry {args.id}")
+    store = open_store(config, create=False)
     try:
         if args.action == "retry":
-            pk = None if args.all else args.id
-            if pk is None and not args.all:
-                raise CliError("deliveries retry needs a delivery number or --all")
-            count = store.retry_dead(pk)
+            if args.all == (args.id is not None):
+                raise CliError("deliveries retry needs one delivery (number or id, as "
+                               "bugbar deliveries lists them) or --all")
+            count = store.retry_dead(None if args.all else _find_dead(store, args.id))
             print(f"{count} delivery(ies) queued again")
             return 0
         stats = store.stats()
         print(f"inbox: {', '.join(f'{k} {v}' for k, v in sorted(stats.items()))}")
         for dead in store.dead_letters():
+            # The whole error: its cause is usually at the end.
             print(f"#{dead.pk}\t{dead.provider}\t{dead.event_name}\t{dead.delivery_id}\t"
-                  f"attempts {dead.attempts}\t{(dead.last_error or '')[:120]}")
+                  f"attempts {dead.attempts}")
+            print(f"    last error: {' '.join((dead.last_error or '-').split())}")
         return 0
     finally:
         store.close()
 
 
+def cmd_decisions(args: argparse.Namespace) -> int:
+    """``bugbar decisions [ISSUE]``: the decision log, newest first, with plan and comment."""
+    from bot.decisions import format_decisions, issue_key
+
+    config = load_config(args)
+    store = open_store(config, create=False)
+    try:
+        key = issue_key(args.issue) if args.issue else None
+        records = store.recent_decisions(limit=args.limit, key=key)
+    finally:
+        store.close()
+    if args.format == "json":
+        for rec in records:
+            print(json.dumps({"id": rec.id, "issue": rec.key, "delivery": rec.delivery_id,
+                              "dry_run": rec.dry_run, "recorded_at": rec.recorded_at,
+                              "decision": json.loads(rec.decision_json)}, ensure_ascii=False))
+        return 0
+    if not records:
+        where = f" for {key}" if key else ""
+        print(f"bugbar: no decisions recorded{where} in {config.state_path}", file=sys.stderr)
+        return 0
+    sys.stdout.write(format_decisions(records, with_comment=not args.brief))
+    return 0
+
+
 def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
-    """Add serve, handle-event and deliveries to the ``bugbar`` parser."""
+    """Add serve, handle-event, deliveries and decisions to the ``bugbar`` parser."""
     state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state", help="SQLite state file (default $BUGBAR_STATE or bugbar.db)")
+    state.add_argument("--state", metavar="PATH",
+                       help="state database: SQLite file (default $BUGBAR_STATE or bugbar.db)")
     dry = argparse.ArgumentParser(add_help=False)
     dry.add_argument("--dry-run", action="store_true",
                      help="record and log the plan, write nothing (also BUGBAR_DRY_RUN=1)")
 
-    p = sub.add_parser("serve", parents=[rules_opt, state, dry], help="run the webhook server")
-    p.add_argument("--host", default=os.environ.get("BUGBAR_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("BUGBAR_PORT", "8080")))
-    p.add_argument("--workers", type=int, default=2)
+    p = sub.add_parser("serve", parents=[rules_opt, state, dry], help="run the webhook server",
+                       description="Serve POST /webhooks/github|gitlab|jira, /healthz "
+                                   "(liveness), /readyz (readiness report) and /metrics. "
+                                   "Refuses to start half-configured or with rejected "
+                                   "credentials.")
+    p.add_argument("--host", default=os.environ.get("BUGBAR_HOST", "127.0.0.1"),
+                   help="address to listen on (default $BUGBAR_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("BUGBAR_PORT", "8080")),
+                   help="port (default $BUGBAR_PORT or 8080)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker threads processing the inbox (default 2)")
+    p.add_argument("--max-inbox-age", type=float, metavar="SECONDS",
+                   default=float(os.environ.get("BUGBAR_READY_MAX_INBOX_AGE", "600")),
+                   help="/readyz reports degraded when the oldest pending delivery is older "
+                        "(default $BUGBAR_READY_MAX_INBOX_AGE or 600)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("handle-event", parents=[rules_opt, state, dry],
-                       help="process one event from a file (CI use)")
-    p.add_argument("provider", choices=("github", "gitlab", "jira"))
-    p.add_argument("--event", required=True, help="event name, e.g. issues, issue_comment")
-    p.add_argument("--payload", required=True, help="the event's JSON payload file")
+                       help="process one event from a file (CI use)",
+                       description="Process one webhook payload without a server (GitHub "
+                                   "Actions: --event \"$GITHUB_EVENT_NAME\" --payload "
+                                   "\"$GITHUB_EVENT_PATH\"). Prints the decision, the plan "
+                                   "and the comment text.")
+    p.add_argument("provider", choices=("github", "gitlab", "jira"), help="the tracker")
+    p.add_argument("--event", metavar="NAME",
+                   help="event name: issues or issue_comment (GitHub); Issue Hook, Note Hook "
+                        "(GitLab); optional for Jira (the payload names it)")
+    p.add_argument("--payload", required=True, metavar="FILE",
+                   help="the event's JSON payload file")
+    p.add_argument("--format", choices=("json", "text"), default="json",
+                   help="json: one line with decision, plan and comment (default); text: "
+                        "readable")
+    p.add_argument("--summary", metavar="FILE",
+                   help="append a Markdown decision table (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--output", metavar="FILE",
+                   help="append step outputs decision (JSON) and outcome (e.g. $GITHUB_OUTPUT)")
     p.set_defaults(func=cmd_handle_event)
 
-    p = sub.add_parser("deliveries", parents=[state], help="list or retry dead deliveries")
-    p.add_argument("action", nargs="?", choices=("list", "retry"), default="list")
-    p.add_argument("id", nargs="?", type=int)
-    p.add_argument("--all", action="store_true")
+    p = sub.add_parser("deliveries", parents=[state], help="list or retry dead deliveries",
+                       description="List the inbox and its dead letters, or queue dead "
+                                   "letters again.")
+    p.add_argument("action", nargs="?", choices=("list", "retry"), default="list",
+                   help="list (default) or retry")
+    p.add_argument("id", nargs="?", metavar="ID",
+                   help="the dead letter to retry: its number (7 or #7) or delivery id")
+    p.add_argument("--all", action="store_true", help="retry every dead letter")
     p.set_defaults(func=cmd_deliveries)
+
+    p = sub.add_parser("decisions", parents=[state],
+                       help="list recorded decisions with plan and comment",
+                       description="The decision log (newest first): what was decided, "
+                                   "planned and written (or, in a dry run, would be).")
+    p.add_argument("issue", nargs="?", metavar="ISSUE",
+                   help="only this issue: github:owner/repo#12, gitlab:group/project#3, "
+                        "jira:KEY-7 (owner/repo#12 and KEY-7 work too)")
+    p.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="show the latest N (default 20)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or one JSON object per decision")
+    p.add_argument("--brief", action="store_true", help="leave out the comment text")
+    p.set_defaults(func=cmd_decisions)
 
     for extra in _EXTRA_REGISTRATIONS:
         extra(sub, rules_opt, state, dry)

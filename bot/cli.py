@@ -1,7 +1,8 @@
 """The ``bugbar`` command line: offline triage (classify, explain, eval, rules) and the bot.
 
 Bad input never shows a traceback: every user-facing failure is one ``bugbar: …`` line on
-stderr and a non-zero exit (2 for bad input or rules, 1 for failed checks).
+stderr and a non-zero exit (2 for bad usage, input, rules or configuration; 1 for failed checks
+and tracker failures). ``--debug`` (or ``BUGBAR_LOG_LEVEL=debug``) adds the traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot import __version__
 from bot.decide.classify import Classifier
 from bot.decide.metrics import EvalResult, LabelledItem
 from bot.decide.model import CATEGORY_IDS, Decision, Issue
@@ -106,6 +108,9 @@ def build_classifier(ruleset: RuleSet, args: argparse.Namespace,
 
 
 def _open_input(path: str | None, sample: bool) -> tuple[TextIO, str]:
+    if sample and path is not None:
+        raise CliError(f"--sample reads the built-in sample issues; drop it to read {path}, "
+                       "or drop FILE to use the samples")
     if sample or (path is None and sys.stdin.isatty()):
         if not sample:
             print("bugbar: no input given; classifying the built-in sample issues "
@@ -114,7 +119,8 @@ def _open_input(path: str | None, sample: bool) -> tuple[TextIO, str]:
     if path in (None, "-"):
         return sys.stdin, "<stdin>"
     try:
-        return open(path, encoding="utf-8"), path  # noqa: SIM115 - closed by caller
+        # utf-8-sig: a file saved by an editor that writes a byte-order mark still reads.
+        return open(path, encoding="utf-8-sig"), path  # noqa: SIM115 - closed by caller
     except FileNotFoundError:
         raise CliError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -141,10 +147,16 @@ def _labels(value: Any, where: str) -> tuple[str, ...]:
 
 def parse_record(line: str, where: str) -> dict[str, Any]:
     """Parse one JSON Lines record into a dict, or raise a located CliError."""
+    # The line's own end is not part of the record: with it, an error at the end of the line
+    # would be reported at "column 1" of the next one.
+    text = line.rstrip("\r\n").removeprefix("\ufeff")
     try:
-        record = json.loads(line)
+        record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CliError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        what = exc.msg.removesuffix(" at").removesuffix(":")
+        column = exc.pos + 1
+        end = " (the end of the line)" if exc.pos >= len(text) else ""
+        raise CliError(f"{where}: not valid JSON: {what} at column {column}{end}") from None
     if not isinstance(record, dict):
         raise CliError(f"{where}: expected a JSON object with id, title, body, labels")
     return record
@@ -189,9 +201,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     classifier = build_classifier(load_ruleset(args.rules), args)
     stream, name = _open_input(args.file, args.sample)
     out = sys.stdout
+    count = 0
     try:
         for record, where in iter_records(stream, name):
             decision = classifier.classify(issue_from_record(record, where))
+            count += 1
             if args.format == "jsonl":
                 out.write(_JSONL.encode(decision.to_json()) + "\n")
             else:
@@ -199,6 +213,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin:
             stream.close()
+    if count == 0:
+        # stdout stays empty (one line per input: none in, none out); say why on stderr.
+        print(f"bugbar: no issues in {name} (expected one JSON object per line)",
+              file=sys.stderr)
     return 0
 
 
@@ -214,6 +232,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         finally:
             if stream is not sys.stdin:
                 stream.close()
+    if not issues:
+        print("bugbar: no issues to explain (expected one JSON object per line)",
+              file=sys.stderr)
     for issue in issues:
         info = classifier.explain(issue)
         if args.format == "json":
@@ -232,8 +253,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if info["confusers"]:
             print(f"   confusers swallowed: {', '.join(info['confusers'])}")
         for cat in info["categories"]:
-            mark = "FIRED" if cat["fired"] else "below threshold"
-            print(f"   {cat['category']}: score {cat['score']} (raw {cat['raw']}) {mark}")
+            # The same 0..1 score classify prints; the evidence sum is what the weights add up to.
+            mark = "FIRED" if cat["fired"] else f"below threshold {info['threshold_score']}"
+            print(f"   {cat['category']}: score {cat['score']:.3f} (evidence {cat['evidence_sum']}"
+                  f", before gates {cat['raw']}) {mark}")
             for ev in cat["evidence"]:
                 print(f"      + {ev['signal']} [{ev['kind']}, {ev['where']}, {ev['weight']}]")
             for word in cat["ignored_without_ml_context"]:
@@ -313,6 +336,11 @@ def read_labelled(path: Path) -> Iterator[tuple[LabelledItem, Issue]]:
     """
     with path.open(encoding="utf-8") as stream:
         for record, where in iter_records(stream, str(path)):
+            if "expect" not in record and "role" not in record:
+                raise CliError(
+                    f"{where}: no 'expect' field: eval needs labelled issues, e.g. "
+                    '"expect": ["model-stealing"] (or [] for not a threat); to triage '
+                    "unlabelled issues use bugbar classify")
             if "expect" in record:
                 expected = record["expect"]
                 issue = issue_from_record(record, where)
@@ -441,11 +469,19 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; feature modules add their own sub-commands here."""
     parser = argparse.ArgumentParser(
-        prog="bugbar", description="Triage AI/ML security reports against the SDL AI/ML bug bar.")
+        prog="bugbar", description="Triage AI/ML security reports against the SDL AI/ML bug bar.",
+        epilog="Errors are one 'bugbar: ...' line: exit 2 for bad usage or configuration, "
+               "1 for a tracker failure or a failed check.")
+    parser.add_argument("--version", action="version", version=f"bugbar {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback behind an error (also BUGBAR_LOG_LEVEL=debug;"
+                             " accepted after the command too)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     rules_opt = argparse.ArgumentParser(add_help=False)
     rules_opt.add_argument("--rules", action="append", metavar="DIR",
-                           help="extra rules folder (repeatable; default $BUGBAR_RULES)")
+                           help="extra rules folder over the shipped rules (repeatable; default "
+                                "$BUGBAR_RULES, os.pathsep-separated)")
     rules_opt.add_argument("--examples", action="append", metavar="DIR",
                            help="folder of labelled examples (JSON Lines) the semantic model "
                                 "also learns from (repeatable; default $BUGBAR_EXAMPLES)")
@@ -453,27 +489,38 @@ def build_parser() -> argparse.ArgumentParser:
                            help="rules only: do not load the semantic model "
                                 "(BUGBAR_SEMANTIC=0; =1 requires it)")
 
-    p = sub.add_parser("classify", parents=[rules_opt], help="classify issues from JSON Lines")
+    p = sub.add_parser("classify", parents=[rules_opt], help="classify issues from JSON Lines",
+                       description="One decision per input line, same order (JSON Lines in: "
+                                   '{"id", "title", "body", "labels"}).')
     p.add_argument("file", nargs="?", help="JSON Lines file, or - for stdin")
-    p.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
-    p.add_argument("--sample", action="store_true", help="use the built-in sample issues")
+    p.add_argument("--format", choices=("jsonl", "text"), default="jsonl",
+                   help="jsonl: one JSON decision per line (default); text: one readable line")
+    p.add_argument("--sample", action="store_true",
+                   help="classify the built-in sample issues instead of FILE")
     p.set_defaults(func=cmd_classify)
 
     p = sub.add_parser("explain", parents=[rules_opt], help="why an issue matched")
     p.add_argument("file", nargs="?", help="JSON Lines file, or - for stdin")
-    p.add_argument("--title")
-    p.add_argument("--body")
-    p.add_argument("--label", action="append")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--sample", action="store_true", help="use the built-in sample issues")
+    p.add_argument("--title", help="explain this title (instead of FILE)")
+    p.add_argument("--body", help="explain this body (instead of FILE)")
+    p.add_argument("--label", action="append", metavar="LABEL",
+                   help="a tracker label on the issue given by --title/--body (repeatable)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or one JSON object per issue")
+    p.add_argument("--sample", action="store_true",
+                   help="explain the built-in sample issues instead of FILE")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("eval", parents=[rules_opt], help="measure triage quality on a corpus")
-    p.add_argument("file", help="labelled JSON Lines file or a folder of them")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("file", help="labelled JSON Lines file (each line has \"expect\") or a folder "
+                               "of them")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text report (default) or JSON")
     p.add_argument("--chart", metavar="PNG", help="write the confusion matrix as a PNG")
-    p.add_argument("--min-accuracy", type=float)
-    p.add_argument("--max-fp-rate", type=float)
+    p.add_argument("--min-accuracy", type=float, metavar="X",
+                   help="exit 1 when the accuracy on threat reports is below X (0..1)")
+    p.add_argument("--max-fp-rate", type=float, metavar="X",
+                   help="exit 1 when the false-positive rate is above X (0..1)")
     p.set_defaults(func=cmd_eval)
 
     rules = sub.add_parser("rules", help="check the rule set")
@@ -513,7 +560,12 @@ def _load_extensions() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``bugbar`` command; returns the exit code."""
-    words = sys.argv[1:] if argv is None else argv
+    words = sys.argv[1:] if argv is None else list(argv)
+    from bot.errors import debug_requested
+
+    debug = debug_requested(words)
+    # --debug is accepted anywhere on the line (users add it after the command they re-run).
+    words = [w for w in words if w != "--debug"]
     command = next((w for w in words if not w.startswith("-")), None)
     # The offline commands need none of the tracker libraries: skip importing them (half a
     # second of start-up) unless the command is one of the bot's own, or help is asked for.
@@ -522,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _EXTENSIONS.clear()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -530,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except CliError as exc:
         print(f"bugbar: {exc}", file=sys.stderr)
+        if debug:
+            _traceback(exc)
         return exc.code
     except KeyboardInterrupt:
         return 130
@@ -537,6 +591,21 @@ def main(argv: list[str] | None = None) -> int:
         # `bugbar classify big.jsonl | head` closes the pipe early; that is not an error.
         sys.stderr.close()
         return 0
+    except Exception as exc:  # noqa: BLE001 - the one place every other failure becomes a line
+        from bot.errors import describe
+
+        code, line = describe(exc, getattr(args, "provider", "") or "")
+        hint = "" if debug else " (--debug shows the traceback)"
+        print(f"bugbar: {line}{hint}", file=sys.stderr)
+        if debug:
+            _traceback(exc)
+        return code
+
+
+def _traceback(exc: BaseException) -> None:
+    from bot.errors import print_traceback
+
+    print_traceback(exc)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,22 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.replace("\n", ",").split(",") if v.strip())
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float, *,
+             positive: bool = False) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 if positive else value >= 0) or value != value or value > 86_400:
+        raise ConfigError(f"{name} must be a number of seconds "
+                          f"({'above' if positive else 'at least'} 0, at most 86400), "
+                          f"not {raw!r}")
+    return value
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -64,6 +80,16 @@ class Config:
     dry_run: bool = False
     command_policy: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    lease_seconds: float = 15.0
+    """``BUGBAR_LEASE_SECONDS``: a claimed delivery's lease (renewed every third of it)."""
+    write_interval: float = 1.0
+    """``BUGBAR_WRITE_INTERVAL``: seconds between tracker writes (GitHub asks for 1)."""
+    retry_base_seconds: float = 1.0
+    """``BUGBAR_RETRY_BASE_SECONDS``: first back-off wait after a 5xx/timeout."""
+    settle_seconds: float = 10.0
+    """``BUGBAR_SETTLE_SECONDS``: wait after an ambiguous comment POST before looking for it."""
+    delivery_retry_seconds: float = 5.0
+    """``BUGBAR_DELIVERY_RETRY_SECONDS``: first wait before a failed delivery runs again."""
 
     def __repr__(self) -> str:
         shown = []
@@ -128,6 +154,11 @@ class Config:
             dry_run=_flag(e.get("BUGBAR_DRY_RUN")),
             command_policy={str(k): str(v) for k, v in policy.items()},
             log_level=e.get("BUGBAR_LOG_LEVEL", "INFO").upper(),
+            lease_seconds=_seconds(e, "BUGBAR_LEASE_SECONDS", 15.0, positive=True),
+            write_interval=_seconds(e, "BUGBAR_WRITE_INTERVAL", 1.0),
+            retry_base_seconds=_seconds(e, "BUGBAR_RETRY_BASE_SECONDS", 1.0),
+            settle_seconds=_seconds(e, "BUGBAR_SETTLE_SECONDS", 10.0),
+            delivery_retry_seconds=_seconds(e, "BUGBAR_DELIVERY_RETRY_SECONDS", 5.0),
         )
         cfg.validate()
         return cfg

@@ -16,7 +16,15 @@ Request flow for ``POST /webhooks/{github,gitlab,jira}`` (DESIGN.md §3):
 Workers claim deliveries from the store, re-parse the stored body, call the processor and mark
 the delivery done, or failed with exponential back-off and jitter; after ``max_attempts`` it is
 a dead letter (:meth:`Store.dead_letters`). Because the inbox is durable, deliveries stored by a
-process that died are picked up by the next one.
+process that died are picked up by the next one: a claim's lease is short (``lease_seconds``,
+15 s) and renewed every third of it while the worker works, and at startup the claims of dead
+processes on this host are released at once (:meth:`Store.release_dead_claims`).
+
+A worker whose lease was lost (it stalled past the lease and another worker took the
+delivery) records no outcome, and tracker writes check the lease first
+(:func:`bot.lease.ensure_held`). A write already in flight when the lease ends can still land;
+the new owner then finds the marked comment and the labels and reaches the same decision, so
+re-running is idempotent (one comment, no label twice).
 """
 
 from __future__ import annotations
@@ -24,10 +32,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import random
 import secrets
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -47,13 +53,15 @@ from bot.events.gitlab import parse_gitlab
 from bot.events.jira import TOKEN_HEADER as JIRA_TOKEN_HEADER
 from bot.events.jira import parse_jira
 from bot.events.model import Event, EventKind, WebhookError
+from bot.lease import Heartbeat, LeaseLost, held, is_alive, owner_prefix
 from bot.logs import log_context, redact
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.store import DEAD, Delivery, Store
+from bot.store import DEAD, DEFAULT_LEASE_SECONDS, Delivery, Store
 
 __all__ = [
     "PROVIDERS",
     "Processor",
+    "Readiness",
     "ServerConfig",
     "WorkerPool",
     "backoff_delay",
@@ -112,9 +120,13 @@ class ServerConfig:
     """Jira webhook secrets (HMAC signing secret or shared token)."""
     max_body_bytes: int = DEFAULT_MAX_BYTES
     workers: int = 2
-    lease_seconds: float = 300.0
-    """How long a claimed delivery is reserved; after that another worker may take it (so a
-    processor that outlasts it may run twice: processing is idempotent by design)."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a claim lasts without a heartbeat: the most a dead worker's delivery waits.
+    Workers renew it every ``heartbeat_seconds`` while they work."""
+    heartbeat_seconds: float | None = None
+    """How often a working worker renews its lease; None: a third of ``lease_seconds``."""
+    release_dead_claims: bool = True
+    """At start, free at once the claims of dead processes on this host (after ``kill -9``)."""
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 900.0
     max_attempts: int = 5
@@ -220,7 +232,12 @@ class WorkerPool:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._prefix = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # host:pid:start:n — release_dead_claims and bot.lease.is_alive read it back.
+        self._prefix = owner_prefix()
+        self.lost_leases = 0
+        self._beats: dict[int, Heartbeat] = {}
+        self._beats_done = 0
+        self._beats_lock = threading.Lock()
 
     @property
     def started(self) -> bool:
@@ -241,6 +258,15 @@ class WorkerPool:
         if self._threads:
             return
         self._stop.clear()
+        if self.config.release_dead_claims:
+            try:
+                released = self.store.release_dead_claims(is_alive)
+            except Exception:
+                log.exception("could not release the claims of dead processes")
+            else:
+                if released:
+                    log.warning("released claims held by dead processes",
+                                extra={"released": released})
         for i in range(max(0, self.config.workers)):
             thread = threading.Thread(
                 target=self._loop, args=(f"{self._prefix}:{i}",), name=f"bugbar-worker-{i}"
@@ -292,9 +318,52 @@ class WorkerPool:
             provider=delivery.provider,
             attempt=delivery.attempts,
         ):
-            return self._handle(delivery)
+            beat = self.heartbeat(delivery, worker_id)
+            with self._beats_lock:
+                self._beats[delivery.pk] = beat
+            if self._threads:
+                beat.start()
+            try:
+                with held(beat):
+                    return self._handle(delivery, beat)
+            finally:
+                beat.stop()
+                with self._beats_lock:
+                    self._beats.pop(delivery.pk, None)
+                    self._beats_done += beat.beats
 
-    def _handle(self, delivery: Delivery) -> str:
+    def beats_seen(self) -> int:
+        """Lease renewals so far (finished and running work)."""
+        with self._beats_lock:
+            return self._beats_done + sum(b.beats for b in self._beats.values())
+
+    def heartbeat_now(self) -> bool:
+        """Renew every running lease once (what the heartbeat threads do); False if one is
+        lost. For tests and for callers that drive :meth:`run_once` by hand."""
+        with self._beats_lock:
+            beats = list(self._beats.values())
+        return all([b.beat() for b in beats])
+
+    def heartbeat(self, delivery: Delivery, worker_id: str) -> Heartbeat:
+        """The (not yet started) heartbeat renewing ``worker_id``'s lease on ``delivery``."""
+        lease = self.config.lease_seconds
+        interval = self.config.heartbeat_seconds or lease / 3
+        return Heartbeat(
+            f"delivery {delivery.pk}",
+            lambda: self.store.renew_lease(delivery.pk, worker_id, lease),
+            interval,
+        )
+
+    def _lost(self, delivery: Delivery, event_name: str, beat: Heartbeat) -> str:
+        # Another worker holds the delivery now (or already finished it): recording "done" or
+        # "failed" here would be a second outcome, and "failed" would even requeue it.
+        self.lost_leases += 1
+        self.metrics.delivery(delivery.provider, event_name, "lease_lost")
+        log.warning("lease lost while working; leaving the delivery to its new owner",
+                    extra={"event": event_name})
+        return "lease_lost"
+
+    def _handle(self, delivery: Delivery, beat: Heartbeat) -> str:
         try:
             event = parse_stored(delivery.provider, delivery.headers, delivery.body)
         except WebhookError as exc:
@@ -308,8 +377,13 @@ class WorkerPool:
             outcome = self.processor(event)
         except Exception as exc:
             self.metrics.observe_processing(delivery.provider, self.clock() - started)
+            if isinstance(exc, LeaseLost) or not beat.beat():
+                return self._lost(delivery, event.name, beat)
             return self._failed(delivery, event, exc)
         self.metrics.observe_processing(delivery.provider, self.clock() - started)
+        # One last renewal doubles as the check that the delivery is still ours.
+        if not beat.beat():
+            return self._lost(delivery, event.name, beat)
         self.store.complete(delivery.pk, outcome)
         self.metrics.delivery(delivery.provider, event.name, outcome)
         log.info("delivery processed", extra={"event": event.name, "outcome": outcome})
@@ -333,6 +407,73 @@ class WorkerPool:
             fields["retry_in"] = round(delay, 3)
             log.warning("delivery failed; will retry", extra=fields, exc_info=exc)
         return label
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+@dataclass
+class Readiness:
+    """What ``GET /readyz`` reports beyond liveness: can this server do its work?
+
+    Degraded (503) when a tracker rejected the credentials or could not be reached at start-up,
+    when dead letters wait for a person (``bugbar deliveries``), or when the oldest pending
+    delivery is older than ``max_inbox_age`` seconds (workers stuck or far behind). A tracker
+    that was unreachable is asked again, at most every ``recheck_seconds``.
+    """
+
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Per provider: ok | rejected | unreachable (from the start-up check)."""
+    recheck: Callable[[str], str] | None = None
+    """Asks one provider again; returns its new status."""
+    max_inbox_age: float = 600.0
+    recheck_seconds: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _checked_at: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def credential_status(self) -> dict[str, str]:
+        """Current per-provider status, re-asking unreachable trackers now and then."""
+        with self._lock:
+            due = [p for p, status in self.credentials.items()
+                   if status != "ok" and self.recheck is not None
+                   and self.clock() - self._checked_at.get(p, float("-inf"))
+                   >= self.recheck_seconds]
+            for provider in due:
+                self._checked_at[provider] = self.clock()
+        for provider in due:
+            assert self.recheck is not None
+            status = self.recheck(provider)
+            with self._lock:
+                self.credentials[provider] = status
+        with self._lock:
+            return dict(self.credentials)
+
+    def report(self, store: Store, workers_ok: bool) -> tuple[bool, dict[str, Any]]:
+        """``(ready, detail)`` for ``/readyz``."""
+        problems: list[str] = []
+        credentials = self.credential_status()
+        for provider, status in sorted(credentials.items()):
+            if status != "ok":
+                problems.append(f"{provider} credentials {status}")
+        stats = store.stats()
+        oldest = store.oldest_pending_age()
+        if stats.get(DEAD, 0):
+            problems.append(f"{stats[DEAD]} dead letter(s): see bugbar deliveries")
+        if oldest is not None and oldest > self.max_inbox_age:
+            problems.append(f"oldest pending delivery is {oldest:.0f} s old "
+                            f"(limit {self.max_inbox_age:.0f} s)")
+        if not workers_ok:
+            problems.append("worker threads have stopped")
+        detail: dict[str, Any] = {
+            "status": "degraded" if problems else "ready",
+            "problems": problems,
+            "credentials": credentials,
+            "inbox": stats,
+            "oldest_pending_seconds": None if oldest is None else round(oldest, 1),
+            "max_inbox_age_seconds": self.max_inbox_age,
+        }
+        return not problems, detail
 
 
 # --------------------------------------------------------------------------- app
@@ -360,13 +501,16 @@ def create_app(
     metrics: Metrics,
     clock: Callable[[], float] = time.perf_counter,
     start_workers: bool = True,
+    readiness: Readiness | None = None,
 ) -> Starlette:
     """Build the Starlette app; workers start and stop with the app's lifespan.
 
     ``clock`` (monotonic seconds) times acknowledgements and processing. With
     ``start_workers=False`` nothing is processed until ``app.state.workers`` is driven by hand
     (``run_once``) or started. ``app.state`` also carries ``store``, ``metrics`` and ``config``.
+    ``readiness`` sets what ``/readyz`` checks (default: inbox only, no credential status).
     """
+    ready_view = readiness or Readiness()
     parsers = _verifying_parsers(config)
     pool = WorkerPool(config, store, processor, metrics, clock)
 
@@ -456,6 +600,15 @@ def create_app(
             return _json(503, status="degraded", inbox_depth=depth, workers_alive=pool.alive)
         return _json(200, status="ok", inbox_depth=depth, workers_alive=pool.alive)
 
+    async def readyz(request: Request) -> Response:
+        workers_ok = not (pool.started and pool.alive < config.workers)
+        try:
+            ready, detail = await run_in_threadpool(ready_view.report, store, workers_ok)
+        except Exception:
+            log.exception("readiness check: store unreadable")
+            return _json(503, status="degraded", problems=["store unavailable"])
+        return JSONResponse(detail, status_code=200 if ready else 503)
+
     def scrape() -> bytes:
         try:
             metrics.set_inbox(store.depth(), store.oldest_pending_age())
@@ -480,6 +633,7 @@ def create_app(
         routes=[
             Route("/webhooks/{provider}", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
@@ -488,6 +642,7 @@ def create_app(
     app.state.store = store
     app.state.metrics = metrics
     app.state.config = config
+    app.state.readiness = ready_view
     return app
 
 

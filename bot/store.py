@@ -19,7 +19,10 @@ Inbox life cycle of a delivery::
                        └─────────────────────────retry_dead─────────────────────┘
 
 A ``claimed`` delivery whose lease ran out (its worker died) is claimable again, which is how
-work acknowledged just before a crash gets done after restart. Completed deliveries keep only
+work acknowledged just before a crash gets done after restart. Leases are short (15 s by
+default) and the worker renews them while it works (:meth:`Store.renew_lease`); at startup
+:meth:`Store.release_dead_claims` ends at once the leases of dead processes on this host, so
+nothing waits for a lease to run out after ``kill -9`` and a restart. Completed deliveries keep only
 their identity, state and outcome (body and headers are dropped) so duplicates are still
 recognised until :meth:`Store.prune` removes them.
 """
@@ -40,6 +43,7 @@ from typing import Any
 
 __all__ = [
     "DEAD",
+    "DEFAULT_LEASE_SECONDS",
     "DONE",
     "CLAIMED",
     "PENDING",
@@ -62,6 +66,8 @@ MAX_ERROR_CHARS = 2000
 """Stored error messages are truncated to this many characters."""
 MAX_OUTCOME_CHARS = 2000
 BUSY_TIMEOUT_MS = 30_000
+DEFAULT_LEASE_SECONDS = 15.0
+"""A claim's lease; workers renew it every third of it, so only a dead worker lets it run out."""
 
 
 class StoreError(Exception):
@@ -202,6 +208,16 @@ _MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX decisions_issue ON decisions (issue_key, id)",
+    ],
+    # version 2: leases on sweep checkpoints (one sweep per checkpoint at a time)
+    [
+        """
+        CREATE TABLE checkpoint_leases (
+            name       TEXT PRIMARY KEY,
+            owner      TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
     ],
 ]
 
@@ -379,7 +395,11 @@ class Store:
         return cur.rowcount == 1
 
     def claim_next(
-        self, worker_id: str, lease_seconds: float = 60, *, max_attempts: int = 5
+        self,
+        worker_id: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        max_attempts: int = 5,
     ) -> Delivery | None:
         """Atomically take the oldest due delivery and lease it to ``worker_id``.
 
@@ -559,6 +579,98 @@ class Store:
             return conn.execute(
                 "DELETE FROM deliveries WHERE state = ? AND finished_at < ?", (DONE, cutoff)
             ).rowcount
+
+    # ------------------------------------------------------------------ leases (issue 14)
+    # Mirrored by the PostgreSQL store: renew_lease, release_dead_claims, and the checkpoint
+    # leases below (claim_checkpoint, renew_checkpoint, release_checkpoint).
+
+    def renew_lease(self, delivery_pk: int, worker_id: str, lease_seconds: float) -> bool:
+        """Extend ``worker_id``'s claim on a delivery to ``now + lease_seconds``.
+
+        False if the worker no longer holds it (it was completed, failed, or its lease ran out
+        and another worker claimed it): the worker must then not record an outcome.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE deliveries SET available_at = ? WHERE pk = ? AND state = ?"
+                " AND lease_owner = ?",
+                (now + lease_seconds, delivery_pk, CLAIMED, worker_id),
+            )
+            return cur.rowcount == 1
+
+    def release_dead_claims(self, is_alive: Callable[[str], bool]) -> int:
+        """End now the leases (deliveries and checkpoints) of owners ``is_alive`` says are dead.
+
+        Meant for startup: a process killed with ``kill -9`` leaves its claims behind, and
+        they become claimable at once instead of after their lease. A released delivery stays
+        ``claimed`` with its lease expired, so :meth:`claim_next` treats it exactly like any
+        other expired lease: its ``attempts`` keep the claim that died. That is deliberate: a
+        delivery that kills its worker (out of memory, a crash in a C extension) looks the
+        same from here as an operator's ``kill -9``, and it must still end as a dead letter
+        after ``max_attempts`` rather than take the service down forever. An occasional
+        restart costs one of five attempts. Returns how many leases were released.
+        """
+        now = self._clock()
+        released = 0
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT pk, lease_owner FROM deliveries WHERE state = ? AND available_at > ?",
+                (CLAIMED, now),
+            ).fetchall()
+            for pk, owner in rows:
+                if owner is not None and not is_alive(str(owner)):
+                    released += conn.execute(
+                        "UPDATE deliveries SET available_at = ? WHERE pk = ? AND state = ?"
+                        " AND lease_owner = ?",
+                        (now, pk, CLAIMED, owner),
+                    ).rowcount
+            for name, owner in conn.execute(
+                "SELECT name, owner FROM checkpoint_leases WHERE expires_at > ?", (now,)
+            ).fetchall():
+                if not is_alive(str(owner)):
+                    released += conn.execute(
+                        "DELETE FROM checkpoint_leases WHERE name = ? AND owner = ?",
+                        (name, owner),
+                    ).rowcount
+        return released
+
+    def claim_checkpoint(self, name: str, owner: str, lease_seconds: float) -> str | None:
+        """Take the lease on sweep checkpoint ``name``; None on success, else the holder.
+
+        Free, expired, or already ``owner``'s: taken (``now + lease_seconds``). Held by
+        another live lease: refused, and its owner is returned so the caller can say who.
+        """
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner, expires_at FROM checkpoint_leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and str(row[0]) != owner and float(row[1]) > now:
+                return str(row[0])
+            conn.execute(
+                "INSERT OR REPLACE INTO checkpoint_leases (name, owner, expires_at)"
+                " VALUES (?, ?, ?)",
+                (name, owner, now + lease_seconds),
+            )
+        return None
+
+    def renew_checkpoint(self, name: str, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on checkpoint ``name``; False if it lost it."""
+        now = self._clock()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE checkpoint_leases SET expires_at = ? WHERE name = ? AND owner = ?",
+                (now + lease_seconds, name, owner),
+            )
+            return cur.rowcount == 1
+
+    def release_checkpoint(self, name: str, owner: str) -> None:
+        """Give the lease on checkpoint ``name`` back (no-op unless ``owner`` holds it)."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM checkpoint_leases WHERE name = ? AND owner = ?", (name, owner)
+            )
 
     # ------------------------------------------------------------------ issue state
 

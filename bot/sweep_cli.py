@@ -178,7 +178,7 @@ class _FileReport:
 
 
 CSV_FIELDS = ("scope", "key", "url", "title", "state", "outcome", "reason", "categories",
-              "severity", "routes", "actions", "applied", "confidential")
+              "severity", "routes", "actions", "applied", "confidential", "comment")
 
 
 class CsvReport(_FileReport):
@@ -199,7 +199,9 @@ class CsvReport(_FileReport):
                 value = "; ".join(value)
             elif isinstance(value, bool):
                 value = "yes" if value else "no"
-            cells.append(csv_cell(_one_line(str(value), 500)))
+            # The comment keeps its lines (CSV quotes them); other cells are one line.
+            text = str(value) if name == "comment" else _one_line(str(value), 500)
+            cells.append(csv_cell(text))
         self._csv.writerow(cells)
 
     def close(self, result: SweepResult) -> None:
@@ -249,6 +251,15 @@ def open_report(path: str | Path) -> ReportWriter:
     if kind is None:
         raise CliError(f"{path}: the report format comes from the extension: .md, .json or .csv")
     return kind(target)
+
+
+def _fence(body: str) -> str:
+    """A ``~`` fence longer than any in ``body``, so the comment cannot close it early."""
+    longest = 0
+    for line in body.splitlines():
+        stripped = line.lstrip()
+        longest = max(longest, len(stripped) - len(stripped.lstrip("~")))
+    return "~" * max(4, longest + 1)
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[object]],
@@ -327,6 +338,13 @@ def markdown_report(result: SweepResult) -> str:
              md_text(", ".join(r.routes) or "-"),
              md_text("; ".join(r.actions) or r.reason or "-", 200)]
             for r in result.notable], numeric=False)
+    commented = [r for r in result.notable if r.comment]
+    if commented:
+        verb = "would post or edit" if result.dry_run else "posted or edited"
+        lines += ["", f"## Comments bugbar {verb}", ""]
+        for r in commented:
+            fence = _fence(r.comment)
+            lines += [f"### {md_text(r.key)}", "", f"{fence}markdown", r.comment, fence, ""]
     unchanged = result.counts[UNCHANGED] + result.counts[SKIPPED]
     if unchanged:
         lines += ["", f"{result.counts[UNCHANGED]} unchanged and {result.counts[SKIPPED]} "
@@ -474,6 +492,23 @@ def execute(
     return exit_code(result), result
 
 
+def write_ci_files(result: SweepResult, *, summary: str | None, output: str | None) -> None:
+    """Append the Markdown report to ``summary`` ($GITHUB_STEP_SUMMARY) and the summary JSON
+    as step output ``decision`` to ``output`` ($GITHUB_OUTPUT)."""
+    from bot.ci import append_file, write_outputs
+
+    try:
+        if summary:
+            append_file(summary, markdown_report(result))
+        if output:
+            outcome = result.stop_reason or ("finished" if result.complete else "errors")
+            write_outputs(output, {"decision": json.dumps(result.to_json(), ensure_ascii=False),
+                                   "outcome": outcome})
+    except OSError as exc:
+        raise CliError(f"cannot write {exc.filename}: {exc.strerror} (--summary / --output)",
+                       code=1) from None
+
+
 def exit_code(result: SweepResult) -> int:
     """0 finished or stopped to resume later; 1 errors; 3 stopped at --max-changes."""
     if result.stop_reason == STOP_MAX_CHANGES:
@@ -518,9 +553,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         bot = build_bot(config, args, None, store)
         report = open_report(args.report) if args.report else None
-        code, _ = execute(args.scopes, options, classifier=bot.classifier, store=store,
-                          tracker_for=bot_tracker_for(bot), report=report,
-                          progress=Progress(enabled=False if args.quiet else None))
+        code, result = execute(args.scopes, options, classifier=bot.classifier, store=store,
+                               tracker_for=bot_tracker_for(bot), report=report,
+                               progress=Progress(enabled=False if args.quiet else None))
+        write_ci_files(result, summary=args.summary, output=args.output)
         return code
     finally:
         store.close()
@@ -732,7 +768,9 @@ def _register_sweep(sub: Any, rules_opt: argparse.ArgumentParser,
                     "github:owner/*, gitlab:group/project, gitlab:group/*, or jira:PROJECT. "
                     "--state is the SQLite state file; the issue state filter is "
                     "--issue-state.")
-    p.add_argument("scopes", nargs="+", metavar="SCOPE")
+    p.add_argument("scopes", nargs="+", metavar="SCOPE",
+                   help="github:owner/repo, github:owner/*, gitlab:group/project, "
+                        "gitlab:group/*, jira:PROJECT")
     p.add_argument("--apply", action="store_true", help="write the changes (default: dry run)")
     p.add_argument("--issue-state", choices=("open", "closed", "all"), default="open",
                    help="which issues to list (default open)")
@@ -747,6 +785,11 @@ def _register_sweep(sub: Any, rules_opt: argparse.ArgumentParser,
                         " -1: no reserve)")
     p.add_argument("--fresh", action="store_true",
                    help="ignore a checkpoint left by an interrupted sweep; start from the top")
+    p.add_argument("--summary", metavar="FILE",
+                   help="append the Markdown report (e.g. $GITHUB_STEP_SUMMARY)")
+    p.add_argument("--output", metavar="FILE",
+                   help="append step outputs decision (summary JSON) and outcome "
+                        "(e.g. $GITHUB_OUTPUT)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="log at BUGBAR_LOG_LEVEL (default: warnings only)")
@@ -760,8 +803,11 @@ def _register_sweep(sub: Any, rules_opt: argparse.ArgumentParser,
                                 "('0 3 * * *', UTC); also BUGBAR_SWEEP_EVERY")
         group.add_argument("--sweep-scope", action="append", metavar="SCOPE",
                            help="scope to sweep (repeatable; also BUGBAR_SWEEP_SCOPES)")
-        group.add_argument("--sweep-max-changes", type=_count, metavar="N")
-        group.add_argument("--sweep-reserve", type=int, default=DEFAULT_RESERVE, metavar="N")
+        group.add_argument("--sweep-max-changes", type=_count, metavar="N",
+                           help="apply at most N changes per periodic sweep")
+        group.add_argument("--sweep-reserve", type=int, default=DEFAULT_RESERVE, metavar="N",
+                           help="stop a periodic sweep when the rate-limit budget falls to N "
+                                f"(default {DEFAULT_RESERVE})")
         group.add_argument("--sweep-report", metavar="FILE",
                            help="rewrite this report after every periodic sweep")
 

@@ -650,10 +650,9 @@ def test_github_app_acts_as_its_bot_with_an_installation_token(
 ) -> None:
     sleeps: list[float] = []
     # The CLI's own wiring (build_bot → GitHubApp → for_installation), with its retry sleeps
-    # recorded and the 1 s write pacing off.
+    # recorded and the 1 s write pacing off (BUGBAR_WRITE_INTERVAL=0).
     monkeypatch.setattr(retry_module, "RetryPolicy",
                         functools.partial(RetryPolicy, sleep=sleeps.append, jitter=0.0))
-    monkeypatch.setattr(retry_module, "WritePacer", functools.partial(WritePacer, 0.0))
     with FakeGitHub(tokens=[], app_id=APP_ID, app_slug="bugbar",
                     app_public_key=app_key[1]) as fake:
         fake.add_repo(REPO, id=4242)
@@ -661,7 +660,7 @@ def test_github_app_acts_as_its_bot_with_an_installation_token(
         n = fake.add_issue(REPO, *STEAL)
         config = Config(github_app_id=str(APP_ID), github_private_key=app_key[0],
                         github_api_url=fake.url, github_webhook_secrets=(SECRET,),
-                        state_path=str(tmp_path / "app.db"))
+                        state_path=str(tmp_path / "app.db"), write_interval=0.0)
         store = Store(config.state_path)
         try:
             metrics = Metrics()

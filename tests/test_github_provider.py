@@ -626,10 +626,47 @@ def test_retry_layer_http_date_retry_after_and_jitter_bounds() -> None:
         (requests.exceptions.ReadTimeout(), True),
         (requests.exceptions.ConnectionError(), True),
         (ValueError("bug"), False),
+        (GithubException(403, {"message": "secondary rate limit"}, {"Retry-After": "3"}), False),
+        (GithubException(429, {"message": "Too Many Requests"}, None), False),
+        (requests.exceptions.ConnectTimeout(), False),
+        (requests.exceptions.ConnectionError(ConnectionRefusedError(111, "refused")), False),
+        (ConnectionResetError(104, "Connection reset by peer"), True),
     ],
-    ids=["5xx", "4xx", "timeout", "dropped", "other"],
+    ids=["5xx", "4xx", "timeout", "dropped", "other", "403-rate-limit", "429",
+         "connect-timeout", "refused", "reset"],
 )
 def test_maybe_delivered(exc: BaseException, ambiguous: bool) -> None:
     from bot.providers.retry import maybe_delivered
 
     assert maybe_delivered(exc) is ambiguous
+
+
+def test_settle_waits_follow_only_ambiguous_failures(fake: FakeGitHub, sleeps: Sleeps) -> None:
+    """Two 502s and a secondary-rate-limit 403 before the POST goes through: the back-off and
+    Retry-After waits, plus one settle wait after each 502 and none after the 403."""
+    n = fake.add_issue("o/r", "t", "b")
+    fake.fail_next("POST", r"/issues/1/comments$", 502, times=2)
+    fake.fail_secondary_rate_limit("POST", r"/issues/1/comments$", retry_after=3)
+    clock_calls: list[float] = []
+
+    def clock() -> float:
+        clock_calls.append(1.0)
+        return 1_700_000_000.0
+
+    tracker = make(fake, sleeps, clock=clock)
+    comment = tracker.create_comment(ref(n), f"triage\n{MARKER}")
+    assert sleeps.calls == [1.0, 10.0, 2.0, 10.0, 3.0]  # back-off, settle, back-off, settle, 403
+    assert sum(sleeps.calls) == 26.0  # was 36: a settle wait after the 403 too
+    assert [c["id"] for c in fake.comments("o/r", n)] == [int(comment.id)]
+    assert fake.count("POST", r"/comments$") == 4
+    assert fake.count("GET", r"/issues/1/comments") == 3  # looked before each re-post
+
+
+def test_rate_limited_post_retries_without_settle_or_look(fake: FakeGitHub,
+                                                          sleeps: Sleeps) -> None:
+    n = fake.add_issue("o/r", "t", "b")
+    fake.fail_secondary_rate_limit("POST", r"/issues/1/comments$", retry_after=7, status=429)
+    make(fake, sleeps).create_comment(ref(n), f"triage\n{MARKER}")
+    assert sleeps.calls == [7.0]  # exactly the Retry-After: a 429 was not carried out
+    assert fake.count("GET", r"/issues/1/comments") == 0
+    assert len(fake.comments("o/r", n)) == 1

@@ -123,5 +123,5 @@ def test_shipped_settings_routes_and_levels() -> None:
 
 def test_copy_of_shipped_rules_loads_as_base(tmp_path: Path) -> None:
     copy = tmp_path / "rules"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "rules", copy)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bot" / "rules", copy)
     assert load_rules(base_dir=copy).rules.keys() == load_rules().rules.keys()

@@ -634,3 +634,115 @@ def test_real_uvicorn_server(config: ServerConfig, store: Store) -> None:
 def test_config_repr_hides_secrets() -> None:
     text = repr(ServerConfig(github_secrets=[SECRET], gitlab_tokens=[GITLAB_TOKEN]))
     assert SECRET not in text and GITLAB_TOKEN not in text
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def test_heartbeat_keeps_a_long_delivery_claimed(config: ServerConfig, store: Store,
+                                                 clock: FakeClock) -> None:
+    """50 s of work on a 15 s lease: renewed every 5 s, nobody else gets the delivery."""
+    fast_beat = dataclasses.replace(config, workers=1, heartbeat_seconds=0.005)
+    intruder_got: list[object] = []
+    pool_ref: list[WorkerPool] = []
+
+    def slow(event: Event) -> str:
+        for _ in range(10):
+            before = pool_ref[0].beats_seen()
+            clock.advance(5)  # a third of the lease passes...
+            wait_for(lambda b=before: pool_ref[0].beats_seen() > b)  # ...and a beat renews it
+            intruder_got.append(store.claim_next("intruder", 15))
+        return "triaged"
+
+    app, _, pool = make_app(fast_beat, store, Recorder(), start_workers=False)
+    pool.processor = slow
+    pool_ref.append(pool)
+    with TestClient(app) as client:
+        assert post_github(client, issues_payload(), "d-long").status_code == 202
+        pool.start()
+        wait_for(lambda: store.stats()["done"] == 1)
+    assert intruder_got == [None] * 10
+    assert pool.lost_leases == 0
+
+
+def test_worker_that_lost_its_lease_records_no_outcome(config: ServerConfig, store: Store,
+                                                       clock: FakeClock) -> None:
+    from bot.lease import ensure_held
+
+    writes: list[str] = []
+    taken: list[object] = []
+
+    def stalls(event: Event) -> str:
+        clock.advance(16)  # stalled past the lease (no heartbeat: run_once drives by hand)
+        taken.append(store.claim_next("other-worker", 15))
+        ensure_held()  # the check before a tracker write
+        writes.append("comment")
+        return "triaged"
+
+    app, metrics, pool = make_app(config, store, Recorder())
+    pool.processor = stalls
+    assert post_github(TestClient(app), issues_payload(), "d-stall").status_code == 202
+    # The final renewal finds the lease gone: neither "done" nor "failed" is recorded.
+    assert pool.run_once("w1") == "lease_lost"
+    assert writes == ["comment"]  # by hand, nothing renewed: the write was not stopped ...
+    assert store.stats() == {"pending": 0, "claimed": 1, "done": 0, "dead": 0}
+    assert pool.lost_leases == 1
+    assert 'outcome="lease_lost"' in metrics.render().decode()
+    [other] = taken
+    assert other is not None and store.renew_lease(other.pk, "other-worker", 15)  # type: ignore[attr-defined]
+
+
+def test_lost_lease_stops_tracker_writes(config: ServerConfig, store: Store,
+                                         clock: FakeClock) -> None:
+    from bot.lease import ensure_held
+
+    writes: list[str] = []
+
+    def stalls(event: Event) -> str:
+        clock.advance(16)
+        assert store.claim_next("other-worker", 15) is not None
+        assert not pool.heartbeat_now()  # what the heartbeat thread finds on its next beat
+        ensure_held()
+        writes.append("comment")
+        return "triaged"
+
+    app, _, pool = make_app(config, store, Recorder())
+    pool.processor = stalls
+    assert post_github(TestClient(app), issues_payload(), "d-stall2").status_code == 202
+    assert pool.run_once("w1") == "lease_lost"
+    assert writes == []  # LeaseLost before the write
+    assert store.stats()["claimed"] == 1  # the other worker's claim is untouched
+
+
+def test_start_releases_claims_of_dead_processes(config: ServerConfig, store: Store) -> None:
+    processor = Recorder()
+    app, _, pool = make_app(config, store, processor)
+    assert post_github(TestClient(app), issues_payload(), "d-orphan").status_code == 202
+    # Claimed by a process of this host that no longer exists (pid beyond pid_max).
+    import socket
+
+    assert store.claim_next(f"{socket.gethostname()}:99999999:1:0", 15) is not None
+    pool.start()
+    try:
+        wait_for(lambda: store.stats()["done"] == 1)  # no clock advance: released at start
+    finally:
+        pool.stop()
+    assert [e.delivery_id for e in processor.events] == ["d-orphan"]
+
+
+def test_is_alive_reads_host_pid_and_start_time() -> None:
+    import os
+    import socket
+
+    from bot.lease import is_alive, owner_prefix
+
+    me = owner_prefix()
+    host, pid, token = me.split(":")
+    assert host == socket.gethostname() and int(pid) == os.getpid()
+    assert is_alive(me + ":0")
+    assert not is_alive(f"{host}:{pid}:not-{token}:0")  # same pid, earlier process
+    assert not is_alive(f"{host}:99999999:{token}:0")  # no such process
+    if os.path.exists("/proc/1/stat"):
+        assert not is_alive(f"{host}:1:wrong-start:0")  # pid reused by another process
+    assert is_alive(f"other-host:{pid}:{token}:0")  # cannot tell: its lease runs out
+    assert is_alive("manual") and is_alive("w1")

@@ -552,3 +552,134 @@ def test_decisions_log(store: Store, clock: FakeClock) -> None:
     only_one = store.recent_decisions(10, key="github:o/r#1")
     assert [r.decision_json for r in only_one] == ['{"threats": ["y"]}', '{"threats": []}']
     assert only_one[-1].id == first
+
+
+# ---------------------------------------------------------------- leases (heartbeat, restart)
+
+
+def test_default_lease_is_short(store: Store, clock: FakeClock) -> None:
+    _put(store, "short")
+    assert store.claim_next("w1") is not None
+    clock.advance(14.9)
+    assert store.claim_next("w2") is None
+    clock.advance(0.2)  # 15 s without a renewal: the worker is presumed dead
+    again = store.claim_next("w2")
+    assert again is not None and again.attempts == 2
+
+
+def test_renew_lease_keeps_the_claim_while_the_worker_lives(store: Store, clock: FakeClock) -> None:
+    _put(store, "long-job")
+    d = store.claim_next("w1", lease_seconds=15)
+    assert d is not None
+    for _ in range(10):  # 100 s of work, renewed every 10 s
+        clock.advance(10)
+        assert store.renew_lease(d.pk, "w1", 15)
+        assert store.claim_next("w2", lease_seconds=15) is None
+    assert not store.renew_lease(d.pk, "w2", 15)  # only the holder may renew
+    store.complete(d.pk, "triaged")
+    assert not store.renew_lease(d.pk, "w1", 15)  # done: nothing to hold
+
+
+def test_renew_fails_once_another_worker_took_over(store: Store, clock: FakeClock) -> None:
+    _put(store, "stalled")
+    d = store.claim_next("w1", lease_seconds=15)
+    assert d is not None
+    clock.advance(16)  # w1 stalled past its lease; w2 takes the delivery
+    taken = store.claim_next("w2", lease_seconds=15)
+    assert taken is not None and taken.pk == d.pk
+    assert not store.renew_lease(d.pk, "w1", 15)
+    assert store.renew_lease(d.pk, "w2", 15)
+
+
+def test_release_dead_claims_makes_them_claimable_at_once(store: Store, clock: FakeClock) -> None:
+    _put(store, "of-dead")
+    _put(store, "of-alive")
+    dead = store.claim_next("host:111:aa:0", lease_seconds=15)
+    alive = store.claim_next("host:222:bb:0", lease_seconds=15)
+    assert dead is not None and alive is not None
+    asked: list[str] = []
+
+    def is_alive(owner: str) -> bool:
+        asked.append(owner)
+        return owner.startswith("host:222:")
+
+    assert store.release_dead_claims(is_alive) == 1
+    assert sorted(asked) == ["host:111:aa:0", "host:222:bb:0"]
+    again = store.claim_next("new", lease_seconds=15)  # no clock advance needed
+    assert again is not None and again.delivery_id == "of-dead"
+    assert again.attempts == 2  # the claim that died still counts (see release_dead_claims)
+    assert store.claim_next("new", lease_seconds=15) is None  # the live one keeps its lease
+
+
+def test_delivery_that_keeps_killing_its_worker_still_goes_dead(store: Store) -> None:
+    _put(store, "poison")
+    for n in range(3):
+        d = store.claim_next(f"host:{n}:x:0", lease_seconds=15, max_attempts=3)
+        assert d is not None and d.attempts == n + 1
+        assert store.release_dead_claims(lambda owner: False) == 1  # "restart"
+    assert store.claim_next("host:9:x:0", lease_seconds=15, max_attempts=3) is None
+    [letter] = store.dead_letters()
+    assert letter.delivery_id == "poison" and letter.attempts == 3
+
+
+def test_checkpoint_lease_one_holder_at_a_time(store: Store, clock: FakeClock) -> None:
+    name = "sweep:apply:github:o/r"
+    assert store.claim_checkpoint(name, "a", 15) is None
+    assert store.claim_checkpoint(name, "b", 15) == "a"  # refused, names the holder
+    assert store.claim_checkpoint(name, "a", 15) is None  # re-entrant for the holder
+    clock.advance(10)
+    assert store.renew_checkpoint(name, "a", 15)
+    clock.advance(10)
+    assert store.claim_checkpoint(name, "b", 15) == "a"  # renewed: still a's
+    clock.advance(6)
+    assert store.claim_checkpoint(name, "b", 15) is None  # a stopped renewing: b takes over
+    assert not store.renew_checkpoint(name, "a", 15)
+    store.release_checkpoint(name, "a")  # not a's any more: no effect
+    assert store.claim_checkpoint(name, "c", 15) == "b"
+    store.release_checkpoint(name, "b")
+    assert store.claim_checkpoint(name, "c", 15) is None
+
+
+def test_release_dead_claims_frees_checkpoint_leases(store: Store) -> None:
+    assert store.claim_checkpoint("sweep:x", "host:1:dead:0", 15) is None
+    assert store.claim_checkpoint("sweep:y", "host:2:live:0", 15) is None
+    assert store.release_dead_claims(lambda owner: "live" in owner) == 1
+    assert store.claim_checkpoint("sweep:x", "next", 15) is None
+    assert store.claim_checkpoint("sweep:y", "next", 15) == "host:2:live:0"
+
+
+def test_version_1_file_gains_checkpoint_leases(db_path: Path) -> None:
+    Store(db_path).close()
+    conn = sqlite3.connect(str(db_path))
+    conn.execute("DROP TABLE checkpoint_leases")
+    conn.execute("UPDATE schema_version SET version = 1")
+    conn.commit()
+    conn.close()
+    with Store(db_path) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert s.claim_checkpoint("sweep:z", "a", 15) is None
+
+
+def test_claims_of_a_killed_process_are_released_by_the_next(db_path: Path) -> None:
+    from bot.lease import is_alive, owner_prefix
+
+    proc = _run_and_sigkill(
+        db_path,
+        """
+        from bot.lease import owner_prefix
+        store.put_delivery("github", "mid-work", "issues", {}, b"{}")
+        assert store.claim_next(owner_prefix() + ":0", lease_seconds=15) is not None
+        assert store.claim_checkpoint("sweep:apply:github:o/r", owner_prefix(), 15) is None
+        print(owner_prefix(), flush=True)
+        """,
+    )
+    owner = proc.stdout.strip()
+    assert owner.split(":")[1].isdigit() and owner != owner_prefix()
+    assert not is_alive(owner + ":0")  # killed: its pid is gone (or reused by another start)
+    assert is_alive(owner_prefix() + ":0")
+    with Store(db_path) as store:
+        assert store.claim_next("next") is None  # lease still running
+        assert store.release_dead_claims(is_alive) == 2
+        d = store.claim_next("next")
+        assert d is not None and d.delivery_id == "mid-work"
+        assert store.claim_checkpoint("sweep:apply:github:o/r", "next", 15) is None

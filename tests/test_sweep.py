@@ -728,3 +728,64 @@ def test_serve_parser_accepts_the_sweep_options() -> None:
 
 def replace_ns(ns: SimpleNamespace, **changes: Any) -> SimpleNamespace:
     return SimpleNamespace(**{**vars(ns), **changes})
+
+
+# --------------------------------------------------------------------------- checkpoint leases
+
+
+def test_second_sweep_of_a_running_scope_is_refused(classifier: Classifier, store: Store,
+                                                    tracker: MemoryTracker) -> None:
+    import socket
+
+    refs = backlog(tracker, 50)
+    name = checkpoint_name(SCOPE, True)
+    alive = f"{socket.gethostname()}:1:still-running:sweep"  # another host's view: alive
+    assert store.claim_checkpoint(name, "other-host:42:x:sweep", 15) is None
+    refused = run(classifier, store, tracker, apply=True)
+    assert refused.scopes[0].error is not None and "another sweep" in refused.scopes[0].error
+    assert refused.counts[CHANGED] == 0 and tracker.writes == []
+    assert store.claim_checkpoint(name, alive, 15) == "other-host:42:x:sweep"
+    store.release_checkpoint(name, "other-host:42:x:sweep")
+    done = run(classifier, store, tracker, apply=True)
+    assert done.complete and done.counts[CHANGED] == 5
+    assert all(len(bot_comments(tracker, r)) == 1 for r in refs[9::10])
+    assert store.claim_checkpoint(name, "next", 15) is None  # released when the sweep ended
+
+
+def test_sweep_killed_on_this_host_is_resumed_at_once(classifier: Classifier, store: Store,
+                                                      tracker: MemoryTracker) -> None:
+    import socket
+
+    refs = backlog(tracker, 250)
+    first = run(classifier, store, tracker, apply=True, limit=130)
+    assert first.stop_reason == "limit"
+    name = checkpoint_name(SCOPE, True)
+    # As if that sweep had been killed holding its lease: a pid that no longer exists.
+    dead = f"{socket.gethostname()}:99999999:1:sweep"
+    assert store.claim_checkpoint(name, dead, 15) is None
+    second = run(classifier, store, tracker, apply=True)  # no waiting for the lease
+    assert second.scopes[0].resumed and second.complete
+    assert second.scopes[0].examined == 120
+    assert all(len(bot_comments(tracker, r)) == 1 for r in refs[9::10])
+
+
+def test_sweep_renews_its_checkpoint_lease_and_stops_when_it_lost_it(
+        classifier: Classifier, store: Store, tracker: MemoryTracker) -> None:
+    backlog(tracker, 250)
+    name = checkpoint_name(SCOPE, True)
+    beats: list[Any] = []
+    pages: list[str] = []
+
+    def on_page(scope: str, page: ListPage) -> None:
+        pages.append(scope)
+        if len(pages) == 2:
+            assert beats[0].beat()  # the heartbeat renews while the sweep holds it
+            store.release_checkpoint(name, "me")  # ... until someone else takes it over
+            assert store.claim_checkpoint(name, "usurper", 15) is None
+            assert not beats[0].beat()
+
+    sweep = Sweep(classifier, store, lambda p, s: tracker, SweepOptions(apply=True),
+                  owner="me", heartbeat=beats.append, on_page=on_page)
+    result = sweep.run([SCOPE])
+    assert result.scopes[0].error is not None and "lost the lease" in result.scopes[0].error
+    assert store.claim_checkpoint(name, "x", 15) == "usurper"  # left to its new holder

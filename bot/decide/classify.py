@@ -25,9 +25,12 @@ ROUTE_ORDER = ("ssirp", "security", "abuse", "privacy")
 OVERRIDE_KEYS = ("category", "severity", "route", "not_a_threat")
 
 
-def _to_score(raw: float) -> float:
-    """Map an unbounded evidence sum onto 0..1 (1.0 evidence ≈ 0.63)."""
+def evidence_score(raw: float) -> float:
+    """Map an unbounded evidence sum onto 0..1 (1.0 evidence ≈ 0.63): the score users see."""
     return 1.0 - math.exp(-raw)
+
+
+_to_score = evidence_score
 
 
 def suggest_severity(rule: Rule, cues: set[str]) -> tuple[Severity, tuple[str, ...]]:
@@ -178,7 +181,9 @@ class Classifier:
                 continue
             cats.append({
                 "category": rid,
-                "score": round(cat.score, 3),
+                # "score" is on classify's 0..1 scale; the sums behind it are kept alongside.
+                "score": round(evidence_score(cat.score), 3),
+                "evidence_sum": round(cat.score, 3),
                 "raw": round(cat.raw, 3),
                 "fired": cat.score >= settings.threshold,
                 "evidence": [
@@ -192,6 +197,7 @@ class Classifier:
             "id": issue.id,
             "decision": decision.to_json(),
             "threshold": settings.threshold,
+            "threshold_score": round(evidence_score(settings.threshold), 3),
             "gate_factor": report.factor,
             "gates": sorted(report.gates),
             "cues": sorted(report.cues),

@@ -18,8 +18,8 @@ from bot.decide.model import CATEGORY_IDS, ROUTES, Severity
 from bot.decide.normalize import normalize_phrase
 from bot.decide.yamlload import LocatedDict, LocatedList, YamlError, load_yaml
 
-SHIPPED_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
-"""The rule set shipped with the project (``rules/`` at the repository root)."""
+SHIPPED_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
+"""The rule set shipped inside the package (``bot/rules/``), so every install carries it."""
 
 
 @dataclass(frozen=True)

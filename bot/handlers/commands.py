@@ -442,7 +442,23 @@ class Commands:
                                  delivery_id=event.delivery_id)
         log.info("triage after commands", extra={"issue": str(ref), "triage": result.outcome})
         if event.comment_id:
-            tracker.react(ref, event.comment_id, REACTION)
+            self._acknowledge(tracker, ref, event.comment_id)
+
+    @staticmethod
+    def _acknowledge(tracker: Tracker, ref: IssueRef, comment_id: str) -> None:
+        """React to the command's comment; a comment deleted meanwhile (404) needs none.
+
+        The commands have run by now, so failing the event over a courtesy reaction would only
+        re-run them; other errors still propagate (and the event is retried).
+        """
+        try:
+            tracker.react(ref, comment_id, REACTION)
+        except Exception as exc:
+            status = next((getattr(exc, a) for a in ("status", "response_code", "status_code")
+                           if isinstance(getattr(exc, a, None), int)), None)
+            if status not in (404, 410):
+                raise
+            log.info("comment gone before its reaction", extra={"issue": str(ref)})
 
     def _reply(self, out: _Outcome, *, confidential: bool) -> str:
         """One reply for everything a person needs to read; empty when nothing is."""

@@ -13,7 +13,10 @@ backlog:
   (``rate_limit_remaining()``, where the adapter offers it) is compared with the reserve; at or
   below it, or when the retry layer raises ``RateLimited``, the sweep stops cleanly.
 * **Resumable.** After every page a checkpoint (scope, repository, cursor, counts) is saved in
-  the store; the next sweep of the same scope and mode continues from it.
+  the store; the next sweep of the same scope and mode continues from it. A running sweep
+  holds a lease on its checkpoint, renewed every third of ``lease_seconds`` (15 s), so a second
+  sweep of the same scope is refused while the first lives, and takes over at once when the
+  first was killed on this host (``Store.release_dead_claims``) or within one lease otherwise.
 * **Capped.** With ``max_changes`` the sweep applies at most that many changes; the next issue
   that would change is planned (not applied), reported as ``pending`` and the sweep stops.
 * **Streaming.** Nothing holds the backlog: rows go to a callback as they are decided and the
@@ -36,6 +39,7 @@ from bot.decide.classify import Classifier
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
 from bot.handlers.triage import DecisionMetrics, Triage, TriageResult, content_hash
+from bot.lease import Heartbeat, is_alive, owner_prefix
 from bot.providers.base import IssueSnapshot, ListPage, Tracker
 from bot.providers.recording import DryRunTracker
 from bot.providers.retry import RateLimited
@@ -135,6 +139,8 @@ class SweepOptions:
     """Stop when the tracker reports this many requests left, or fewer (None: no reserve)."""
     fresh: bool = False
     """Ignore (and replace) any checkpoint instead of resuming from it."""
+    lease_seconds: float = 15.0
+    """The lease on the scope's checkpoint; renewed every third of it while the sweep runs."""
     max_passes: int = 3
     """Passes over one repository at most. A listing ordered by last update (GitHub's) moves
     every issue the sweep writes to its end, which shifts unseen issues onto pages already
@@ -175,6 +181,8 @@ class IssueRow:
     applied: bool = False
     confidential: bool = False
     number: int = 0
+    comment: str = ""
+    """The bot's comment this run posted or edited (or, dry run, would have): its full text."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for the report."""
@@ -368,8 +376,15 @@ class Sweep:
         on_row: Callable[[IssueRow], None] | None = None,
         on_page: Callable[[str, ListPage], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: str | None = None,
+        heartbeat: Callable[[Heartbeat], None] | None = None,
     ) -> None:
+        """``owner`` names this sweep on checkpoint leases (default ``host:pid:start:sweep``);
+        ``heartbeat`` starts the lease's heartbeat (default: a thread; tests drive it)."""
         self.classifier = classifier
+        self.owner = owner or f"{owner_prefix()}:sweep"
+        self._start_heartbeat = heartbeat or Heartbeat.start
+        self._lease: Heartbeat | None = None
         self.store = store
         self.tracker_for = tracker_for
         self.options = options or SweepOptions()
@@ -457,6 +472,10 @@ class Sweep:
 
     def _save_position(self, name: str, pos: _Position, summary: ScopeSummary,
                        stop: _Stop | None = None) -> None:
+        if self._lease is not None and self._lease.lost:
+            # Another sweep took the checkpoint over (this one stalled past its lease): its
+            # position wins, and this one stops without overwriting it.
+            raise _ScopeFailed(f"lost the lease on {name} to another sweep")
         counts = Counter(summary.earlier)
         counts.update({o: summary.counts[o] for o in OUTCOMES})
         self.store.save_checkpoint(name, {
@@ -476,6 +495,28 @@ class Sweep:
     def _sweep_scope(self, provider: str, scope: str, summary: ScopeSummary,
                      result: SweepResult) -> None:
         name = checkpoint_name(summary.scope, self.options.apply)
+        lease = self.options.lease_seconds
+        holder = self.store.claim_checkpoint(name, self.owner, lease)
+        if holder is not None and not is_alive(holder):
+            # Killed mid-sweep on this host: its checkpoint is ours at once, not in a lease.
+            self.store.release_dead_claims(is_alive)
+            holder = self.store.claim_checkpoint(name, self.owner, lease)
+        if holder is not None:
+            raise _ScopeFailed(f"another sweep of {summary.scope} is running ({holder}); "
+                               "it resumes from the same checkpoint, so wait for it to end")
+        beat = Heartbeat(f"checkpoint {name}",
+                         lambda: self.store.renew_checkpoint(name, self.owner, lease), lease / 3)
+        self._lease = beat
+        self._start_heartbeat(beat)
+        try:
+            self._sweep_leased(provider, scope, summary, result, name)
+        finally:
+            beat.stop()
+            self._lease = None
+            self.store.release_checkpoint(name, self.owner)
+
+    def _sweep_leased(self, provider: str, scope: str, summary: ScopeSummary,
+                      result: SweepResult, name: str) -> None:
         pos = self._load_position(name, summary)
         repos = self._expand(provider, scope)
         summary.repos = len(repos)
@@ -688,6 +729,9 @@ class Sweep:
             routes = _bot_labels(snap.labels, settings.label_route)
         plan = result.plan if result is not None else None
         actions = tuple(plan.describe()) if plan is not None and not plan.is_noop else ()
+        # The comment quotes nothing from the issue, so it is safe to show even when the title
+        # is withheld.
+        comment = plan.comment_body if actions and plan is not None else ""
         title = snap.title
         if confidential:
             title = REDACTED_TITLE
@@ -698,7 +742,7 @@ class Sweep:
             title=title,
             state=snap.state, outcome=outcome, reason=reason, categories=categories,
             severity=severity, routes=routes, actions=actions, applied=applied,
-            confidential=confidential, number=snap.ref.number)
+            confidential=confidential, number=snap.ref.number, comment=comment)
 
     def _emit(self, row: IssueRow, pos: _Position, summary: ScopeSummary,
               result: SweepResult) -> IssueRow:

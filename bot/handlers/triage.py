@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
 from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
+from bot.lease import ensure_held
 from bot.providers.base import IssueSnapshot, Tracker
 from bot.store import IssueState, Store
 
@@ -41,6 +42,26 @@ class TriageResult:
     """triaged | unchanged | opted-out | skipped-pull-request | dry-run"""
     decision: Decision | None = None
     plan: Plan | None = None
+
+
+def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
+    """What the decision log keeps: the decision, the plan and exactly what it writes.
+
+    The comment text is the rendered comment (it quotes nothing from the issue), so a dry run's
+    record shows what ``--apply`` would post, and ``bugbar decisions`` can print it.
+    """
+    return {
+        **decision.to_json(),
+        "plan": plan.describe(),
+        "add_labels": list(plan.add_labels),
+        "remove_labels": list(plan.remove_labels),
+        "comment_action": plan.comment.value,
+        "comment": plan.comment_body if plan.comment is not CommentAction.NONE else None,
+    }
+
+
+ResultListener = Callable[[IssueRef, TriageResult], None]
+"""Told about every triage run (``handle-event`` prints what was decided and planned)."""
 
 
 # Striped per-issue locks: webhook workers, slash commands and an in-server sweep may reach the
@@ -70,11 +91,13 @@ class Triage:
         *,
         dry_run: bool = False,
         metrics: DecisionMetrics | None = None,
+        on_result: ResultListener | None = None,
     ) -> None:
         self.classifier = classifier
         self.store = store
         self.dry_run = dry_run
         self.metrics = metrics
+        self.on_result = on_result
 
     @property
     def settings(self) -> Settings:
@@ -101,7 +124,10 @@ class Triage:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
         ``trust_state`` lets the store stand in for re-reading the bot's comment."""
         with issue_lock(str(ref)):
-            return self._run(tracker, ref, snapshot, delivery_id, trust_state)
+            result = self._run(tracker, ref, snapshot, delivery_id, trust_state)
+        if self.on_result is not None:
+            self.on_result(ref, result)
+        return result
 
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
@@ -144,8 +170,7 @@ class Triage:
                                 "categories": [t.category for t in decision.threats]})
         if self.dry_run:
             self.store.record_decision(key, delivery_id or None,
-                                       json.dumps({**decision.to_json(),
-                                                   "plan": plan.describe()}), True)
+                                       json.dumps(decision_record(decision, plan)), True)
             return TriageResult("dry-run", decision, plan)
         if plan.is_noop:
             self._remember(key, snap, plan, comment_id, decision)
@@ -153,8 +178,7 @@ class Triage:
         comment_id = self._apply(tracker, ref, plan, comment_id)
         self._remember(key, snap, plan, comment_id, decision)
         self.store.record_decision(key, delivery_id or None,
-                                   json.dumps({**decision.to_json(), "plan": plan.describe()}),
-                                   False)
+                                   json.dumps(decision_record(decision, plan)), False)
         return TriageResult("triaged", decision, plan)
 
     def _bot_comment(
@@ -174,7 +198,9 @@ class Triage:
         self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None
     ) -> str | None:
         # Comment first: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one.
+        # marker and edits (or leaves) it; it never posts a second one. Before each write the
+        # worker's lease is checked: once it is lost another worker owns this delivery.
+        ensure_held()
         if plan.comment is CommentAction.CREATE:
             comment_id = tracker.create_comment(ref, plan.comment_body).id
             self.store.update_issue_state(str(ref), lambda s: setattr(s, "comment_id",
@@ -182,8 +208,10 @@ class Triage:
         elif plan.comment is CommentAction.EDIT and comment_id is not None:
             tracker.edit_comment(ref, comment_id, plan.comment_body)
         if plan.add_labels:
+            ensure_held()
             tracker.add_labels(ref, list(plan.add_labels))
         for label in plan.remove_labels:
+            ensure_held()
             tracker.remove_label(ref, label)
         if plan.protect:
             protected = tracker.protect(ref) or ""

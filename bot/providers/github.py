@@ -45,9 +45,9 @@ from bot.providers.retry import (
     ApiMetrics,
     Failure,
     RetryPolicy,
+    SettleGuard,
     WritePacer,
     call_with_retry,
-    maybe_delivered,
 )
 
 __all__ = [
@@ -563,14 +563,15 @@ class GitHubTracker:
         marker_match = _MARKER_RE.search(body)
         marker = marker_match.group(0) if marker_match else None
         identity = self.bot_identity()
-        maybe_posted = False
+        guard = SettleGuard(self._http.policy)
+        attempts = 0
 
         def attempt() -> Comment:
-            nonlocal maybe_posted
-            if maybe_posted:
-                # The first POST may still be in flight on GitHub's side after our client gave
-                # up; give it time to land before looking, or we could post a second comment.
-                self._http.policy.sleep(self._http.policy.settle)
+            nonlocal attempts
+            attempts += 1
+            # An ambiguous POST may still be in flight on GitHub's side after our client gave
+            # up: the guard lets it land (settle wait) before we look, or we could post twice.
+            if attempts > 1 and guard.before_retry():
                 found = self._posted(ref, body, marker)
                 if found is not None:
                     log.info("comment was created by an earlier attempt",
@@ -579,7 +580,7 @@ class GitHubTracker:
             try:
                 reply = self._http.send("POST", url, body={"body": body})
             except Exception as exc:
-                maybe_posted = maybe_posted or maybe_delivered(exc)
+                guard.failed(exc)
                 raise
             return Comment(id=str(reply.data["id"]), body=str(reply.data.get("body") or body),
                            author=_login(reply.data.get("user")) or identity, author_is_bot=True)

@@ -42,9 +42,9 @@ from bot.providers.retry import (
     ApiMetrics,
     Failure,
     RetryPolicy,
+    SettleGuard,
     WritePacer,
     call_with_retry,
-    maybe_delivered,
 )
 
 __all__ = ["PROVIDER", "ConfidentialMode", "GitLabTracker", "access_from_level",
@@ -400,15 +400,15 @@ class GitLabTracker:
         https://docs.gitlab.com/api/notes/#create-new-issue-note"""
         bot_id = self._whoami()[0]
         attempts = 0
-        ambiguous = False
+        guard = SettleGuard(self.policy)
 
         def post() -> dict[str, Any]:
-            nonlocal attempts, ambiguous
+            nonlocal attempts
             attempts += 1
+            # An ambiguous failure may still land on the server: settle, then look. After a
+            # definite rejection (4xx) only a look, no wait.
             if attempts > 1:
-                if ambiguous:
-                    # The failed POST may still land on the server: let it, then look.
-                    self.policy.sleep(self.policy.settle)
+                guard.before_retry()
                 newest = self._get(f"{self._issue_path(ref)}/notes",
                                    {"sort": "desc", "order_by": "created_at",
                                     "per_page": PER_PAGE}).json()
@@ -421,7 +421,7 @@ class GitLabTracker:
             try:
                 created = self._notes_manager(ref).create({"body": body}, **_NO_CLIENT_RETRY)
             except Exception as exc:
-                ambiguous = ambiguous or maybe_delivered(exc)
+                guard.failed(exc)
                 raise
             return dict(created.attributes)
 

@@ -52,9 +52,9 @@ from bot.providers.retry import (
     ApiMetrics,
     Failure,
     RetryPolicy,
+    SettleGuard,
     WritePacer,
     call_with_retry,
-    maybe_delivered,
 )
 
 __all__ = [
@@ -561,22 +561,22 @@ class JiraTracker:
         text = markdown_to_wiki(visible)
         me = self.bot_identity()
         attempts = 0
-        ambiguous = False
+        guard = SettleGuard(self.policy)
 
         def post() -> Json:
-            nonlocal attempts, ambiguous
+            nonlocal attempts
             attempts += 1
+            # An ambiguous failure may still land on the server: settle, then look. After a
+            # definite rejection (4xx) only a look, no wait.
             if attempts > 1:
-                if ambiguous:
-                    # The failed POST may still land on the server: let it, then look.
-                    self.policy.sleep(self.policy.settle)
+                guard.before_retry()
                 existing = self._find_own_comment(key, me, text)
                 if existing is not None:
                     return {"id": existing}
             try:
                 return self._request("POST", f"issue/{key}/comment", body={"body": text})
             except Exception as exc:
-                ambiguous = ambiguous or maybe_delivered(exc)
+                guard.failed(exc)
                 raise
 
         raw = self._call("create comment", post)

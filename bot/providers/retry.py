@@ -39,8 +39,10 @@ __all__ = [
     "Failure",
     "RateLimited",
     "RetryPolicy",
+    "SettleGuard",
     "WritePacer",
     "call_with_retry",
+    "maybe_delivered",
 ]
 
 log = logging.getLogger("bugbar.retry")
@@ -138,7 +140,8 @@ class RetryPolicy:
     settle: float = 10.0
     """After a POST that may have been carried out despite the error (timeout, dropped
     connection, 5xx), wait this long before looking for its result, so a request still in
-    flight on the server lands first and the retry does not create a second comment."""
+    flight on the server lands first and the retry does not create a second comment. Never
+    after a definite rejection (any 4xx, rate limits included): nothing is in flight then."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -267,9 +270,57 @@ class WritePacer:
 
 
 def maybe_delivered(exc: BaseException) -> bool:
-    """Could the request have been carried out although we saw an error? (timeouts, 5xx)."""
+    """Could the request have been carried out although we saw an error?
+
+    Yes after a 5xx, a timeout while waiting for the answer, or a connection reset mid-request.
+    No after any 4xx (the server read the request and refused it: 403/429 rate limits too), and
+    no when the connection was never made (refused, or timed out while connecting).
+    """
     for attr in ("status", "response_code", "status_code"):
         status = getattr(exc, attr, None)
         if isinstance(status, int):
             return status >= 500
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:  # requests wraps urllib3 wraps socket
+        seen.add(id(cause))
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionRefusedError) or name in (
+                "ConnectTimeout", "NewConnectionError", "NameResolutionError"):
+            return False
+        nested = [a for a in getattr(cause, "args", ()) if isinstance(a, BaseException)]
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException):
+            nested.append(reason)
+        if "NewConnectionError" in str(cause) or "Connection refused" in str(cause):
+            return False
+        cause = nested[0] if nested else (cause.__cause__ or cause.__context__)
     return isinstance(exc, OSError) or type(exc).__module__.startswith("requests")
+
+
+class SettleGuard:
+    """Bookkeeping for one non-idempotent POST retried by :func:`call_with_retry`.
+
+    ``failed(exc)`` after each failed attempt; ``before_retry()`` at the start of each retry
+    says whether to look for the result of an earlier attempt, and first waits
+    ``policy.settle`` if (and only if) the attempt just before was ambiguous. A definite
+    rejection (a 4xx such as a secondary rate limit) costs only its own retry-after/back-off
+    wait; an ambiguous attempt further back had its settle wait already.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.last_ambiguous = False
+        self.ever_ambiguous = False
+
+    def failed(self, exc: BaseException) -> None:
+        """Record a failed attempt."""
+        self.last_ambiguous = maybe_delivered(exc)
+        self.ever_ambiguous = self.ever_ambiguous or self.last_ambiguous
+
+    def before_retry(self) -> bool:
+        """Settle if needed; True when an earlier attempt may have been carried out."""
+        if self.last_ambiguous:
+            self.policy.sleep(self.policy.settle)
+            self.last_ambiguous = False
+        return self.ever_ambiguous

@@ -1,0 +1,140 @@
+"""The commands that read the state database: ``deliveries`` and ``decisions``.
+
+They never create a database (a misspelt ``--state`` is an error, not an empty listing), accept
+the ids the listing shows, and print errors whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.decisions import format_decisions, issue_key
+from bot.store import Store
+
+Capture = pytest.CaptureFixture[str]
+LONG_CAUSE = "the real cause is at the very end of this message: 502 Bad Gateway from the proxy"
+
+
+@pytest.fixture()
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A state file with two dead letters and one pending delivery."""
+    for name in list(os.environ):
+        if name.startswith("BUGBAR_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "state.db"
+    monkeypatch.setenv("BUGBAR_STATE", str(path))
+    with Store(path) as store:
+        for delivery in ("d-0001", "d-0002"):
+            store.put_delivery("github", delivery, "issues", {}, b"{}")
+            claimed = store.claim_next("w", 60.0, max_attempts=1)
+            assert claimed is not None
+            store.fail(claimed.pk, "GithubException: " + "x" * 150 + " " + LONG_CAUSE, 0.0, 1)
+        store.put_delivery("github", "d-0003", "issues", {}, b"{}")
+    yield path
+
+
+def _states(path: Path) -> dict[str, int]:
+    with Store(path) as store:
+        return store.stats()
+
+
+def test_listing_shows_the_whole_error(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries"]) == 0
+    out = capsys.readouterr().out
+    assert "inbox: claimed 0, dead 2, done 0, pending 1" in out
+    assert "d-0001" in out and LONG_CAUSE in out
+
+
+def test_retry_by_delivery_id_as_listed(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "retry", "d-0002"]) == 0
+    assert capsys.readouterr().out == "1 delivery(ies) queued again\n"
+    assert _states(db)["dead"] == 1 and _states(db)["pending"] == 2
+
+
+def test_retry_by_number_with_or_without_hash(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "retry", "#1"]) == 0
+    assert main(["deliveries", "retry", "2"]) == 0
+    assert _states(db)["dead"] == 0
+
+
+@pytest.mark.parametrize("ident", ["99", "d-9999", "3"], ids=["number", "id", "not-dead"])
+def test_retry_of_an_unknown_delivery_is_an_error(db: Path, capsys: Capture,
+                                                  ident: str) -> None:
+    assert main(["deliveries", "retry", ident]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no dead delivery {ident!r}" in err
+    assert "#1 (d-0001)" in err  # what could be retried instead
+    assert _states(db)["dead"] == 2
+
+
+def test_retry_needs_an_id_or_all(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "retry"]) == 2
+    assert "or --all" in capsys.readouterr().err
+    assert main(["deliveries", "retry", "--all"]) == 0
+    assert _states(db)["dead"] == 0
+
+
+@pytest.mark.parametrize("argv", [["deliveries"], ["deliveries", "retry", "--all"],
+                                  ["decisions"]], ids=["list", "retry", "decisions"])
+def test_a_misspelt_state_file_is_not_created(db: Path, tmp_path: Path, capsys: Capture,
+                                              argv: list[str]) -> None:
+    typo = tmp_path / "typo.db"
+    assert main([*argv, "--state", str(typo)]) == 2
+    err = capsys.readouterr().err
+    assert f"state database {typo} does not exist" in err and err.count("\n") == 1
+    assert not typo.exists()
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _record(store: Store, key: str, dry_run: bool, comment: str | None) -> None:
+    data = {"id": key, "threats": [{"category": "model-stealing", "score": 0.82,
+                                    "severity": "important", "evidence": ["x"]}],
+            "severity": "important", "route": ["security"],
+            "plan": ["+label threat/model-stealing", "comment create"],
+            "add_labels": ["threat/model-stealing"], "remove_labels": [],
+            "comment_action": "create", "comment": comment}
+    store.record_decision(key, "d-1", json.dumps(data), dry_run)
+
+
+def test_decisions_lists_plan_and_comment(db: Path, capsys: Capture) -> None:
+    with Store(db) as store:
+        _record(store, "github:o/r#1", True, "**bugbar** line one\nline two")
+        _record(store, "jira:SEC-4", False, None)
+    assert main(["decisions"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("jira:SEC-4") < out.index("github:o/r#1")  # newest first
+    assert "github:o/r#1  dry run (nothing written)" in out
+    assert "model-stealing (0.82); severity important; route security" in out
+    assert "    | **bugbar** line one\n    | line two" in out
+    assert main(["decisions", "SEC-4", "--format", "json"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["issue"] == "jira:SEC-4"
+
+
+def test_decisions_for_an_issue_without_any(db: Path, capsys: Capture) -> None:
+    assert main(["decisions", "o/r#5"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no decisions recorded for github:o/r#5" in captured.err
+
+
+def test_issue_keys() -> None:
+    assert issue_key("o/r#12") == "github:o/r#12"
+    assert issue_key("gitlab:g/p#3") == "gitlab:g/p#3"
+    assert issue_key("SEC-7") == "jira:SEC-7"
+
+
+def test_old_records_without_comment_say_so() -> None:
+    from bot.store import DecisionRecord
+
+    rec = DecisionRecord(1, "github:o/r#1", None, json.dumps({"threats": [], "plan": []}),
+                         False, 0.0)
+    text = format_decisions([rec])
+    assert "not an AI/ML threat" in text and "not recorded" in text
