@@ -66,3 +66,17 @@ def test_policy_scoring_and_search_respect_the_budget() -> None:
     assert loose.policy is not None and loose.policy.flag_at == 0.6
     only = model_only(labels, probs)
     assert (only.correct, only.flagged_none) == (4, 2)
+
+
+def test_hold_back_only_where_it_never_costs_a_right_match() -> None:
+    # The rules fire on three items: a real report the model doubts (none 0.85) and two
+    # non-threats the model is sure about (none 0.92 and 0.97).
+    labels = ["data-poisoning", "none", "none"] + ["none"] * 50
+    views = [RuleView(("data-poisoning",))] * 3 + [RuleView(())] * 50
+    probs = [_p("none", 0.85), _p("none", 0.92), _p("none", 0.97)] + [_p("none", 0.9)] * 50
+    table, best = search(labels, views, probs, budget=0.0)
+    assert best.policy is not None and best.policy.hold_at == 0.9
+    assert (best.correct, best.flagged_none) == (1, 0)
+    # Holding at 0.8 would remove all three: never chosen, though it is in the table.
+    at_08 = [o for o in table if o.policy and o.policy.hold_at == 0.8 and o.policy.flag_at is None]
+    assert at_08 and at_08[0].correct == 0

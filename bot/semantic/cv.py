@@ -18,7 +18,10 @@ import numpy.typing as npt
 from bot.decide.semantic import NOT_A_THREAT, SemanticPolicy, combine
 from bot.semantic.head import L2, train
 
-FP_BUDGET = 0.01
+FP_BUDGET = 0.005
+"""Flagging may add false positives on at most 0.5 % of the training non-threats: half the
+1 % bar, because texts from elsewhere (../shared/corpus: 4/308 flagged when 0.9 % was
+allowed here) are less like our examples than our examples are like each other."""
 FLAG_GRID: tuple[float | None, ...] = (None, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 HOLD_GRID: tuple[float | None, ...] = (None, 0.95, 0.9, 0.8, 0.7)
 
@@ -121,13 +124,16 @@ def model_only(labels: Sequence[str], probs: Sequence[dict[str, float]]) -> Outc
 def search(labels: Sequence[str], rules: Sequence[RuleView],
            probs: Sequence[dict[str, float]], budget: float = FP_BUDGET
            ) -> tuple[list[Outcome], Outcome]:
-    """Every policy of the grid, and the one chosen.
+    """Every policy of the grid, and the one chosen. Each behaviour is judged on its own:
 
-    Allowed: the model adds false positives on at most ``budget`` of the non-threats. Chosen:
-    among the allowed policies within one standard error of the best number of reports right,
-    the one that changes the rules least (no holding back, no flagging past a gate, the highest
-    flag threshold). Cross-validation on a few hundred examples written by a handful of people
-    is optimistic about texts from elsewhere, so near-ties go to the quieter policy.
+    - holding back is used at the lowest threshold where it removed false positives and never
+      a rule match that was right (a strong contradiction must not cost a real report), else
+      not at all;
+    - flagging: among the thresholds where it adds false positives on at most ``budget`` of
+      the non-threats, those within one standard error of the most reports right; of these,
+      the quietest (no flagging past a gate, the highest threshold). Cross-validation on
+      examples written by a few people is optimistic about texts from elsewhere, so near-ties
+      go to the quieter policy.
     """
     table = []
     for flag_at in FLAG_GRID:
@@ -138,18 +144,23 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
                 pol = SemanticPolicy(flag_at, hold_at, when_gated, needs)
                 table.append(score_policy(pol, labels, rules, probs))
     base = score_policy(None, labels, rules, probs)
-    ok = [o for o in table if o.flagged_none - base.flagged_none <= budget * o.negatives]
-    if not ok:
+    safe_holds = [o.policy.hold_at for o in table
+                  if o.policy is not None and o.policy.flag_at is None
+                  and o.policy.hold_at is not None and o.correct == base.correct
+                  and o.flagged_none < base.flagged_none]
+    hold = min(safe_holds, default=None)
+    flags = [o for o in table if o.policy is not None and o.policy.hold_at == hold
+             and o.flagged_none - base.flagged_none <= budget * o.negatives]
+    if not flags:
         return table, base
-    top = max(o.correct for o in ok)
+    top = max(o.correct for o in flags)
     acc = top / max(1, base.reports)
     se = math.sqrt(acc * (1 - acc) / max(1, base.reports)) * base.reports
-    near = [o for o in ok if o.correct >= top - se]
+    near = [o for o in flags if o.correct >= top - se]
 
     def quiet(o: Outcome) -> tuple[float, ...]:
         p = o.policy or SemanticPolicy()
-        return (p.hold_at is None, not p.flag_when_gated, p.flag_needs_evidence,
-                p.flag_at or 2.0, o.correct)
+        return (not p.flag_when_gated, p.flag_needs_evidence, p.flag_at or 2.0, o.correct)
 
     return table, max(near, key=quiet)
 
