@@ -177,3 +177,32 @@ def test_explain_prints_semantic_scores(capsys: pytest.CaptureFixture[str],
     monkeypatch.delenv("BUGBAR_SEMANTIC", raising=False)
     assert main(["explain", "--title", CASE["title"], "--body", CASE["body"]]) == 0
     assert "semantic model: " in capsys.readouterr().out
+
+
+def test_the_bot_triages_with_the_same_classifier(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from bot.app_cli import build_bot
+    from bot.config import Config
+    from bot.store import Store
+
+    monkeypatch.delenv("BUGBAR_SEMANTIC", raising=False)
+    folder = _jsonl(tmp_path / "ex" / "c.jsonl",
+                    [{**CASE, "expect": ["model-stealing"], "source": "correction"}])
+    store = Store(str(tmp_path / "s.db"))
+    try:
+        bot = build_bot(Config(state_path=str(tmp_path / "s.db")),
+                        argparse.Namespace(rules=None, examples=[str(folder.parent)]),
+                        None, store)
+        assert isinstance(bot.classifier.semantic, sm.SemanticModel)
+        assert bot.classifier.semantic.local == 1
+        # Webhook triage, /triage re-runs and sweeps all go through bot.triage's classifier.
+        assert bot.triage.classifier is bot.classifier
+        decision = bot.triage.classifier.classify(Issue("1", CASE["title"], CASE["body"]))
+        assert decision.top is not None and decision.top.category == "model-stealing"
+        off = build_bot(Config(state_path=str(tmp_path / "s.db")),
+                        argparse.Namespace(rules=None, no_semantic=True), None, store)
+        assert off.classifier.semantic is None
+    finally:
+        store.close()
