@@ -16,7 +16,7 @@ from bot.events.model import Event, EventKind, IssueRef
 from bot.handlers.triage import DecisionMetrics, ResultListener, Triage
 from bot.providers.base import Tracker
 from bot.providers.recording import DryRunTracker
-from bot.store import Store
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.app")
 

@@ -19,7 +19,8 @@ from bot.app import Bot, TrackerFor
 from bot.cli import CliError, build_classifier, load_ruleset
 from bot.config import Config, ConfigError
 from bot.decide.commands import CommandPolicy, PolicyError
-from bot.events.model import IssueRef, WebhookError
+from bot.errors import http_status
+from bot.events.model import Event, IssueRef, WebhookError
 from bot.handlers.triage import ResultListener
 from bot.logs import configure_logging, register_secret
 from bot.metrics import Metrics
@@ -31,7 +32,10 @@ from bot.preflight import (
     check_all,
 )
 from bot.providers.base import Tracker
-from bot.store import Store, StoreError
+from bot.server import Readiness
+from bot.store import StoreError
+from bot.store_base import StateStore as Store
+from bot.store_base import open_store as open_state
 
 log = logging.getLogger("bugbar.cli")
 
@@ -148,20 +152,43 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
 
 
 def open_store(config: Config, *, create: bool = True) -> Store:
-    """Open the state database, with a clear error instead of a traceback.
+    """Open the state (a SQLite file or a PostgreSQL URL), with one clear error line.
 
     ``create=False`` (read-only commands) refuses a SQLite file that does not exist, so a
     misspelt ``--state`` says so instead of showing an empty, freshly created database.
     """
+    from bot.store_base import is_postgres_url, sqlite_path
+
     path = config.state_path
-    if not create and "://" not in path and not Path(path).is_file():
-        raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
-                       "the bot creates it when it first runs)")
+    if not create and not is_postgres_url(path):
+        try:
+            exists = sqlite_path(path).is_file()
+        except ValueError as exc:
+            raise CliError(f"{exc} (--state or BUGBAR_STATE)") from None
+        if not exists:
+            raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
+                           "the bot creates it when it first runs)")
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return Store(path)
-    except (StoreError, OSError) as exc:
+        return open_state(path)
+    except StoreError as exc:
+        if "bugbar[postgres]" in str(exc):
+            raise CliError(str(exc)) from None
+        if is_postgres_url(path):
+            raise CliError(f"cannot open state: {exc} (--state or BUGBAR_STATE)") from None
         raise CliError(f"cannot open state {path}: {exc} (--state or BUGBAR_STATE)") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot open state {_shown(path)}: {exc} (--state or BUGBAR_STATE)"
+                       ) from None
+
+
+def _shown(location: str) -> str:
+    """A state location fit to print: a URL's password is masked."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    if parts.password:
+        return location.replace(f":{parts.password}@", ":***@", 1)
+    return location
 
 
 WEBHOOK_SECRET_VARIABLES = {
@@ -215,10 +242,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     Refuses to start (exit 2) when half-configured or when a tracker rejects the credentials.
     """
-    from bot.server import Readiness, ServerConfig, create_app, serve
+    from bot.server import ServerConfig, create_app, serve
 
     config = load_config(args)
     configure_logging(config.log_level)
+    if args.port is None:
+        args.port = _env_port()
     check_serve_config(config)
     checks = verify_credentials(config, config.providers())
     for check in checks:
@@ -239,15 +268,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     readiness = Readiness(
         credentials={c.provider: c.status for c in checks},
         recheck=lambda provider: _recheck(config, provider),
-        max_inbox_age=args.max_inbox_age,
+        max_inbox_age=(config.ready_max_inbox_age if args.max_inbox_age is None
+                       else args.max_inbox_age),
     )
-    app = create_app(server_config, store, bot.process, metrics=metrics, readiness=readiness)
+    app = create_app(server_config, store, watch_credentials(bot.process, readiness),
+                     metrics=metrics, readiness=readiness)
     for hook in _SERVE_HOOKS:
         hook(app, bot, config, args)
     log.info("serving", extra={"host": args.host, "port": args.port,
                                "providers": sorted(bot.trackers), "dry_run": config.dry_run})
     serve(app, args.host, args.port)
     return 0
+
+
+def watch_credentials(process: Callable[[Event], str],
+                      readiness: Readiness) -> Callable[[Event], str]:
+    """The processor, telling ``/readyz`` when a tracker answers 401 mid-run (a revoked or
+    expired token): the delivery still fails and is retried as before."""
+
+    def run(event: Event) -> str:
+        try:
+            return process(event)
+        except Exception as exc:
+            if http_status(exc) == 401:
+                readiness.mark(event.provider, REJECTED)
+            raise
+
+    return run
+
+
+def _env_port() -> int:
+    raw = os.environ.get("BUGBAR_PORT", "").strip() or "8080"
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise CliError(f"BUGBAR_PORT must be a port number (0-65535), not {raw!r}")
+    return int(raw)
 
 
 def _recheck(config: Config, provider: str) -> str:
@@ -321,8 +375,8 @@ def _read_payload(path: str, provider: str) -> bytes:
 
 def _require_credentials(config: Config, provider: str) -> None:
     if provider not in config.providers():
-        where = (" (in GitHub Actions: token: ${{ secrets.GITHUB_TOKEN }}, or env "
-                 "BUGBAR_GITHUB_TOKEN)") if provider == "github" else ""
+        where = (" (in GitHub Actions the action's token input sets it)"
+                 if provider == "github" else "")
         raise CliError(f"no credentials for {provider}: set {CREDENTIAL_VARIABLES[provider]}"
                        f"{where}")
 
@@ -476,7 +530,8 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     """Add serve, handle-event, deliveries and decisions to the ``bugbar`` parser."""
     state = argparse.ArgumentParser(add_help=False)
     state.add_argument("--state", metavar="PATH",
-                       help="state database: SQLite file (default $BUGBAR_STATE or bugbar.db)")
+                       help="state: a SQLite file or a postgresql:// URL "
+                            "(default $BUGBAR_STATE or bugbar.db)")
     dry = argparse.ArgumentParser(add_help=False)
     dry.add_argument("--dry-run", action="store_true",
                      help="record and log the plan, write nothing (also BUGBAR_DRY_RUN=1)")
@@ -488,12 +543,11 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                                    "credentials.")
     p.add_argument("--host", default=os.environ.get("BUGBAR_HOST", "127.0.0.1"),
                    help="address to listen on (default $BUGBAR_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("BUGBAR_PORT", "8080")),
+    p.add_argument("--port", type=int, default=None,
                    help="port (default $BUGBAR_PORT or 8080)")
     p.add_argument("--workers", type=int, default=2,
                    help="worker threads processing the inbox (default 2)")
     p.add_argument("--max-inbox-age", type=float, metavar="SECONDS",
-                   default=float(os.environ.get("BUGBAR_READY_MAX_INBOX_AGE", "600")),
                    help="/readyz reports degraded when the oldest pending delivery is older "
                         "(default $BUGBAR_READY_MAX_INBOX_AGE or 600)")
     p.set_defaults(func=cmd_serve)

@@ -82,7 +82,7 @@ def format_text(report: EventReport) -> str:
     would = "would " if report.dry_run else ""
     head = f"{report.provider} {report.event}: {report.outcome}"
     if report.dry_run:
-        head += " (dry run: nothing was written)"
+        head = f"{report.provider} {report.event}: dry run, nothing was written"
     if report.reason:
         head += f" ({report.reason})"
     lines = [head]

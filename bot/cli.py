@@ -47,7 +47,11 @@ def load_ruleset(arg: list[str] | None) -> RuleSet:
     try:
         return load_rules(rules_dirs(arg))
     except RulesError as exc:
-        raise CliError("rules did not load:\n" + "\n".join(f"  {i}" for i in exc.issues)) from None
+        if len(exc.issues) == 1:
+            raise CliError(f"rules did not load: {exc.issues[0]}") from None
+        # One line per problem, so an author fixes them all in one pass.
+        raise CliError(f"rules did not load ({len(exc.issues)} problems):\n"
+                       + "\n".join(f"  {i}" for i in exc.issues)) from None
 
 
 def semantic_mode(args: argparse.Namespace) -> str:
@@ -540,7 +544,7 @@ _EXTENSIONS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
 
 OFFLINE_COMMANDS = frozenset({"classify", "explain", "eval", "rules"})
 
-_EXTENSION_MODULES = ("bot.app_cli", "bot.sweep_cli")
+_EXTENSION_MODULES = ("bot.app_cli", "bot.sweep_cli", "bot.state_cli")
 """Modules with a ``register(subparsers, rules_opt)`` adding the bot's own sub-commands."""
 
 

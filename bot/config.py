@@ -90,6 +90,9 @@ class Config:
     """``BUGBAR_SETTLE_SECONDS``: wait after an ambiguous comment POST before looking for it."""
     delivery_retry_seconds: float = 5.0
     """``BUGBAR_DELIVERY_RETRY_SECONDS``: first wait before a failed delivery runs again."""
+    ready_max_inbox_age: float = 600.0
+    """``BUGBAR_READY_MAX_INBOX_AGE``: ``/readyz`` is degraded when the oldest pending delivery
+    is older than this many seconds."""
 
     def __repr__(self) -> str:
         shown = []
@@ -159,6 +162,7 @@ class Config:
             retry_base_seconds=_seconds(e, "BUGBAR_RETRY_BASE_SECONDS", 1.0),
             settle_seconds=_seconds(e, "BUGBAR_SETTLE_SECONDS", 10.0),
             delivery_retry_seconds=_seconds(e, "BUGBAR_DELIVERY_RETRY_SECONDS", 5.0),
+            ready_max_inbox_age=_seconds(e, "BUGBAR_READY_MAX_INBOX_AGE", 600.0, positive=True),
         )
         cfg.validate()
         return cfg

@@ -8,6 +8,7 @@ with ``--debug`` or ``BUGBAR_LOG_LEVEL=debug``.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 from typing import Any
@@ -36,7 +37,24 @@ def one_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
     return f"{flat[:half]} … {flat[-half:]}"
 
 
-def _http_status(exc: BaseException) -> int | None:
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\"()\]]+")
+
+
+def network_reason(exc: BaseException) -> str:
+    """The short cause of a network error (``[Errno 111] Connection refused``), not the
+    library's nested repr of the whole connection pool."""
+    if "Timeout" in type(exc).__name__ or isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc)
+    match = _ERRNO.search(text)
+    if match:
+        return match.group(0).strip()
+    return one_line(f"{type(exc).__name__}: {text}", 200)
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status a client library's error carries (PyGithub ``status``, python-gitlab
+    ``response_code``, jira ``status_code``), or None."""
     for attr in ("status", "response_code", "status_code"):
         value = getattr(exc, attr, None)
         if isinstance(value, int):
@@ -78,15 +96,15 @@ def describe(exc: BaseException, provider: str = "") -> tuple[int, str]:
     rate_limited = "RateLimited" in {c.__name__ for c in type(exc).__mro__}
     if rate_limited:
         return TRACKER, one_line(f"{where}{exc}; run again later")
-    status = _http_status(exc)
+    status = http_status(exc)
     if status is not None and not isinstance(exc, OSError):
         hint = _STATUS_HINTS.get(status, "")
         message = _server_message(exc)
         text = f"{where}the tracker answered {status}: {message}"
         return TRACKER, one_line(text + (f" ({hint})" if hint else ""))
     if _network_error(exc):
-        return TRACKER, one_line(f"{where}cannot reach the tracker ({name}: {exc}); check the "
-                                 "URL variable and the network")
+        return TRACKER, one_line(f"{where}cannot reach the tracker ({network_reason(exc)}); "
+                                 "check its URL variable and the network, then run again")
     if isinstance(exc, sqlite3.Error):
         return TRACKER, one_line(f"state database error ({name}: {exc}); check BUGBAR_STATE")
     if isinstance(exc, OSError):

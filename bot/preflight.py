@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.config import Config
-from bot.errors import one_line
+from bot.errors import http_status, network_reason
 
 log = logging.getLogger("bugbar.preflight")
 
@@ -31,9 +31,9 @@ UNREACHABLE = "unreachable"
 DEFAULT_TIMEOUT = 10
 
 CREDENTIAL_VARIABLES = {
-    "github": "BUGBAR_GITHUB_TOKEN (or BUGBAR_GITHUB_APP_ID + BUGBAR_GITHUB_PRIVATE_KEY)",
-    "gitlab": "BUGBAR_GITLAB_TOKEN",
-    "jira": "BUGBAR_JIRA_PAT (or BUGBAR_JIRA_EMAIL + BUGBAR_JIRA_TOKEN)",
+    "github": "BUGBAR_GITHUB_TOKEN, or BUGBAR_GITHUB_APP_ID and BUGBAR_GITHUB_PRIVATE_KEY",
+    "gitlab": "BUGBAR_GITLAB_URL and BUGBAR_GITLAB_TOKEN",
+    "jira": "BUGBAR_JIRA_URL and BUGBAR_JIRA_PAT, or BUGBAR_JIRA_EMAIL and BUGBAR_JIRA_TOKEN",
 }
 URL_VARIABLES = {
     "github": "BUGBAR_GITHUB_API_URL",
@@ -51,6 +51,8 @@ class CredentialCheck:
     """ok | rejected | unreachable"""
     detail: str = ""
     """The tracker's answer or the network error, one line, no secrets."""
+    variable: str = ""
+    """The variable(s) holding the credentials that were checked."""
 
     @property
     def ok(self) -> bool:
@@ -61,28 +63,26 @@ class CredentialCheck:
         """A one-line explanation naming the variable to fix."""
         if self.status == REJECTED:
             return (f"{self.provider}: the tracker rejected the credentials in "
-                    f"{_credential_variable(self.provider)} ({self.detail}); set a valid "
-                    "token with access to the issues")
+                    f"{self.variable or CREDENTIAL_VARIABLES[self.provider]} ({self.detail}); "
+                    "set valid credentials with access to the issues")
         if self.status == UNREACHABLE:
             return (f"{self.provider}: cannot reach the API ({self.detail}); check "
                     f"{URL_VARIABLES[self.provider]} and the network")
         return f"{self.provider}: credentials accepted"
 
 
-def _credential_variable(provider: str) -> str:
-    return CREDENTIAL_VARIABLES.get(provider, "the credentials")
-
-
-def _status_of(exc: BaseException) -> int | None:
-    for attr in ("status", "response_code", "status_code"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    return None
+def configured_variable(config: Config, provider: str) -> str:
+    """The variable(s) the configured credentials of ``provider`` came from."""
+    if provider == "github":
+        return ("BUGBAR_GITHUB_TOKEN" if config.github_token
+                else "BUGBAR_GITHUB_APP_ID / BUGBAR_GITHUB_PRIVATE_KEY")
+    if provider == "gitlab":
+        return "BUGBAR_GITLAB_TOKEN"
+    return "BUGBAR_JIRA_PAT" if config.jira_pat else "BUGBAR_JIRA_EMAIL / BUGBAR_JIRA_TOKEN"
 
 
 def _verdict(provider: str, exc: BaseException) -> CredentialCheck:
-    status = _status_of(exc)
+    status = http_status(exc)
     if status in (401, 403):
         return CredentialCheck(provider, REJECTED, f"HTTP {status}")
     if status is not None and status < 500:
@@ -90,7 +90,7 @@ def _verdict(provider: str, exc: BaseException) -> CredentialCheck:
         return CredentialCheck(provider, UNREACHABLE, f"HTTP {status} from the API URL")
     if status is not None:
         return CredentialCheck(provider, UNREACHABLE, f"HTTP {status}")
-    return CredentialCheck(provider, UNREACHABLE, one_line(f"{type(exc).__name__}: {exc}", 200))
+    return CredentialCheck(provider, UNREACHABLE, network_reason(exc))
 
 
 def _github(config: Config, timeout: int) -> None:
@@ -145,8 +145,8 @@ def check_credentials(config: Config, provider: str,
         verdict = _verdict(provider, exc)
         log.debug("credential check failed", extra={"provider": provider,
                                                     "status": verdict.status})
-        return verdict
-    return CredentialCheck(provider, OK)
+        return replace(verdict, variable=configured_variable(config, provider))
+    return CredentialCheck(provider, OK, variable=configured_variable(config, provider))
 
 
 def check_all(config: Config, providers: list[str] | None = None,

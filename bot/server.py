@@ -56,7 +56,8 @@ from bot.events.model import Event, EventKind, WebhookError
 from bot.lease import Heartbeat, LeaseLost, held, is_alive, owner_prefix
 from bot.logs import log_context, redact
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.store import DEAD, DEFAULT_LEASE_SECONDS, Delivery, Store
+from bot.store import DEAD, DEFAULT_LEASE_SECONDS, Delivery
+from bot.store_base import StateStore as Store
 
 __all__ = [
     "PROVIDERS",
@@ -449,6 +450,13 @@ class Readiness:
         with self._lock:
             return dict(self.credentials)
 
+    def mark(self, provider: str, status: str) -> None:
+        """Record what a delivery just learnt (a 401 mid-run: the token was revoked)."""
+        with self._lock:
+            if self.credentials.get(provider) != status:
+                self.credentials[provider] = status
+                self._checked_at[provider] = self.clock()
+
     def report(self, store: Store, workers_ok: bool) -> tuple[bool, dict[str, Any]]:
         """``(ready, detail)`` for ``/readyz``."""
         problems: list[str] = []
@@ -525,7 +533,10 @@ def create_app(
             value = get_header(headers, name)
             if value is not None:
                 subset[name] = value
-        is_new = store.put_delivery(provider, event.delivery_id, event.name, subset, body)
+        # The issue goes with the delivery so that claims serialise per issue (any replica).
+        issue_key = None if event.issue is None else str(event.issue)
+        is_new = store.put_delivery(provider, event.delivery_id, event.name, subset, body,
+                                    issue_key=issue_key)
         return ("accepted" if is_new else "duplicate"), event
 
     def refuse(provider: str, status: int, reason: str, headers: Mapping[str, str]) -> Response:

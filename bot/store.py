@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "DEAD",
@@ -219,6 +219,11 @@ _MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # version 3: the issue a delivery is about, so claims serialise per issue
+    [
+        "ALTER TABLE deliveries ADD COLUMN issue_key TEXT",
+        "CREATE INDEX deliveries_issue ON deliveries (issue_key, state, available_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -270,6 +275,7 @@ class Store:
         # processes sharing the file still wait on busy_timeout.
         self._write_lock = threading.RLock()
         self._closed = False
+        self._leads: dict[str, BinaryIO] = {}
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -322,6 +328,8 @@ class Store:
     def close(self) -> None:
         """Close every connection this store opened. The store cannot be used afterwards."""
         self._closed = True
+        for name in list(self._leads):
+            self.resign(name)
         with self._holders_lock:
             holders = list(self._holders)
         for holder in holders:
@@ -369,17 +377,21 @@ class Store:
         event_name: str,
         headers_subset: dict[str, str],
         body: bytes,
+        issue_key: str | None = None,
     ) -> bool:
         """Store a delivery durably; True if new, False if ``(provider, delivery_id)`` was seen.
 
         Duplicates are recognised whatever state the earlier copy is in (until it is pruned).
-        The row is committed (and fsynced) before this returns.
+        The row is committed (and fsynced) before this returns. ``issue_key`` (``str(IssueRef)``)
+        names the issue the delivery is about: deliveries of one issue are never claimed at the
+        same time (see :meth:`claim_next`).
         """
         now = self._clock()
         with self._write_lock:
             cur = self._conn().execute(
                 "INSERT INTO deliveries (provider, delivery_id, event_name, headers, body, state,"
-                " attempts, received_at, available_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+                " attempts, received_at, available_at, issue_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
                 " ON CONFLICT (provider, delivery_id) DO NOTHING",
                 (
                     provider,
@@ -390,6 +402,7 @@ class Store:
                     PENDING,
                     now,
                     now,
+                    issue_key,
                 ),
             )
         return cur.rowcount == 1
@@ -406,6 +419,7 @@ class Store:
         Due means pending with its retry time reached, or claimed with an expired lease (the
         worker died). ``attempts`` is incremented. A delivery whose lease expired after
         ``max_attempts`` claims is moved to ``dead`` instead (it probably kills its worker).
+        A delivery whose issue has another delivery under a live claim waits for that one.
         """
         now = self._clock()
         with self._write() as conn:
@@ -422,9 +436,11 @@ class Store:
                 ),
             )
             row = conn.execute(
-                "SELECT pk FROM deliveries WHERE state IN (?, ?) AND available_at <= ?"
+                "SELECT pk FROM deliveries AS d WHERE state IN (?, ?) AND available_at <= ?"
+                " AND (issue_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS c"
+                " WHERE c.issue_key = d.issue_key AND c.state = ? AND c.available_at > ?))"
                 " ORDER BY pk LIMIT 1",
-                (PENDING, CLAIMED, now),
+                (PENDING, CLAIMED, now, CLAIMED, now),
             ).fetchone()
             if row is None:
                 return None
@@ -824,3 +840,34 @@ class Store:
             )
             for r in rows
         ]
+
+    # ------------------------------------------------------------------ leadership
+
+    def try_lead(self, name: str) -> bool:
+        """Hold (or keep holding) the leader lock ``name``; True while this store holds it.
+
+        For jobs that one process at a time should run (the periodic sweep). Here it is an
+        ``flock`` on a file beside the database, released by the kernel if the process dies.
+        """
+        import fcntl
+
+        with self._holders_lock:
+            leads = self._leads
+            if name in leads:
+                return True
+            lock_path = self.path.with_name(f"{self.path.name}.lead-{name}")
+            handle: BinaryIO = lock_path.open("a+b")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            leads[name] = handle
+            return True
+
+    def resign(self, name: str) -> None:
+        """Let go of the leader lock ``name`` (no error if not held)."""
+        with self._holders_lock:
+            handle = self._leads.pop(name, None)
+        if handle is not None:
+            handle.close()

@@ -53,7 +53,7 @@ from bot.handlers.sweep import (
 )
 from bot.handlers.triage import DecisionMetrics
 from bot.providers.base import Tracker
-from bot.store import Store
+from bot.store_base import StateStore as Store
 
 __all__ = [
     "DEFAULT_RESERVE",
@@ -79,6 +79,7 @@ EXIT_MAX_CHANGES = 3
 """Stopped at ``--max-changes``: more would change; a person should look (CI fails the job)."""
 MIN_INTERVAL = timedelta(minutes=1)
 SCHEDULE_CHECKPOINT = "sweep-schedule"
+LEADER_LOCK = "periodic-sweep"
 
 _DURATION_RE = re.compile(r"^(?:\d+[smhdw])+$")
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
@@ -492,6 +493,20 @@ def execute(
     return exit_code(result), result
 
 
+STEP_SUMMARY_LIMIT = 1_000_000
+"""GitHub refuses a job summary over 1 MiB per step; leave room for other steps' lines."""
+
+
+def fit_summary(text: str, limit: int = STEP_SUMMARY_LIMIT) -> str:
+    """``text`` cut at a line boundary below ``limit`` bytes, saying where the rest is."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    note = "\n\n… cut to fit the job summary; `bugbar sweep --report FILE` has everything.\n"
+    budget = limit - len(note.encode("utf-8"))
+    cut = text.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    return cut[: cut.rfind("\n") + 1] + note
+
+
 def write_ci_files(result: SweepResult, *, summary: str | None, output: str | None) -> None:
     """Append the Markdown report to ``summary`` ($GITHUB_STEP_SUMMARY) and the summary JSON
     as step output ``decision`` to ``output`` ($GITHUB_OUTPUT)."""
@@ -499,7 +514,7 @@ def write_ci_files(result: SweepResult, *, summary: str | None, output: str | No
 
     try:
         if summary:
-            append_file(summary, markdown_report(result))
+            append_file(summary, fit_summary(markdown_report(result)))
         if output:
             outcome = result.stop_reason or ("finished" if result.complete else "errors")
             write_outputs(output, {"decision": json.dumps(result.to_json(), ensure_ascii=False),
@@ -615,6 +630,11 @@ class SweepScheduler:
     A sweep that stopped for the rate limit is retried when the limit resets (at the earliest
     ``min_retry`` later), not a whole period later. ``clock`` and ``wait`` are injectable:
     ``wait(seconds)`` returns True when the scheduler is being stopped.
+
+    With a store, only the holder of the store's ``periodic-sweep`` leader lock sweeps
+    (:meth:`StateStore.try_lead`): of several replicas on one PostgreSQL database one sweeps,
+    and when it dies another takes over within ``leader_poll`` seconds, reading the last run
+    from the shared checkpoint.
     """
 
     def __init__(
@@ -627,6 +647,7 @@ class SweepScheduler:
         wait: Callable[[float], bool] | None = None,
         min_retry: timedelta = timedelta(minutes=5),
         max_wait: float = 3600.0,
+        leader_poll: float = 30.0,
     ) -> None:
         self.schedule = schedule
         self.job = job
@@ -639,9 +660,28 @@ class SweepScheduler:
         self._thread: threading.Thread | None = None
         self.runs = 0
         self.last_result: SweepResult | None = None
-        saved = store.load_checkpoint(SCHEDULE_CHECKPOINT) if store is not None else None
-        self.last_run: datetime | None = _parse_time((saved or {}).get("last_run"))
-        self.retry_at: datetime | None = _parse_time((saved or {}).get("retry_at"))
+        self.leader_poll = leader_poll
+        self.leading = store is None
+        self.last_run: datetime | None = None
+        self.retry_at: datetime | None = None
+        self._load()
+
+    def _load(self) -> None:
+        saved = self.store.load_checkpoint(SCHEDULE_CHECKPOINT) if self.store else None
+        self.last_run = _parse_time((saved or {}).get("last_run"))
+        self.retry_at = _parse_time((saved or {}).get("retry_at"))
+
+    def lead(self) -> bool:
+        """Take or keep the sweep leadership; on taking it, read the last run (another replica
+        may have swept since this one started)."""
+        if self.store is None:
+            return True
+        leading = self.store.try_lead(LEADER_LOCK)
+        if leading and not self.leading:
+            self._load()
+            log.info("periodic sweep: this replica leads")
+        self.leading = leading
+        return leading
 
     def next_due(self) -> datetime:
         """When the job runs next."""
@@ -649,7 +689,9 @@ class SweepScheduler:
         return min(due, self.retry_at) if self.retry_at is not None else due
 
     def run_pending(self) -> bool:
-        """Run the job if it is due; True if it ran."""
+        """Run the job if it is due and this replica leads; True if it ran."""
+        if not self.lead():
+            return False
         now = self.clock()
         if self.next_due() > now:
             return False
@@ -680,9 +722,15 @@ class SweepScheduler:
         while not self._stop.is_set():
             if self.run_pending():
                 continue
-            delay = (self.next_due() - self.clock()).total_seconds()
+            if self.leading:
+                delay = (self.next_due() - self.clock()).total_seconds()
+            else:
+                delay = self.leader_poll
             if self._wait(max(0.0, min(delay, self.max_wait))):
                 break
+        if self.store is not None and self.leading:
+            self.store.resign(LEADER_LOCK)
+            self.leading = False
 
     def start(self) -> threading.Thread:
         """Start the background thread (returns at once)."""
@@ -766,7 +814,8 @@ def _register_sweep(sub: Any, rules_opt: argparse.ArgumentParser,
         description="Sweep the backlog: decide every listed issue with the current rules and "
                     "report (or, with --apply, make) the changes. SCOPE is github:owner/repo, "
                     "github:owner/*, gitlab:group/project, gitlab:group/*, or jira:PROJECT. "
-                    "--state is the SQLite state file; the issue state filter is "
+                    "--state is the state (SQLite file or postgresql:// URL); the issue "
+                    "state filter is "
                     "--issue-state.")
     p.add_argument("scopes", nargs="+", metavar="SCOPE",
                    help="github:owner/repo, github:owner/*, gitlab:group/project, "

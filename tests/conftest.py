@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,52 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def tracker() -> MemoryTracker:
     """An in-memory tracker that records writes."""
     return MemoryTracker()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+"""Where the tests create their own database when BUGBAR_TEST_PG_URL is not given."""
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database for this test session, or one clear skip line (a failure in CI).
+
+    ``BUGBAR_TEST_PG_URL`` (set by .ci/run, which creates and drops it) names a database to
+    use; otherwise one is created on the machine's server and dropped at the end.
+    """
+    from tests.pg import admin_create, admin_drop, unavailable
+
+    given = os.environ.get("BUGBAR_TEST_PG_URL", "")
+    if given:
+        problem = unavailable(given)
+        if problem:
+            _pg_missing(f"BUGBAR_TEST_PG_URL is not usable: {problem}")
+        yield given
+        return
+    problem = unavailable(PG_ADMIN_URL)
+    if problem:
+        _pg_missing(f"PostgreSQL tests skipped: no server at 127.0.0.1:5432 ({problem})")
+    url, name = admin_create(PG_ADMIN_URL, f"bugbar_test_{os.getpid()}")
+    try:
+        yield url
+    finally:
+        admin_drop(PG_ADMIN_URL, name)
+
+
+_PG_SKIPPED: list[str] = []
+
+
+def _pg_missing(message: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)", pytrace=False)
+    if not _PG_SKIPPED:
+        _PG_SKIPPED.append(message)
+    pytest.skip(message)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say once, at the end, why the PostgreSQL half of the suite did not run."""
+    for message in _PG_SKIPPED:
+        terminalreporter.write_line(message, yellow=True)

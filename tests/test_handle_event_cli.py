@@ -118,7 +118,7 @@ def test_text_format_shows_the_comment_a_person_can_read(
     assert main(["handle-event", "github", "--event", "issues", "--payload", path,
                  "--dry-run", "--format", "text"]) == 0
     out = capsys.readouterr().out
-    assert "dry run: nothing was written" in out
+    assert "dry run, nothing was written" in out
     assert "would add labels: threat/model-stealing" in out
     assert "would create the comment:" in out and "    | " in out
     assert fake.writes == []
@@ -276,3 +276,28 @@ def test_tracker_failure_mid_run_is_one_line_exit_1_traceback_with_debug(
     err = capsys.readouterr().err
     assert err.startswith("bugbar: github: the tracker answered 404")
     assert "Traceback (most recent call last)" in err and TOKEN not in err
+
+
+def test_gitlab_event_typo_and_github_payload_for_gitlab(env: Path, capsys: Capture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUGBAR_GITLAB_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("BUGBAR_GITLAB_TOKEN", "glpat-x")
+    gitlab_payload = payload_file(env, {"object_kind": "issue", "project": {"id": 1},
+                                        "object_attributes": {"iid": 1, "action": "open"}})
+    assert main(["handle-event", "gitlab", "--event", "Issue hook",
+                 "--payload", gitlab_payload]) == 2
+    assert "did you mean 'Issue Hook'?" in one_error_line(capsys)
+    github_payload = payload_file(env, issues_payload("opened", 1, *STEAL), "gh.json")
+    assert main(["handle-event", "gitlab", "--event", "Issue Hook",
+                 "--payload", github_payload]) == 2
+    assert "looks like a GitHub webhook, not GitLab's" in one_error_line(capsys)
+
+
+def test_log_level_debug_shows_the_traceback(env: Path, fake: FakeGitHub, capsys: Capture,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUGBAR_LOG_LEVEL", "debug")
+    path = payload_file(env, issues_payload("opened", 999, *STEAL))
+    assert main(["handle-event", "github", "--event", "issues", "--payload", path]) == 1
+    err = capsys.readouterr().err
+    assert "bugbar: github: the tracker answered 404" in err and "Traceback" in err
+    assert TOKEN not in err

@@ -101,6 +101,7 @@ def test_missing_folder_is_an_error(tmp_path: Path) -> None:
 
 def test_new_category_needs_a_seed_range(tmp_path: Path) -> None:
     text = GOOD.replace("id: model-stealing", "id: prompt-leak")
+    _user_dir(tmp_path, "settings.yml", "custom_categories: [prompt-leak]\n")
     errors = _errors(tmp_path, text, name="prompt-leak.yml")
     assert any("no seed range" in e for e in errors)
 

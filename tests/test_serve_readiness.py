@@ -241,3 +241,39 @@ def test_readyz_degraded_when_the_inbox_is_stale(store: tuple[Store, Clock]) -> 
     body = response.json()
     assert body["oldest_pending_seconds"] == 301.0
     assert body["problems"] == ["oldest pending delivery is 301 s old (limit 300 s)"]
+
+
+def test_a_401_mid_run_marks_the_credentials_rejected(store: tuple[Store, Clock]) -> None:
+    from github import BadCredentialsException
+
+    from bot.app_cli import watch_credentials
+    from bot.events.model import Event, EventKind
+
+    clock = Clock()
+    readiness = Readiness(credentials={"github": OK}, recheck=lambda p: OK, clock=clock)
+
+    def revoked(event: Event) -> str:
+        raise BadCredentialsException(401, {"message": "Bad credentials"}, {})
+
+    process = watch_credentials(revoked, readiness)
+    event = Event(provider="github", delivery_id="d", kind=EventKind.ISSUE_OPENED, name="issues")
+    with pytest.raises(BadCredentialsException):  # the delivery still fails and is retried
+        process(event)
+    client = _client(store[0], readiness)
+    assert client.get("/readyz").json()["problems"] == ["github credentials rejected"]
+    clock.now += 61  # asked again a minute later: the token works again
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(("name", "value", "needle"), [
+    ("BUGBAR_PORT", "eighty", "BUGBAR_PORT must be a port number"),
+    ("BUGBAR_READY_MAX_INBOX_AGE", "soon", "BUGBAR_READY_MAX_INBOX_AGE must be a number"),
+], ids=["port", "inbox-age"])
+def test_bad_serve_variables_are_one_line(started: list[Any], clean_env: pytest.MonkeyPatch,
+                                          capsys: Capture, name: str, value: str,
+                                          needle: str) -> None:
+    clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
+    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook")
+    clean_env.setenv(name, value)
+    assert main(["serve"]) == 2
+    assert needle in _one_line(capsys) and started == []

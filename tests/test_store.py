@@ -651,7 +651,9 @@ def test_release_dead_claims_frees_checkpoint_leases(store: Store) -> None:
 def test_version_1_file_gains_checkpoint_leases(db_path: Path) -> None:
     Store(db_path).close()
     conn = sqlite3.connect(str(db_path))
-    conn.execute("DROP TABLE checkpoint_leases")
+    conn.execute("DROP TABLE checkpoint_leases")  # back to version 1: drop what 2 and 3 added
+    conn.execute("DROP INDEX deliveries_issue")
+    conn.execute("ALTER TABLE deliveries DROP COLUMN issue_key")
     conn.execute("UPDATE schema_version SET version = 1")
     conn.commit()
     conn.close()

@@ -12,7 +12,7 @@ from bot.decide.classify import Classifier
 from bot.decide.render import MARKER_PREFIX
 from bot.handlers.sweep import SweepOptions
 from bot.store import Store
-from bot.sweep_cli import Progress, execute, open_report, write_ci_files
+from bot.sweep_cli import Progress, execute, fit_summary, open_report, write_ci_files
 from tests.fakes.tracker import MemoryTracker
 
 STEAL = ("Model extraction of our production fraud detection model",
@@ -70,3 +70,12 @@ def test_summary_and_outputs_files(classifier: Classifier, store: Store,
     assert name == "decision" and lines[2] == delim
     assert json.loads(lines[1])["counts"]["changed"] == 1
     assert lines[3].startswith("outcome<<") and lines[4] == "finished"
+
+
+def test_long_summary_is_cut_to_what_github_accepts() -> None:
+    text = "".join(f"| row {i} | ü |\n" for i in range(100_000))
+    cut = fit_summary(text, limit=10_000)
+    assert len(cut.encode("utf-8")) <= 10_000 and cut.endswith("has everything.\n")
+    body = cut.split("\n\n…")[0]
+    assert body.endswith("|\n") and text.startswith(body)  # whole lines only
+    assert fit_summary("short\n") == "short\n"

@@ -6,8 +6,10 @@ and write pacing are recorded, never slept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -103,11 +105,11 @@ def test_max_changes_caps_the_writes(fake: FakeGitHub, classifier: Classifier,
 
 
 def test_reserve_is_respected(fake: FakeGitHub, classifier: Classifier, store: Store) -> None:
-    fill(fake, 150, every=1000)  # no threats: one request (comment lookup) per issue
+    fill(fake, 150, every=1)  # all threats: a look, a comment and labels per issue
     fake.set_rate_limit(remaining=600)
     result = sweep(classifier, store, make_tracker(fake), apply=True, reserve=500)
     assert result.stop_reason == "budget" and not result.complete
-    assert fake.remaining == 500
+    assert 500 - 3 <= fake.remaining <= 500  # checked before each issue (3 requests each)
     assert result.resume_after is not None
     assert store.load_checkpoint(f"sweep:apply:{SCOPE}") is not None
 
@@ -115,7 +117,7 @@ def test_reserve_is_respected(fake: FakeGitHub, classifier: Classifier, store: S
 def test_interrupted_by_the_rate_limit_then_resumed(fake: FakeGitHub, classifier: Classifier,
                                                    store: Store) -> None:
     numbers = fill(fake, 230, every=23)
-    fake.set_rate_limit(remaining=120, reset_in=600)
+    fake.set_rate_limit(remaining=20, reset_in=600)  # the sweep needs ~35
     tracker = make_tracker(fake)
     first = sweep(classifier, store, tracker, apply=True, reserve=None)
     assert first.stop_reason == "rate-limited" and first.resume_after is not None
@@ -225,3 +227,151 @@ def test_cli_end_to_end(fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.Mo
     assert "threat/model-stealing" in fake.issue_labels("o/r", n)
     assert main(["sweep", SCOPE, "--state", state, "--apply", "--max-changes", "0",
                  "--quiet"]) == 0  # nothing left to change: the cap is never reached
+
+
+# --------------------------------------------------------------------------- bulk comment reads
+
+
+def _with_comments(fake: FakeGitHub, numbers: list[int], total: int, step: int) -> None:
+    for k in range(total):
+        fake.add_comment("o/r", numbers[(k * step) % len(numbers)], f"same here ({k})")
+
+
+def test_first_dry_run_reads_comments_in_bulk(fake: FakeGitHub, classifier: Classifier,
+                                              store: Store) -> None:
+    """The bar: 1,000 issues holding 80 comments, at most ceil(N/100) + ceil(C/100) + 5."""
+    numbers = fill(fake, 1000, every=50)
+    _with_comments(fake, numbers, 80, 7)
+    result = sweep(classifier, store, make_tracker(fake))
+    assert result.complete and result.counts[CHANGED] == 20
+    assert fake.count() <= math.ceil(1000 / 100) + math.ceil(80 / 100) + 5
+    assert fake.count("GET", r"/issues/\d+/comments") == 0  # no per-issue read
+    assert fake.count("GET", r"/issues/comments") == 1  # the repository's comment stream
+
+
+def test_bulk_read_finds_an_existing_bot_comment(fake: FakeGitHub, classifier: Classifier,
+                                                 tmp_path: Path) -> None:
+    """A bot comment the store does not know (another state file, a lost database) is found in
+    the stream: it is kept, not posted twice, and not one issue is read on its own."""
+    numbers = fill(fake, 150, every=10)
+    _with_comments(fake, numbers, 40, 3)
+    first = Store(tmp_path / "first.db")
+    sweep(classifier, first, make_tracker(fake), apply=True)
+    first.close()
+    fake.reset_log()
+    again = Store(tmp_path / "second.db")
+    result = sweep(classifier, again, make_tracker(fake), apply=True)
+    again.close()
+    assert result.complete and fake.writes == []
+    assert fake.count("GET", r"/issues/\d+/comments") == 0
+    assert fake.count("GET", r"/issues/comments") == 1
+    for number in numbers[9::10]:
+        assert len(bot_comments(fake, number)) == 1
+
+
+def test_stale_bulk_read_never_posts_a_second_comment(fake: FakeGitHub, classifier: Classifier,
+                                                      store: Store) -> None:
+    """A webhook comments after the stream was read: the sweep looks again before creating."""
+    numbers = fill(fake, 30, every=10)
+    _with_comments(fake, numbers, 30, 1)
+    posted: list[int] = []
+
+    def on_row(row: Any) -> None:
+        if row.number == numbers[0] and not posted:  # the stream is read by now
+            body = f"## AI/ML security triage\n{MARKER_PREFIX} posted by a webhook -->"
+            posted.append(fake.add_comment("o/r", numbers[9], body, user="bugbar-bot"))
+
+    result = Sweep(classifier, store, lambda p, s: make_tracker(fake),
+                   SweepOptions(apply=True, reserve=None), on_row=on_row).run([SCOPE])
+    assert result.complete and posted
+    assert [c["id"] for c in bot_comments(fake, numbers[9])] == posted  # edited, not doubled
+    assert len(bot_comments(fake, numbers[19])) == 1
+
+
+def test_capped_then_full_then_unchanged_costs_only_the_listing(
+        fake: FakeGitHub, classifier: Classifier, store: Store) -> None:
+    n = 1000
+    numbers = fill(fake, n, every=50)
+    _with_comments(fake, numbers, 80, 7)
+    tracker = make_tracker(fake)
+    capped = sweep(classifier, store, tracker, apply=True, max_changes=5)
+    assert capped.stop_reason == "max-changes" and capped.changes == 5
+    full = sweep(classifier, store, tracker, apply=True)
+    assert full.complete and full.changes == 15
+    fake.reset_log()
+    # Our writes moved the written issues' updated_at: they are decided again, from the store;
+    # every other issue is known unchanged without a request.
+    reasons: Counter[str] = Counter()
+    steady = Sweep(classifier, store, lambda p, s: make_tracker(fake),
+                   SweepOptions(apply=True, reserve=None),
+                   on_row=lambda row: reasons.update([row.reason])).run([SCOPE])
+    assert steady.complete and steady.counts[UNCHANGED] == n
+    assert set(reasons) <= {"cached", "checked"} and reasons["checked"] <= 20
+    assert fake.count() <= math.ceil(n / 100) + 5
+    assert fake.count("GET", r"/comments") == 0
+    for number in numbers[49::50]:
+        assert len(bot_comments(fake, number)) == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_any_sequence_of_capped_interrupted_resumed_runs(
+        fake: FakeGitHub, classifier: Classifier, store: Store, seed: int) -> None:
+    """Random caps, limits and crashes (an exception out of the sweep mid-page, as kill -9
+    would leave it), then a run to the end: the next unchanged sweep costs only the listing,
+    and every threat has exactly one bot comment."""
+    import random
+
+    rng = random.Random(seed)
+    n = 320
+    numbers = fill(fake, n, every=16)
+    _with_comments(fake, numbers, 60, 11)
+    tracker = make_tracker(fake)
+
+    class Crash(Exception):
+        pass
+
+    for _ in range(rng.randint(3, 6)):
+        kind = rng.choice(["cap", "limit", "crash", "dry"])
+        options: dict[str, Any] = {"apply": kind != "dry", "reserve": None}
+        if kind == "cap":
+            options["max_changes"] = rng.randint(0, 4)
+        elif kind == "limit":
+            options["limit"] = rng.randint(1, 150)
+        crash_after = rng.randint(1, 200) if kind == "crash" else None
+
+        def on_row(row: Any, crash_after: int | None = crash_after,
+                   seen: list[int] = [0]) -> None:  # noqa: B006 - one counter per run
+            seen[0] += 1
+            if crash_after is not None and seen[0] >= crash_after:
+                raise Crash
+
+        with contextlib.suppress(Crash):
+            Sweep(classifier, store, lambda p, s: tracker, SweepOptions(**options),
+                  on_row=on_row).run([SCOPE])
+    last = sweep(classifier, store, tracker, apply=True)
+    assert last.complete, last.to_json()
+    fake.reset_log()
+    steady = sweep(classifier, store, make_tracker(fake), apply=True)
+    assert steady.complete and steady.counts[UNCHANGED] == n
+    assert fake.count() <= math.ceil(n / 100) + 5
+    assert fake.count("GET", r"/comments") == 0
+    for number in numbers:
+        expected = 1 if numbers.index(number) % 16 == 15 else 0
+        assert len(bot_comments(fake, number)) == expected
+
+
+def test_resweep_of_a_few_changed_issues_reads_them_one_by_one(
+        fake: FakeGitHub, classifier: Classifier, store: Store) -> None:
+    """A known issue changed in a repository with a long comment stream: probing the stream
+    (one request) shows it is longer than reading that issue alone, so the issue is read."""
+    numbers = fill(fake, 150, every=10)
+    _with_comments(fake, numbers, 300, 1)  # 3 pages of stream
+    tracker = make_tracker(fake)
+    assert sweep(classifier, store, tracker, apply=True).complete
+    sweep(classifier, store, tracker, apply=True)  # takes in the updated_at our writes moved
+    fake.edit_issue("o/r", numbers[0], body="Traceback: out of memory, now on two GPUs.")
+    fake.reset_log()
+    result = sweep(classifier, store, tracker, apply=True)
+    assert result.complete and fake.writes == []
+    assert fake.count("GET", r"/issues/comments\?") == 1  # the probe
+    assert fake.count("GET", rf"/issues/{numbers[0]}/comments") == 1

@@ -61,10 +61,16 @@ def make_tracker(fake: FakeGitLab, sleeps: Sleeps | None = None) -> GitLabTracke
                          pacer=WritePacer(0.0, sleep=Sleeps()))
 
 
-def fill(fake: FakeGitLab, n: int, *, every: int = 10, path: str = PROJECT) -> list[int]:
-    """``n`` issues created in the past, oldest first; every ``every``-th is a threat."""
-    return [fake.add_issue(path, title, body, created_at=T0 + timedelta(minutes=i))
+def fill(fake: FakeGitLab, n: int, *, every: int = 10, path: str = PROJECT,
+         noted: bool = False) -> list[int]:
+    """``n`` issues created in the past, oldest first; every ``every``-th is a threat.
+    ``noted``: each has a note by a human (so finding the bot's note costs a request)."""
+    iids = [fake.add_issue(path, title, body, created_at=T0 + timedelta(minutes=i))
             for i, title, body in backlog(n, every)]
+    if noted:
+        for iid in iids:
+            fake.add_note(path, iid, "same here")
+    return iids
 
 
 def sweep(classifier: Classifier, store: Store, tracker: Any, scopes: list[str] | None = None,
@@ -175,7 +181,7 @@ def test_storm_interrupts_then_next_run_resumes_from_the_checkpoint(
 
 def test_reserve_reached_via_ratelimit_remaining_then_resumed(
         fake: FakeGitLab, classifier: Classifier, store: Store) -> None:
-    iids = fill(fake, 150, every=15)
+    iids = fill(fake, 150, every=15, noted=True)
     fake.rate_limit = 160  # each new issue costs a notes lookup: the budget runs out mid-page
     tracker = make_tracker(fake)
     first = sweep(classifier, store, tracker, apply=True, reserve=100)
@@ -368,7 +374,7 @@ def test_budget_stop_does_not_outlive_the_rate_limit_window(
     the tracker still holds the low ``RateLimit-Remaining`` of its last answer; once the
     window has reset (``RateLimit-Reset`` has passed) the next sweep must go on, not stop on
     that stale count before sending a single request."""
-    fill(fake, 150, every=15)
+    fill(fake, 150, every=15, noted=True)
     fake.rate_limit = 160
     tracker = make_tracker(fake)
     first = sweep(classifier, store, tracker, apply=True, reserve=100)

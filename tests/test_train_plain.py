@@ -114,3 +114,33 @@ def test_non_threats_are_well_represented() -> None:
     assert sum(n for k, n in kinds.items() if k not in THREAT_KINDS) >= 160
     for kind in ("confuser", "traditional-security", "ordinary", "feature-request"):
         assert kinds[kind] >= 10, kind
+
+
+def test_label_only_and_other_languages_are_present() -> None:
+    # The head must learn that a tracker label alone can carry a threat, and that threats are
+    # reported in other languages too.
+    kinds = Counter(item["kind"] for item in ITEMS)
+    assert kinds["label-only"] >= 20
+    langs = Counter(item["lang"] for item in ITEMS if item["lang"] != "en")
+    assert sum(langs.values()) >= 40
+    assert len(langs) >= 5
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def test_no_item_repeats_the_labelled_test_corpus_or_the_samples() -> None:
+    # Training texts must not reappear in the sets the bot is measured on.
+    others: set[str] = set()
+    for path in (ROOT / "tests" / "corpus" / "labelled.jsonl", DATA.parent / "sample_issues.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                others.add(_norm(row.get("title", "")))
+                if len(row.get("body", "")) > 40:
+                    others.add(_norm(row["body"]))
+    for item in ITEMS:
+        assert _norm(item["title"]) not in others, item["id"]
+        if len(item["body"]) > 40:
+            assert _norm(item["body"]) not in others, item["id"]

@@ -6,6 +6,7 @@ before failing so an author fixes a file in one pass. See ``docs/rules.md`` for 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ import re2
 from bot.decide.model import CATEGORY_IDS, ROUTES, Severity
 from bot.decide.normalize import normalize_phrase
 from bot.decide.yamlload import LocatedDict, LocatedList, YamlError, load_yaml
+
+# Errors only: RE2 would otherwise print its parse errors (through absl) to stderr itself.
+_QUIET_RE2 = re2.Options()
+_QUIET_RE2.log_errors = False
 
 SHIPPED_RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 """The rule set shipped inside the package (``bot/rules/``), so every install carries it."""
@@ -135,6 +140,8 @@ class Settings:
     gates: Mapping[str, Gate]
     traditional: tuple[str, ...]
     confusers: tuple[str, ...]
+    custom_categories: tuple[str, ...] = ()
+    """Category ids beyond the nine of the bug bar, declared on purpose in a settings.yml."""
 
 
 @dataclass(frozen=True)
@@ -184,20 +191,28 @@ _EXAMPLE_KEYS = {"title", "body", "labels"}
 _SETTINGS_KEYS = {
     "version", "source", "seed_ranges", "max_input_chars", "threshold", "title_weight",
     "anchor_window", "labels", "routes", "ssirp_requires", "anchors", "cues", "gates",
-    "traditional", "confusers",
+    "traditional", "confusers", "custom_categories",
 }
 _LABEL_KEYS = {"threat", "severity", "route", "opt_out"}
 
 
-class _Checker:
-    """Collects located problems while reading one file."""
+_LINE_STRIDE = 1_000_000
+"""Merged settings come from several files: lines of the n-th file are kept as
+``n * _LINE_STRIDE + line`` (see :func:`_shift_lines`) so an error names the file it is in."""
 
-    def __init__(self, path: str) -> None:
+
+class _Checker:
+    """Collects located problems while reading one file (or merged settings files)."""
+
+    def __init__(self, path: str, files: list[str] | None = None) -> None:
         self.path = path
+        self.files = files or [path]
         self.issues: list[RuleIssue] = []
 
     def error(self, line: int, message: str) -> None:
-        self.issues.append(RuleIssue(self.path, line, message))
+        index, line = divmod(line, _LINE_STRIDE)
+        path = self.files[index] if index < len(self.files) else self.path
+        self.issues.append(RuleIssue(path, line, message))
 
     def mapping(self, value: Any, line: int, what: str) -> LocatedDict | None:
         if isinstance(value, LocatedDict):
@@ -209,7 +224,8 @@ class _Checker:
         for key in mapping:
             if key not in allowed:
                 valid = ", ".join(sorted(allowed))
-                self.error(mapping.line_of(key), f"unknown key {key!r} in {what}; valid: {valid}")
+                self.error(mapping.line_of(key), f"unknown key {key!r} in {what}"
+                           f"{did_you_mean(str(key), allowed)}; valid: {valid}")
 
     def text(self, mapping: LocatedDict, key: str, what: str, required: bool = True) -> str:
         value = mapping.get(key)
@@ -256,12 +272,21 @@ class _Checker:
 
     def regex(self, pattern: str, line: int, what: str) -> bool:
         try:
-            re2.compile(pattern)
+            re2.compile(pattern, _QUIET_RE2)
         except re2.error as exc:
-            self.error(line, f"{what}: bad RE2 pattern {pattern!r}: {exc} "
+            reason = exc.args[0] if exc.args else exc
+            if isinstance(reason, bytes):  # google-re2 reports RE2's message as bytes
+                reason = reason.decode("utf-8", "replace")
+            self.error(line, f"{what}: bad RE2 pattern {pattern!r}: {reason} "
                        "(RE2 has no look-around or back-references)")
             return False
         return True
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _read(path: Path, checker: _Checker) -> LocatedDict | None:
@@ -438,7 +463,8 @@ def _load_rule(path: Path, settings: Settings | None, checker: _Checker) -> Rule
         for key, target in (("raise", raise_cues), ("lower", lower_cues)):
             for cue, line in checker.str_list(sev, key, "severity"):
                 if settings and cue not in known_cues:
-                    checker.error(line, f"severity.{key}: unknown cue {cue!r}; "
+                    checker.error(line, f"severity.{key}: unknown cue {cue!r}"
+                                  f"{did_you_mean(cue, known_cues)}; "
                                   f"valid: {', '.join(sorted(known_cues))}")
                 target.append(cue)
 
@@ -451,7 +477,8 @@ def _load_rule(path: Path, settings: Settings | None, checker: _Checker) -> Rule
         for key, target in (("default", r_default), ("critical", r_critical)):
             for route, line in checker.str_list(routes, key, "routes"):
                 if route not in known_routes:
-                    checker.error(line, f"routes.{key}: unknown route {route!r}; "
+                    checker.error(line, f"routes.{key}: unknown route {route!r}"
+                                  f"{did_you_mean(route, known_routes)}; "
                                   f"valid: {', '.join(sorted(known_routes))}")
                 target.append(route)
         if not r_default:
@@ -502,6 +529,20 @@ def _load_rule(path: Path, settings: Settings | None, checker: _Checker) -> Rule
     )
 
 
+def _shift_lines(value: Any, offset: int) -> None:
+    """Add ``offset`` to every line number in a parsed YAML tree (see ``_LINE_STRIDE``)."""
+    if isinstance(value, LocatedDict):
+        value.line += offset
+        value.key_lines = {k: n + offset for k, n in value.key_lines.items()}
+        for item in value.values():
+            _shift_lines(item, offset)
+    elif isinstance(value, LocatedList):
+        value.line += offset
+        value.item_lines = [n + offset for n in value.item_lines]
+        for item in value:
+            _shift_lines(item, offset)
+
+
 def _merge_settings(base: LocatedDict, override: LocatedDict) -> LocatedDict:
     """Key-by-key merge; mappings one level deep (so a user can change one cue or route)."""
     merged = LocatedDict(base)
@@ -543,6 +584,16 @@ def _parse_settings(data: LocatedDict, checker: _Checker) -> Settings | None:
     for cid in CATEGORY_IDS:
         if cid not in seed_ranges and seeds is not None:
             checker.error(seeds.line, f"seed_ranges lacks {cid!r}")
+    custom = [c for c, _ in checker.str_list(data, "custom_categories", "settings")]
+    for cid, line in checker.str_list(data, "custom_categories", "settings"):
+        if cid in CATEGORY_IDS:
+            checker.error(line, f"custom_categories: {cid!r} is one of the nine bug-bar "
+                          "categories already; remove it from the list")
+    for cid in seed_ranges:
+        if cid not in CATEGORY_IDS and cid not in custom and seeds is not None:
+            checker.error(seeds.line_of(cid), f"seed_ranges: {cid!r} is not a bug-bar category "
+                          "(a category of your own must be listed under custom_categories "
+                          f"too){did_you_mean(cid, CATEGORY_IDS)}")
 
     labels = checker.mapping(data.get("labels"), data.line_of("labels"), "labels") or LocatedDict()
     checker.keys(labels, _LABEL_KEYS, "labels")
@@ -609,6 +660,7 @@ def _parse_settings(data: LocatedDict, checker: _Checker) -> Settings | None:
         cues=cues, gates=gates,
         traditional=tuple(_text_list(checker, data, "traditional", "settings")),
         confusers=tuple(_text_list(checker, data, "confusers", "settings")),
+        custom_categories=tuple(custom),
     )
 
 
@@ -622,6 +674,7 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), base_dir: Path | None = No
     dirs = [base, *(Path(d) for d in extra_dirs)]
     issues: list[RuleIssue] = []
     settings_data: LocatedDict | None = None
+    settings_files: list[str] = []
     rule_files: dict[str, Path] = {}
     digest = hashlib.sha256()
     for directory in dirs:
@@ -634,6 +687,8 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), base_dir: Path | None = No
             data = _read(settings_path, checker)
             issues.extend(checker.issues)
             if data is not None:
+                _shift_lines(data, len(settings_files) * _LINE_STRIDE)
+                settings_files.append(str(settings_path))
                 settings_data = data if settings_data is None else _merge_settings(
                     settings_data, data)
             digest.update(settings_path.read_bytes())
@@ -644,7 +699,7 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), base_dir: Path | None = No
     if settings_data is None:
         issues.append(RuleIssue(str(base / "settings.yml"), 0, "settings.yml not found"))
         raise RulesError(issues)
-    checker = _Checker(str(base / "settings.yml"))
+    checker = _Checker(settings_files[0], files=settings_files)
     settings = _parse_settings(settings_data, checker)
     issues.extend(checker.issues)
     if settings is None:
@@ -661,6 +716,12 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), base_dir: Path | None = No
         if rule.id != stem:
             issues.append(RuleIssue(str(path), 1, f"id {rule.id!r} must match the file name "
                                     f"({stem}.yml)"))
+            continue
+        if rule.id not in CATEGORY_IDS and rule.id not in settings.custom_categories:
+            issues.append(RuleIssue(
+                str(path), 1, f"id {rule.id!r} is not one of the nine bug-bar categories (to "
+                "add one of your own, list it under custom_categories, with a seed_ranges "
+                f"entry, in your settings.yml){did_you_mean(rule.id, CATEGORY_IDS)}"))
             continue
         if rule.id not in settings.seed_ranges:
             issues.append(RuleIssue(str(path), 1, f"id {rule.id!r} has no seed range; add it to "

@@ -43,10 +43,12 @@ from bot.decide.model import Access, Decision, Issue, Severity
 from bot.decide.plan import is_bot_label
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import RuleSet
+from bot.errors import http_status
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.commands")
 
@@ -454,9 +456,7 @@ class Commands:
         try:
             tracker.react(ref, comment_id, REACTION)
         except Exception as exc:
-            status = next((getattr(exc, a) for a in ("status", "response_code", "status_code")
-                           if isinstance(getattr(exc, a, None), int)), None)
-            if status not in (404, 410):
+            if http_status(exc) not in (404, 410):
                 raise
             log.info("comment gone before its reaction", extra={"issue": str(ref)})
 

@@ -8,7 +8,10 @@ backlog:
   hash and rules version all equal what the store recorded at its last decision is counted as
   unchanged without a single further request. Others go through ``Triage.run`` with the listed
   snapshot and ``trust_state=True`` (no re-fetch, and no comment read when the store knows the
-  bot's comment). Only a plan that differs writes.
+  bot's comment). The bot's comment is otherwise found without a request per issue where the
+  tracker allows: an issue listed with no comments has none, and GitHub's repository-wide
+  comment stream (100 comments a request) is read once per pass when that is cheaper than
+  reading issue by issue (see :class:`_CommentReads`). Only a plan that differs writes.
 * **Budgeted.** Before every request-costing step the tracker's remaining rate-limit budget
   (``rate_limit_remaining()``, where the adapter offers it) is compared with the reserve; at or
   below it, or when the retry layer raises ``RateLimited``, the sweep stops cleanly.
@@ -38,12 +41,20 @@ from typing import Any
 from bot.decide.classify import Classifier
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
-from bot.handlers.triage import DecisionMetrics, Triage, TriageResult, content_hash
+from bot.handlers.triage import (
+    CommentHint,
+    DecisionMetrics,
+    Triage,
+    TriageResult,
+    content_hash,
+    state_knows_comment,
+)
 from bot.lease import Heartbeat, is_alive, owner_prefix
-from bot.providers.base import IssueSnapshot, ListPage, Tracker
+from bot.providers.base import BotCommentIndex, IssueSnapshot, ListPage, Tracker
 from bot.providers.recording import DryRunTracker
 from bot.providers.retry import RateLimited
-from bot.store import IssueState, Store
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 __all__ = [
     "CHANGED",
@@ -300,6 +311,50 @@ class _ScopeFailed(Exception):
     """This scope cannot go on (listing failed, too many errors); others still run."""
 
 
+class _CommentReads:
+    """Chooses, per pass over one repository, between per-issue reads of the bot's comment and
+    one bulk read of the repository's comment stream (``bot_comment_index``).
+
+    The stream is read from the creation time of the issue that needs it: the listing is in
+    creation order, so it covers this issue and every later one. An issue the store has never
+    seen (a first sweep, or an issue new since the last one) reads the stream whole at once:
+    every later unseen issue with comments would need a read too, and for a new issue the
+    stream holds only the comments written since it was opened. Otherwise (a re-sweep where a
+    few known issues changed) the first read probes the stream (one request): if it fits in one
+    page, that page is the whole answer; else its length P is known, issues are read one by one
+    until that has cost as much as P, and from then on the stream is read whole (ski rental:
+    never much worse than the cheaper of the two).
+    """
+
+    def __init__(self) -> None:
+        self.index: BotCommentIndex | None = None
+        self.pages: int | None = None
+        self.single_reads = 0
+
+    def hint(self, raw: Tracker, repo: str, snap: IssueSnapshot,
+             known: bool) -> CommentHint | None:
+        """What the stream says of ``snap``'s bot comment, or None: read it per issue.
+        ``known``: the store has a state for the issue."""
+        if snap.comment_count == 0:
+            return CommentHint(None)  # no comments at all: none of them is the bot's
+        bulk = getattr(raw, "bot_comment_index", None)
+        created = snap.created_at
+        if bulk is None or created is None:
+            return None
+        index = self.index
+        if index is not None and (index.since is None or index.since <= created):
+            return CommentHint(index.comments.get(snap.ref.number))
+        if not known or self.pages is None or self.single_reads + 1 >= self.pages:
+            probe = known and self.pages is None
+            got: BotCommentIndex = bulk(repo, since=created, max_pages=1 if probe else None)
+            if got.complete:
+                self.index = got
+                return CommentHint(got.comments.get(snap.ref.number))
+            self.pages = got.pages or 1_000_000
+        self.single_reads += 1
+        return None
+
+
 class _Seen:
     """Issue numbers already counted in this run, as a bitmap: a repository of 100,000 issues
     costs 12.5 KB, so a re-pass can tell new issues from counted ones without holding keys."""
@@ -392,13 +447,12 @@ class Sweep:
         self.on_page = on_page
         self.clock = clock
         self.triage = Triage(classifier, store, dry_run=not self.options.apply, metrics=metrics)
-        # Past the max_changes cap: plan without writing, to tell "would change" from "no-op".
-        self.planner = Triage(classifier, store, dry_run=True)
         self.rules_version = classifier.ruleset.version
         self._applied = 0
         self._examined = 0
         self._failed: set[str] = set()  # issues that failed in this run: a re-pass skips them
         self._written_this_pass: set[str] = set()
+        self._reads = _CommentReads()
         self._run_id = ""
 
     @property
@@ -601,6 +655,7 @@ class Sweep:
                   vouched: dict[str, Any]) -> None:
         """Go through the listing once, from ``pos`` to its end."""
         errors_in_a_row = 0
+        self._reads = _CommentReads()
         # A cursor at the start of a pass comes from a checkpoint, and a saved cursor can stop
         # working (Jira Cloud's nextPageToken expires): then the pass lists from the top once.
         # Issues counted before are not counted again (``pos.seen``) and cost no request.
@@ -768,16 +823,20 @@ class Sweep:
         at_cap = (self.options.apply and self.options.max_changes is not None
                   and self._applied >= self.options.max_changes)
         try:
+            hint = (None if state_knows_comment(state)
+                    else self._reads.hint(raw, repo, snap, state is not None))
             if at_cap:
-                planned = self.planner.run(DryRunTracker(raw), ref, snapshot=snap,
-                                           delivery_id=self._run_id, trust_state=True)
-                if planned.plan is not None and not planned.plan.is_noop:
+                # Planned, not applied; but a no-op is recorded like any other, so the issue
+                # costs nothing in the next sweep (a dry plan would leave it unknown).
+                planned = self.triage.run(tracker, ref, snapshot=snap, delivery_id=self._run_id,
+                                          trust_state=True, hint=hint, hold_changes=True)
+                if planned.outcome == "held":
                     self._emit(self._row(repo, snap, PENDING, STOP_MAX_CHANGES, planned),
                                pos, summary, result)
                     raise _Stop(STOP_MAX_CHANGES)
                 return self._emit(self._from_triage(repo, snap, planned), pos, summary, result)
             outcome = self.triage.run(tracker, ref, snapshot=snap, delivery_id=self._run_id,
-                                      trust_state=True)
+                                      trust_state=True, hint=hint)
         except RateLimited as exc:
             raise _Stop(STOP_RATE_LIMITED, exc.reset_at) from exc
         except _Stop:

@@ -21,8 +21,9 @@ from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
 from bot.lease import ensure_held
-from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState, Store
+from bot.providers.base import Comment, IssueSnapshot, Tracker
+from bot.store import IssueState
+from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.triage")
 
@@ -39,9 +40,21 @@ class TriageResult:
     """What happened to one issue."""
 
     outcome: str
-    """triaged | unchanged | opted-out | skipped-pull-request | dry-run"""
+    """triaged | unchanged | opted-out | skipped-pull-request | dry-run | held"""
     decision: Decision | None = None
     plan: Plan | None = None
+
+
+@dataclass(frozen=True)
+class CommentHint:
+    """The bot's comment on one issue as a bulk read found it (``None``: it has none).
+
+    The sweep passes it instead of a per-issue read. Before it *creates* a comment on the word
+    of a hint, triage looks once more (a webhook may have commented since the bulk read), so a
+    stale hint can cost a request but never a second comment.
+    """
+
+    comment: Comment | None
 
 
 def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
@@ -73,6 +86,11 @@ _STRIPES = [threading.Lock() for _ in range(256)]
 def issue_lock(key: str) -> threading.Lock:
     """The lock serialising work on one issue in this process."""
     return _STRIPES[zlib.crc32(key.encode()) % len(_STRIPES)]
+
+
+def state_knows_comment(state: IssueState | None) -> bool:
+    """Does the store know the bot's comment and decision (no read needed to plan)?"""
+    return bool(state is not None and state.comment_id and state.decision_hash)
 
 
 def content_hash(snapshot: IssueSnapshot) -> str:
@@ -120,18 +138,25 @@ class Triage:
         snapshot: IssueSnapshot | None = None,
         delivery_id: str = "",
         trust_state: bool = False,
+        hint: CommentHint | None = None,
+        hold_changes: bool = False,
     ) -> TriageResult:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
-        ``trust_state`` lets the store stand in for re-reading the bot's comment."""
+        ``trust_state`` lets the store stand in for re-reading the bot's comment, and ``hint``
+        (a bulk read) does the same when the store does not know it. With ``hold_changes`` a
+        plan that would write is returned as ``held`` and not applied, while a no-op is
+        recorded as usual (the sweep past its ``max_changes`` cap)."""
         with issue_lock(str(ref)):
-            result = self._run(tracker, ref, snapshot, delivery_id, trust_state)
+            result = self._run(tracker, ref, snapshot, delivery_id, trust_state, hint,
+                               hold_changes)
         if self.on_result is not None:
             self.on_result(ref, result)
         return result
 
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
-        delivery_id: str, trust_state: bool,
+        delivery_id: str, trust_state: bool, hint: CommentHint | None = None,
+        hold_changes: bool = False,
     ) -> TriageResult:
         snap = snapshot or tracker.get_issue(ref)
         if snap.is_pull_request:
@@ -141,7 +166,37 @@ class Triage:
             return TriageResult("opted-out")
         key = str(ref)
         state = self.store.get_issue_state(key)
-        comment_id, marker = self._bot_comment(tracker, ref, state, trust_state)
+        comment_id, marker, hinted = self._bot_comment(tracker, ref, state, trust_state, hint)
+        decision, plan = self._plan(snap, state, comment_id, marker)
+        if (hinted and plan.comment is CommentAction.CREATE and not self.dry_run
+                and not hold_changes):
+            # The bulk read may predate a comment a webhook just posted: look before creating.
+            existing = tracker.find_bot_comment(ref)
+            if existing is not None:
+                comment_id, marker = existing.id, parse_marker(existing.body)
+                decision, plan = self._plan(snap, state, comment_id, marker)
+        if self.metrics is not None:
+            for threat in decision.threats:
+                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
+        log.info("plan", extra={"issue": key, "plan": plan.describe(),
+                                "categories": [t.category for t in decision.threats]})
+        if self.dry_run or (hold_changes and not plan.is_noop):
+            self.store.record_decision(key, delivery_id or None,
+                                       json.dumps(decision_record(decision, plan)), True)
+            return TriageResult("dry-run" if self.dry_run else "held", decision, plan)
+        if plan.is_noop:
+            self._remember(key, snap, plan, comment_id, decision)
+            return TriageResult("unchanged", decision, plan)
+        comment_id = self._apply(tracker, ref, plan, comment_id)
+        self._remember(key, snap, plan, comment_id, decision)
+        self.store.record_decision(key, delivery_id or None,
+                                   json.dumps(decision_record(decision, plan)), False)
+        return TriageResult("triaged", decision, plan)
+
+    def _plan(
+        self, snap: IssueSnapshot, state: IssueState | None, comment_id: str | None,
+        marker: Marker | None,
+    ) -> tuple[Decision, Plan]:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
         decision = self.decide(snap, overrides)
@@ -163,36 +218,27 @@ class Triage:
             already_protected=snap.confidential or bool(state and "protected" in state.extra),
             already_escalated=bool(state and "escalated" in state.extra),
         )
-        if self.metrics is not None:
-            for threat in decision.threats:
-                self.metrics.decision(ref.provider, threat.category, threat.severity.label)
-        log.info("plan", extra={"issue": key, "plan": plan.describe(),
-                                "categories": [t.category for t in decision.threats]})
-        if self.dry_run:
-            self.store.record_decision(key, delivery_id or None,
-                                       json.dumps(decision_record(decision, plan)), True)
-            return TriageResult("dry-run", decision, plan)
-        if plan.is_noop:
-            self._remember(key, snap, plan, comment_id, decision)
-            return TriageResult("unchanged", decision, plan)
-        comment_id = self._apply(tracker, ref, plan, comment_id)
-        self._remember(key, snap, plan, comment_id, decision)
-        self.store.record_decision(key, delivery_id or None,
-                                   json.dumps(decision_record(decision, plan)), False)
-        return TriageResult("triaged", decision, plan)
+        return decision, plan
 
     def _bot_comment(
-        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool
-    ) -> tuple[str | None, Marker | None]:
-        if trust_state and state is not None and state.comment_id and state.decision_hash:
+        self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool,
+        hint: CommentHint | None,
+    ) -> tuple[str | None, Marker | None, bool]:
+        """``(comment id, marker, came from a hint)``."""
+        if trust_state and state_knows_comment(state):
+            assert state is not None and state.comment_id is not None
             # The store already knows the bot's comment and what it says: no request needed.
-            marker = Marker(state.rules_version or "", state.decision_hash, dict(state.overrides),
-                            threat=bool(state.applied_labels))
-            return state.comment_id, marker
+            marker = Marker(state.rules_version or "", state.decision_hash or "",
+                            dict(state.overrides), threat=bool(state.applied_labels))
+            return state.comment_id, marker, False
+        if hint is not None:
+            if hint.comment is None:
+                return None, None, True
+            return hint.comment.id, parse_marker(hint.comment.body), True
         existing = tracker.find_bot_comment(ref)
         if existing is None:
-            return None, None
-        return existing.id, parse_marker(existing.body)
+            return None, None, False
+        return existing.id, parse_marker(existing.body), False
 
     def _apply(
         self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None

@@ -10,7 +10,7 @@ from typing import Protocol
 from bot.decide.model import Access
 from bot.events.model import IssueRef
 
-__all__ = ["Access", "Comment", "IssueSnapshot", "ListPage", "Tracker"]
+__all__ = ["Access", "BotCommentIndex", "Comment", "IssueSnapshot", "ListPage", "Tracker"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class IssueSnapshot:
     is_pull_request: bool = False
     confidential: bool = False
     url: str = ""
+    comment_count: int | None = None
+    """Comments on the issue as the listing reported them (None: the tracker did not say).
+    Zero means there is no bot comment to look for."""
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,24 @@ class ListPage:
     next_cursor: str | None
     not_modified: bool = False
     etag: str | None = None
+
+
+@dataclass(frozen=True)
+class BotCommentIndex:
+    """The bot's marked comments in one repository, from a bulk read of its comments.
+
+    Optional tracker method ``bot_comment_index(scope, *, since, max_pages)`` returns it
+    (GitHub: the repository-wide comment stream). It covers every issue created at or after
+    ``since``: their comments were all written, hence last updated, after it.
+    """
+
+    comments: dict[int, Comment]
+    """Issue number → the first comment by the bot carrying the marker."""
+    since: datetime | None
+    complete: bool
+    """False when ``max_pages`` stopped the read: then only ``pages`` is worth reading."""
+    pages: int | None
+    """How many requests the whole read takes (None: unknown)."""
 
 
 class Tracker(Protocol):

@@ -40,7 +40,7 @@ from github.Requester import Requester
 
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
+from bot.providers.base import Access, BotCommentIndex, Comment, IssueSnapshot, ListPage
 from bot.providers.retry import (
     ApiMetrics,
     Failure,
@@ -357,6 +357,21 @@ class _Http:
         return Requester.add_parameters_to_url(full, params or {})
 
 
+def _last_page(link: str | None) -> int | None:
+    """The ``page`` number of ``rel="last"`` (how many pages a listing has), if given."""
+    for m in _LINK_RE.finditer(link or ""):
+        if m.group("rel").strip() == "last":
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(m.group("url")).query)
+            page = (query.get("page") or [""])[0]
+            return int(page) if page.isdigit() else None
+    return None
+
+
+def _issue_number(issue_url: Any) -> int | None:
+    tail = str(issue_url or "").rstrip("/").rpartition("/")[2]
+    return int(tail) if tail.isdigit() else None
+
+
 def _path_of(url: str) -> str:
     return urllib.parse.urlsplit(url).path
 
@@ -389,6 +404,8 @@ def _snapshot(scope: str, data: dict[str, Any]) -> IssueSnapshot:
         updated_at=_parse_time(data.get("updated_at")),
         is_pull_request="pull_request" in data,
         url=str(data.get("html_url") or ""),
+        comment_count=data["comments"] if isinstance(data.get("comments"), int) else None,
+        created_at=_parse_time(data.get("created_at")),
     )
 
 
@@ -689,6 +706,48 @@ class GitHubTracker:
             self._etags.put_etag(key, etag, json.dumps({"next": next_url,
                                                         "issues": raw_items}))
         return ListPage(issues, next_url, etag=etag)
+
+    def bot_comment_index(self, scope: str, *, since: datetime | None,
+                          max_pages: int | None = None) -> BotCommentIndex:
+        """The bot's marked comments from the repository-wide comment stream.
+
+        ``GET /repos/{o}/{r}/issues/comments?since=…&per_page=100``: every issue comment of the
+        repository, in ascending id order (the default), ``since`` filtering on the comment's
+        *updated* time; 100 per request instead of one request per issue.
+        https://docs.github.com/en/rest/issues/comments#list-issue-comments-for-a-repository
+        With ``max_pages`` the read stops after that many pages and reports how many the
+        whole read takes (``Link: rel="last"``), so the caller can choose the cheaper way.
+        """
+        identity = self.bot_identity().casefold()
+        params: dict[str, Any] | None = {"per_page": PER_PAGE}
+        if since is not None:
+            assert params is not None
+            params["since"] = _iso(since)
+        url: str | None = f"{_repo_path(scope)}/issues/comments"
+        found: dict[int, Comment] = {}
+        pages_read = 0
+        total: int | None = None
+        while url is not None:
+            if max_pages is not None and pages_read >= max_pages:
+                return BotCommentIndex(found, since, complete=False, pages=total)
+            reply = self._http.call("GET", url, params=params, what=f"comment stream {scope}")
+            pages_read += 1
+            link = _header(reply.headers, "link")
+            if total is None:
+                total = _last_page(link) or pages_read
+            for data in reply.data or []:
+                user = data.get("user") or {}
+                body = str(data.get("body") or "")
+                number = _issue_number(data.get("issue_url"))
+                if (number is None or number in found or MARKER_PREFIX not in body
+                        or _login(user).casefold() != identity):
+                    continue
+                found[number] = Comment(id=str(data["id"]), body=body, author=_login(user),
+                                        author_is_bot=True)
+            url, params = _next_link(link), None
+            if url is not None:
+                self._http.check_same_api(url)
+        return BotCommentIndex(found, since, complete=True, pages=pages_read)
 
     def _is_private(self, scope: str) -> bool:
         """Whether the repository is private (one request per repository, remembered): its

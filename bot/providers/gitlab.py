@@ -323,6 +323,11 @@ class GitLabTracker:
             is_pull_request=False,
             confidential=bool(data.get("confidential")),
             url=str(data.get("web_url") or ""),
+            # Notes by accounts (the bot's included), not system notes; 0 spares the sweep a
+            # notes request. GitLab has no project-wide notes listing to read them in bulk.
+            comment_count=(data["user_notes_count"]
+                           if isinstance(data.get("user_notes_count"), int) else None),
+            created_at=_parse_time(data.get("created_at")),
         )
 
     def get_issue(self, ref: IssueRef) -> IssueSnapshot:

@@ -2,9 +2,11 @@
 
 Run explicitly: ``python tests/benchmarks/bench_sweep.py [--sizes 2000,5000,10000]``.
 
-For each backlog size N (one repository, every 50th issue an AI/ML threat report) it runs the
-real ``GitHubTracker`` against the loopback FakeGitHub and a real SQLite store:
+For each backlog size N (one repository, every 50th issue an AI/ML threat report, C = 8 % of N
+human comments spread over the issues) it runs the real ``GitHubTracker`` against the loopback
+FakeGitHub and a real SQLite store:
 
+0. a first dry run (nothing known yet), against the bar ``ceil(N/100) + ceil(C/100) + 5``;
 1. the first ``--apply`` sweep (a fresh install: every issue is decided, threats are written);
 2. a second sweep (the issues written in (1) changed on GitHub: decided again, no request);
 3. the steady state: a sweep of a backlog in which nothing changed.
@@ -47,8 +49,14 @@ STEAL = ("Model extraction of our production fraud detection model",
          "An attacker queried the scoring API and trained a substitute model that copies ours.")
 
 
+def comments_for(n: int) -> int:
+    """How many human comments a backlog of ``n`` issues holds (80 per 1,000)."""
+    return n * 8 // 100
+
+
 def fill(fake: FakeGitHub, n: int) -> None:
-    """``n`` issues updated in the past; every 50th is a model-stealing report."""
+    """``n`` issues updated in the past; every 50th is a model-stealing report; 8 % as many
+    comments, spread over the issues."""
     for i in range(1, n + 1):
         when = T0 + timedelta(minutes=i)
         if i % 50 == 0:
@@ -58,6 +66,8 @@ def fill(fake: FakeGitHub, n: int) -> None:
                            "Traceback (most recent call last): RuntimeError: CUDA out of "
                            "memory. Tried to allocate 2.00 GiB. " * 4, labels=["bug"],
                            updated_at=when)
+    for k in range(comments_for(n)):
+        fake.add_comment("o/r", 1 + (k * 7919) % n, f"same here ({k})")
 
 
 def _serve_fake(n: int, conn: Connection) -> None:
@@ -101,16 +111,17 @@ class RemoteFake:
         self._proc.join(10)
 
 
-def _sweep(classifier: Classifier, store: Store, tracker: Any) -> SweepResult:
+def _sweep(classifier: Classifier, store: Store, tracker: Any,
+           apply: bool = True) -> SweepResult:
     return Sweep(classifier, store, lambda provider, scope: tracker,
-                 SweepOptions(apply=True, reserve=None)).run([SCOPE])
+                 SweepOptions(apply=apply, reserve=None)).run([SCOPE])
 
 
 def _timed(fake: RemoteFake, classifier: Classifier, store: Store,
-           tracker: Any) -> tuple[SweepResult, float, int, int]:
+           tracker: Any, apply: bool = True) -> tuple[SweepResult, float, int, int]:
     fake.reset()
     t = time.perf_counter()
-    result = _sweep(classifier, store, tracker)
+    result = _sweep(classifier, store, tracker, apply)
     elapsed = time.perf_counter() - t
     requests, writes = fake.count()
     assert result.complete, result.to_json()
@@ -124,7 +135,12 @@ def bench(n: int, classifier: Classifier, workdir: Path) -> dict[str, Any]:
         store = Store(workdir / f"sweep-{n}.db")
         tracker = GitHubTracker.from_token(
             TOKEN, fake.url, policy=RetryPolicy(sleep=lambda s: None), pacer=WritePacer(0.0))
-        out: dict[str, Any] = {"n": n, "bar": math.ceil(n / 100) + 5}
+        out: dict[str, Any] = {"n": n, "bar": math.ceil(n / 100) + 5,
+                               "dry_bar": math.ceil(n / 100)
+                               + math.ceil(comments_for(n) / 100) + 5}
+        _, out["dry_s"], out["dry_requests"], writes = _timed(
+            fake, classifier, store, tracker, apply=False)
+        assert writes == 0
         first, out["first_s"], out["first_requests"], out["first_writes"] = _timed(
             fake, classifier, store, tracker)
         out["changed"] = first.changes
@@ -165,16 +181,21 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(bench(n, classifier, Path(tmp)))
     print(f"\nbugbar sweep benchmark, {datetime.now(UTC):%Y-%m-%d}, Python "
           f"{sys.version.split()[0]}, FakeGitHub on loopback, one repository, 1 in 50 a threat\n")
-    print("| issues | first sweep: requests / writes / s | 2nd sweep: requests / s "
-          "| unchanged: requests (bar) | unchanged: s | unchanged: peak MB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| issues | first dry run: requests (bar) / s | first sweep: requests / writes / s "
+          "| 2nd sweep: requests / s | unchanged: requests (bar) | unchanged: s "
+          "| unchanged: peak MB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['first_requests']:,} / {r['first_writes']:,} / "
+        print(f"| {r['n']:,} | {r['dry_requests']} ({r['dry_bar']}) / {r['dry_s']:.1f} "
+              f"| {r['first_requests']:,} / {r['first_writes']:,} / "
               f"{r['first_s']:.1f} | {r['second_requests']} / {r['second_s']:.2f} "
               f"| {r['steady_requests']} ({r['bar']}) | {r['steady_s']:.2f} "
               f"| {r['peak_mb']:.2f} |")
     ok = all(r["steady_requests"] <= r["bar"] for r in rows)
+    dry_ok = all(r["dry_requests"] <= r["dry_bar"] for r in rows)
     print(f"\nrequests when nothing changed within ceil(N/100)+5: {'yes' if ok else 'NO'}")
+    print(f"first dry run within ceil(N/100)+ceil(C/100)+5: {'yes' if dry_ok else 'NO'}")
+    ok = ok and dry_ok
     return 0 if ok else 1
 
 

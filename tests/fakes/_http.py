@@ -19,10 +19,12 @@ itself, through these hooks:
 
 from __future__ import annotations
 
+import random
 import re
 import threading
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -40,6 +42,47 @@ class FaultRule:
     body: Any = None
     seconds: float = 0.0
     reason: str | None = None
+
+
+@dataclass
+class Chaos:
+    """Random trouble for a fake's answers, seeded so a run can be replayed.
+
+    Each request draws once: ``slow`` (answered after ``slow_seconds``), ``fail`` (a 502, not
+    carried out), ``fail_after`` (carried out, then answered 502: the ambiguous case),
+    ``rate_limit`` (a 429 with ``Retry-After``, not carried out), or nothing. ``counts`` says
+    how often each happened. ``paths`` limits it to matching request paths.
+    """
+
+    seed: int = 0
+    slow: float = 0.0
+    fail: float = 0.0
+    fail_after: float = 0.0
+    rate_limit: float = 0.0
+    slow_seconds: tuple[float, float] = (0.05, 0.4)
+    retry_after: int = 1
+    paths: str = ""
+    counts: Counter[str] = field(default_factory=Counter)
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def draw(self, path: str) -> tuple[str | None, float]:
+        """``(kind, seconds)`` for one request; kind None means a normal answer."""
+        if self.paths and not re.search(self.paths, path):
+            return None, 0.0
+        with self._lock:
+            x = self._rng.random()
+            wait = self._rng.uniform(*self.slow_seconds)
+            for kind in ("slow", "fail", "fail_after", "rate_limit"):
+                p = float(getattr(self, kind))
+                if x < p:
+                    self.counts[kind] += 1
+                    return kind, wait
+                x -= p
+        return None, 0.0
 
 
 class _Server(ThreadingHTTPServer):

@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 import jwt as pyjwt
 
-from tests.fakes._http import FakeHandler, FakeHTTPServer
+from tests.fakes._http import Chaos, FakeHandler, FakeHTTPServer
 
 __all__ = [
     "FakeGitHub",
@@ -390,6 +390,8 @@ class FakeGitHub(FakeHTTPServer):
         self.per_page_default = per_page_default
         self.request_headers: list[dict[str, str]] = []
         self._routes: list[_Route] = self._build_routes()
+        self.chaos: Chaos | None = None
+        """Random 502 / 429 / slow answers (see :class:`Chaos`); None: none."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1071,6 +1073,15 @@ class FakeGitHub(FakeHTTPServer):
         delay = self._take_fault({"delay"}, method, target)
         if delay is not None:
             time.sleep(delay.seconds)
+        chaos, wait = self.chaos.draw(target) if self.chaos is not None else (None, 0.0)
+        if chaos == "slow":
+            time.sleep(wait)
+        if chaos in ("fail", "rate_limit"):
+            resp = self._chaos_answer(chaos)
+            with self._lock:
+                self.requests.append(RecordedRequest(method, target, resp.status))
+            self._write(h, method, resp)
+            return
         try:
             with self._lock:
                 resp = self._process(method, target, dict(h.headers.items()), raw)
@@ -1078,7 +1089,20 @@ class FakeGitHub(FakeHTTPServer):
             resp = _Resp(500, {"message": f"FakeGitHub internal error: {exc!r}"})
             with self._lock:
                 self.requests.append(RecordedRequest(method, target, 500))
+        if chaos == "fail_after":  # done, but the answer is lost behind a proxy error
+            resp = self._chaos_answer("fail")
         self._write(h, method, resp)
+
+    def _chaos_answer(self, kind: str) -> _Resp:
+        out = self._base_headers()
+        with self._lock:
+            out.update(self._rate_headers())
+        if kind == "rate_limit":
+            assert self.chaos is not None
+            out["Retry-After"] = str(self.chaos.retry_after)
+            return _Resp(429, {"message": SECONDARY_RATE_LIMIT_MESSAGE,
+                               "documentation_url": SECONDARY_RATE_LIMIT_DOC}, out)
+        return _Resp(502, _default_fault_body(502), out)
 
     def _write(self, h: _Handler, method: str, resp: _Resp) -> None:
         body = b""
