@@ -206,3 +206,29 @@ def test_the_bot_triages_with_the_same_classifier(tmp_path: Path,
         assert off.classifier.semantic is None
     finally:
         store.close()
+
+
+def test_custom_categories_are_left_to_the_rules(tmp_path: Path,
+                                                 semantic: sm.SemanticModel) -> None:
+    from bot.decide.rules import load_rules
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shipped = Path(__file__).resolve().parents[1] / "bot" / "rules" / "model-stealing.yml"
+    (rules / "prompt-leak.yml").write_text(
+        shipped.read_text().replace("id: model-stealing", "id: prompt-leak"))
+    (rules / "settings.yml").write_text(
+        "custom_categories: [prompt-leak]\nseed_ranges:\n  prompt-leak: [important, critical]\n")
+    examples = _jsonl(rules / "examples" / "c.jsonl", [
+        {**CASE, "id": "a", "expect": ["prompt-leak"]},
+        {**CASE, "id": "b", "expect": ["model-stealing"]},
+    ])
+    ruleset = load_rules([rules])
+    model = sm.load(ruleset, [examples.parent], embedder=semantic.embedder, cache=tmp_path)
+    local = [e for e in model.training if e.weight != 1.0]
+    assert [(e.id, e.label) for e in local] == [("b", "model-stealing")]
+    assert "prompt-leak" not in {e.label for e in model.training}
+    # A category nobody declared is still a clear error.
+    _jsonl(rules / "examples" / "d.jsonl", [{**CASE, "id": "c", "expect": ["prompt-leek"]}])
+    with pytest.raises(ex.ExamplesError, match="d.jsonl:1: unknown category 'prompt-leek'"):
+        sm.load(ruleset, [examples.parent], embedder=semantic.embedder, cache=tmp_path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,13 +55,18 @@ def issue_text(title: str, body: str) -> str:
 
 
 def rule_examples(ruleset: RuleSet) -> list[Example]:
-    """The rules' own examples: matches as their category, no-matches as not a threat."""
+    """The rules' own examples: matches as their category, no-matches as not a threat.
+
+    A custom category's matches are left out (the head knows the nine), but still keep the
+    same text from being learned as not a threat."""
     out: list[Example] = []
     positives: set[str] = set()
     for rule in ruleset.rules.values():
         for n, ex in enumerate((*rule.tests_match, *rule.tests_todo_match)):
             positives.add(issue_text(ex.title, ex.body))
-            out.append(Example(f"{rule.id}:match:{n}", ex.title, ex.body, rule.id, rule.path))
+            if rule.id in CATEGORY_IDS:
+                out.append(Example(f"{rule.id}:match:{n}", ex.title, ex.body, rule.id,
+                                   rule.path))
     for rule in ruleset.rules.values():
         for n, ex in enumerate((*rule.tests_no_match, *rule.tests_todo_no_match)):
             if issue_text(ex.title, ex.body) not in positives:
@@ -70,8 +75,13 @@ def rule_examples(ruleset: RuleSet) -> list[Example]:
     return out
 
 
-def read_file(path: Path, weight: float = 1.0) -> Iterator[Example]:
-    """Examples from one JSON Lines file; raises ExamplesError naming the bad line."""
+def read_file(path: Path, weight: float = 1.0,
+              custom: Collection[str] = ()) -> Iterator[Example]:
+    """Examples from one JSON Lines file; raises ExamplesError naming the bad line.
+
+    An example of one of the install's own ``custom`` categories is left to the rules: the
+    head knows the nine categories only.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -94,9 +104,11 @@ def read_file(path: Path, weight: float = 1.0) -> Iterator[Example]:
             raise ExamplesError(f"{where}: 'expect' must be a list of category ids ([] for "
                                 "not a threat)")
         cats = [x for x in expect if x not in (NONE, "not-a-threat")]
-        unknown = [x for x in cats if x not in CATEGORY_IDS]
+        unknown = [x for x in cats if x not in CATEGORY_IDS and x not in custom]
         if unknown:
             raise ExamplesError(f"{where}: unknown category {unknown[0]!r} in 'expect'")
+        if cats and cats[0] not in CATEGORY_IDS:
+            continue
         label = cats[0] if cats else NONE
         yield Example(str(record.get("id", where)), title, body, label,
                       str(record.get("source") or path.name), weight)
@@ -120,12 +132,12 @@ def local_dirs(examples: Iterable[str], rules_dirs: Iterable[str]) -> list[Path]
     return dirs
 
 
-def local_examples(dirs: Iterable[Path]) -> list[Example]:
+def local_examples(dirs: Iterable[Path], custom: Collection[str] = ()) -> list[Example]:
     """Every ``*.jsonl`` in the local folders, weighted as corrections."""
     out: list[Example] = []
     for d in dirs:
         for path in sorted(d.glob("*.jsonl")):
-            out.extend(read_file(path, LOCAL_WEIGHT))
+            out.extend(read_file(path, LOCAL_WEIGHT, custom))
     return out
 
 

@@ -133,6 +133,6 @@ def load(ruleset: RuleSet, example_dirs: Iterable[Path] = (),
     Raises ``SemanticUnavailable`` when wordllama is missing and ``ExamplesError`` for a
     malformed local examples file.
     """
-    training = ex.shipped_examples(ruleset) + ex.local_examples(example_dirs)
+    training = ex.shipped_examples(ruleset) + ex.local_examples(example_dirs, set(ruleset.rules))
     return SemanticModel(embedder or shared_embedder(), training,
                          cache_dir() if cache is None else cache)
