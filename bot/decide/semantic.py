@@ -40,10 +40,10 @@ class SemanticPolicy:
     cue such as anonymous access or a production system) even though nothing fired."""
 
 
-CHOSEN_POLICY = SemanticPolicy(flag_at=0.7, hold_at=None, flag_when_gated=False)
+CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=None, flag_when_gated=False)
 """Chosen by 5-fold cross-validation on the training examples (``python -m bot.semantic.cv``;
 table in the README; the selection rule is ``bot.semantic.cv.search``): flag where the rules
-are silent at 0.7; no holding back, since at every threshold it also removed right matches."""
+are silent at 0.9; no holding back, since at every threshold it also removed right matches."""
 
 
 @dataclass(frozen=True)
