@@ -24,7 +24,7 @@ FP_BUDGET = 0.005
 allowed here) are less like our examples than our examples are like each other."""
 FLAG_GRID: tuple[float | None, ...] = (None, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 HOLD_GRID: tuple[float | None, ...] = (None, 0.95, 0.9, 0.8, 0.7)
-L2_GRID: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+L2_GRID: tuple[float, ...] = (3e-5, L2, 3e-4, 1e-3, 3e-3)
 
 
 def folds(ids: Sequence[str], labels: Sequence[str], k: int) -> list[int]:
@@ -190,8 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fold = folds([e.id for e in items], labels, k)
     print(f"{len(items)} training examples ({labels.count(NOT_A_THREAT)} not a threat), "
           f"{k}-fold CV")
-    # The head's weight decay is chosen the same way: the one whose chosen policy gets the
-    # most reports right (each within the same false-positive budget).
+    # Other weight decays are shown for comparison; the policy is chosen for the head's own
+    # (L2). Re-choosing the decay with every rule change made the choice jump between quiet
+    # and loud policies, and the loud ones did not hold on texts from elsewhere (README).
     results = {}
     for l2 in L2_GRID:
         p = cross_val_probs(x, y, fold, len(ex.CLASSES), l2=l2)
@@ -203,10 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"l2={l2:g}: head alone {m.correct}/{m.reports} right, FP {m.flagged_none}/"
               f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at}: "
               f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}")
-    l2 = max(L2_GRID, key=lambda v: (results[v][1].correct, -results[v][1].flagged_none))
-    table, best, probs = results[l2]
+    table, best, probs = results[L2]
     rules = score_policy(None, labels, views, probs)
-    print(f"chosen l2={l2:g} (bot/semantic/head.py L2 = {L2:g})")
+    print(f"the head's l2={L2:g} (bot/semantic/head.py); the table is for it")
     print(f"rules only: reports {rules.correct}/{rules.reports} = {rules.accuracy:.3f}, "
           f"FP {rules.flagged_none}/{rules.negatives} = {rules.fp_rate:.3f}")
     print("\n| flag at | hold at | flag when gated | flag needs evidence | reports right | "
