@@ -89,7 +89,10 @@ def build_trackers(
         gitlab = GitLabTracker(config.gitlab_url, config.gitlab_token,
                                policy=retry_policy(config), pacer=write_pacer(config),
                                metrics=metrics,
-                               confidential_mode=config.gitlab_confidential)
+                               confidential_mode=config.gitlab_confidential,
+                               mentions=config.gitlab_escalate,
+                               assignees=config.gitlab_assignees,
+                               escalate_routes=frozenset(config.escalate_routes))
         trackers["gitlab"] = lambda ref, inst: gitlab
     if config.jira_url:
         from bot.providers.jira import JiraTracker
@@ -99,13 +102,20 @@ def build_trackers(
                            policy=retry_policy(config), pacer=write_pacer(config),
                            metrics=metrics,
                            security_level=config.jira_security_level,
-                           security_project=config.jira_security_project)
+                           security_project=config.jira_security_project,
+                           watchers=config.jira_escalate, assignee=config.jira_assignee,
+                           escalate_routes=frozenset(config.escalate_routes))
         trackers["jira"] = lambda ref, inst: jira
     return trackers
 
 
 def _github_factory(config: Config, metrics: Metrics | None, store: Store | None) -> TrackerFor:
-    from bot.providers.github import GitHubApp, GitHubTracker
+    from bot.providers.github import GitHubApp, GitHubHandOffSettings, GitHubTracker
+
+    handoff = GitHubHandOffSettings(protect=config.github_protect,
+                                    mentions=config.github_escalate,
+                                    assignees=config.github_assignees,
+                                    escalate_routes=frozenset(config.escalate_routes))
 
     if config.github_token and config.github_app_id:
         log.warning("BUGBAR_GITHUB_TOKEN and BUGBAR_GITHUB_APP_ID are both set: the token is "
@@ -115,12 +125,14 @@ def _github_factory(config: Config, metrics: Metrics | None, store: Store | None
                                            policy=retry_policy(config),
                                            pacer=write_pacer(config),
                                            metrics=metrics, etag_cache=store,
-                                           identity=config.github_identity or None)
+                                           identity=config.github_identity or None,
+                                           handoff=handoff)
         return lambda ref, inst: tracker
     try:
         app = GitHubApp(config.github_app_id, config.github_private_key, config.github_api_url,
                         policy=retry_policy(config), pacer=write_pacer(config),
-                        metrics=metrics, etag_cache=store, on_token=register_secret)
+                        metrics=metrics, etag_cache=store, on_token=register_secret,
+                        handoff=handoff)
     except ValueError as exc:
         raise CliError(f"BUGBAR_GITHUB_PRIVATE_KEY: {exc}") from None
 
@@ -151,11 +163,13 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
     return bot
 
 
-def open_store(config: Config, *, create: bool = True) -> Store:
+def open_store(config: Config, *, create: bool = True, workers: int = 0) -> Store:
     """Open the state (a SQLite file or a PostgreSQL URL), with one clear error line.
 
     ``create=False`` (read-only commands) refuses a SQLite file that does not exist, so a
     misspelt ``--state`` says so instead of showing an empty, freshly created database.
+    ``workers``: the server's worker threads, so a PostgreSQL pool is sized for them (each
+    holds a connection while claiming or renewing; the web handlers need some too).
     """
     from bot.store_base import is_postgres_url, sqlite_path
 
@@ -169,6 +183,8 @@ def open_store(config: Config, *, create: bool = True) -> Store:
             raise CliError(f"state database {path} does not exist (--state or BUGBAR_STATE; "
                            "the bot creates it when it first runs)")
     try:
+        if is_postgres_url(path) and workers:
+            return open_state(path, max_connections=max(10, 2 * workers + 4))
         return open_state(path)
     except StoreError as exc:
         if "bugbar[postgres]" in str(exc):
@@ -254,7 +270,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if check.status == UNREACHABLE:
             log.warning("credential check failed: tracker unreachable; starting anyway",
                         extra={"provider": check.provider, "detail": check.detail})
-    store = open_store(config)
+    store = open_store(config, workers=args.workers)
     metrics = Metrics()
     bot = build_bot(config, args, metrics, store)
     server_config = ServerConfig(
@@ -435,7 +451,8 @@ def cmd_handle_event(args: argparse.Namespace) -> int:
         store.close()
     report = EventReport(provider=args.provider, event=event.name or event_name,
                          delivery=delivery, outcome=outcome, dry_run=config.dry_run,
-                         results=results, reason=event.ignore_reason)
+                         results=results, reason=event.ignore_reason,
+                         issue=str(event.issue) if event.issue else None)
     if args.format == "text":
         sys.stdout.write(format_text(report))
     else:

@@ -31,6 +31,8 @@ class EventReport:
     results: Sequence[tuple[IssueRef, TriageResult]] = ()
     reason: str = ""
     """Why an ignored event was ignored (``action closed not handled``, ``pull request``)."""
+    issue: str | None = None
+    """The issue the event is about (also when nothing was triaged)."""
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON line ``handle-event`` prints (and the Action's ``decision`` output).
@@ -43,7 +45,7 @@ class EventReport:
         out: dict[str, Any] = {
             "event": self.event, "delivery": self.delivery, "outcome": self.outcome,
             "provider": self.provider, "dry_run": self.dry_run,
-            "issue": last.get("issue"), "decision": last.get("decision"),
+            "issue": last.get("issue", self.issue), "decision": last.get("decision"),
             "plan": last.get("plan", []), "add_labels": last.get("add_labels", []),
             "remove_labels": last.get("remove_labels", []),
             "comment_action": last.get("comment_action", "none"),

@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from bot import __version__
 from bot.decide.classify import Classifier
@@ -201,7 +201,7 @@ _JSONL = json.JSONEncoder(ensure_ascii=False)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    """``bugbar classify``: JSON Lines (the DESIGN.md §3 contract) or readable text."""
+    """``bugbar classify``: JSON Lines (a contract: README "Command line") or readable text."""
     classifier = build_classifier(load_ruleset(args.rules), args)
     stream, name = _open_input(args.file, args.sample)
     out = sys.stdout
@@ -470,9 +470,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 Handler = Callable[[argparse.Namespace], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``bugbar: …`` line (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("bugbar").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"bugbar: {where}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; feature modules add their own sub-commands here."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bugbar", description="Triage AI/ML security reports against the SDL AI/ML bug bar.",
         epilog="Errors are one 'bugbar: ...' line: exit 2 for bad usage or configuration, "
                "1 for a tracker failure or a failed check.")
@@ -482,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the traceback behind an error (also BUGBAR_LOG_LEVEL=debug;"
                              " accepted after the command too)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    rules_opt = argparse.ArgumentParser(add_help=False)
+    rules_opt = _Parser(add_help=False)
     rules_opt.add_argument("--rules", action="append", metavar="DIR",
                            help="extra rules folder over the shipped rules (repeatable; default "
                                 "$BUGBAR_RULES, os.pathsep-separated)")

@@ -1,4 +1,4 @@
-"""Configuration from the environment (names fixed by DESIGN.md §3), never logged in clear.
+"""Configuration from the environment (a contract: README "Configuration"), never logged.
 
 Secrets that may be rotated (webhook secrets) accept several values separated by commas or
 newlines; every value is accepted until the old one is removed.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,20 @@ def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.replace("\n", ",").split(",") if v.strip())
 
 
+def _mention(value: str) -> str:
+    return value if value.startswith("@") else f"@{value}"
+
+
+_GITHUB_MENTION = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
+_GITLAB_PATH = r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}"
+_GITLAB_MENTION = re.compile(rf"^@{_GITLAB_PATH}(?:/{_GITLAB_PATH})*$")
+_GITLAB_USER = re.compile(r"^(?:\d+|[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254})$")
+_JIRA_USER = re.compile(r"^[^\s,]{1,128}$")
+_ROUTE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+
+
 def _seconds(env: Mapping[str, str], name: str, default: float, *,
              positive: bool = False) -> float:
     raw = env.get(name, "").strip()
@@ -44,6 +59,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *,
                           f"({'above' if positive else 'at least'} 0, at most 86400), "
                           f"not {raw!r}")
     return value
+
+
+def _url_passwords(location: str) -> list[str]:
+    """The password in a ``scheme://user:password@host`` location, as written and decoded."""
+    from urllib.parse import unquote, urlsplit
+
+    if "://" not in location:
+        return []
+    try:
+        password = urlsplit(location).password
+    except ValueError:
+        return []
+    return list(dict.fromkeys([password, unquote(password)])) if password else []
 
 
 def _flag(value: str | None) -> bool:
@@ -61,11 +89,22 @@ class Config:
     github_api_url: str = DEFAULT_GITHUB_API
     github_identity: str = ""
     """The bot's login when the token cannot read ``/user`` (Actions: github-actions[bot])."""
+    github_protect: str = "none"
+    """Critical/ssirp issues: none, lock, advisory or transfer:OWNER/PRIVATE-REPO."""
+    github_escalate: tuple[str, ...] = ()
+    """``@user`` / ``@org/team`` mentioned in the comment for the escalate routes."""
+    github_assignees: tuple[str, ...] = ()
+    escalate_routes: tuple[str, ...] = ("ssirp",)
+    """The routes that need people (``BUGBAR_ESCALATE_ROUTES``)."""
     gitlab_url: str = ""
     gitlab_token: str = ""
     gitlab_webhook_secrets: tuple[str, ...] = ()
     gitlab_confidential: str = "public"
     """When to mark critical/ssirp issues confidential: public (projects), always, never."""
+    gitlab_escalate: tuple[str, ...] = ()
+    """``@user`` / ``@group`` / ``@group/subgroup`` mentioned for the escalate routes."""
+    gitlab_assignees: tuple[str, ...] = ()
+    """User ids or usernames assigned to escalated issues."""
     jira_url: str = ""
     jira_email: str = ""
     jira_token: str = ""
@@ -75,6 +114,10 @@ class Config:
     """Security level id or name to set on critical/ssirp issues (empty: off)."""
     jira_security_project: str = ""
     """Project key where a linked issue is created for ssirp routes (empty: off)."""
+    jira_escalate: tuple[str, ...] = ()
+    """Watchers added to escalated issues: account ids (Cloud) or usernames (Data Center)."""
+    jira_assignee: str = ""
+    """Assignee of escalated issues: an account id (Cloud) or a username (Data Center)."""
     state_path: str = "bugbar.db"
     rules_dirs: tuple[str, ...] = ()
     dry_run: bool = False
@@ -100,6 +143,9 @@ class Config:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "***"
+            elif f.name == "state_path":
+                for password in _url_passwords(value):
+                    value = value.replace(f":{password}@", ":***@", 1)
             shown.append(f"{f.name}={value!r}")
         return f"Config({', '.join(shown)})"
 
@@ -110,6 +156,7 @@ class Config:
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             out.extend(value if isinstance(value, tuple) else [value])
+        out.extend(_url_passwords(self.state_path))  # postgresql://user:PASSWORD@host/db
         return [v for v in out if v]
 
     @classmethod
@@ -141,10 +188,18 @@ class Config:
             # Actions' GITHUB_TOKEN cannot read /user; its comments are by github-actions[bot].
             github_identity=e.get("BUGBAR_GITHUB_IDENTITY") or (
                 "github-actions[bot]" if e.get("GITHUB_ACTIONS") == "true" else ""),
+            github_protect=(e.get("BUGBAR_GITHUB_PROTECT") or "none").strip(),
+            github_escalate=tuple(_mention(m) for m in _list(e.get("BUGBAR_GITHUB_ESCALATE"))),
+            github_assignees=tuple(m.lstrip("@") for m in
+                                   _list(e.get("BUGBAR_GITHUB_ASSIGNEES"))),
+            escalate_routes=_list(e.get("BUGBAR_ESCALATE_ROUTES")) or ("ssirp",),
             gitlab_url=e.get("BUGBAR_GITLAB_URL", "").rstrip("/"),
             gitlab_token=e.get("BUGBAR_GITLAB_TOKEN", ""),
             gitlab_webhook_secrets=_list(e.get("BUGBAR_GITLAB_WEBHOOK_SECRET")),
             gitlab_confidential=e.get("BUGBAR_GITLAB_CONFIDENTIAL", "public").lower(),
+            gitlab_escalate=tuple(_mention(m) for m in _list(e.get("BUGBAR_GITLAB_ESCALATE"))),
+            gitlab_assignees=tuple(m.lstrip("@") for m in
+                                   _list(e.get("BUGBAR_GITLAB_ASSIGNEES"))),
             jira_url=e.get("BUGBAR_JIRA_URL", "").rstrip("/"),
             jira_email=e.get("BUGBAR_JIRA_EMAIL", ""),
             jira_token=e.get("BUGBAR_JIRA_TOKEN", ""),
@@ -152,6 +207,8 @@ class Config:
             jira_webhook_secrets=_list(e.get("BUGBAR_JIRA_WEBHOOK_SECRET")),
             jira_security_level=e.get("BUGBAR_JIRA_SECURITY_LEVEL", ""),
             jira_security_project=e.get("BUGBAR_JIRA_SECURITY_PROJECT", ""),
+            jira_escalate=_list(e.get("BUGBAR_JIRA_ESCALATE")),
+            jira_assignee=e.get("BUGBAR_JIRA_ASSIGNEE", "").strip(),
             state_path=e.get("BUGBAR_STATE", "bugbar.db"),
             rules_dirs=tuple(d for d in e.get("BUGBAR_RULES", "").split(os.pathsep) if d),
             dry_run=_flag(e.get("BUGBAR_DRY_RUN")),
@@ -172,6 +229,39 @@ class Config:
         if self.github_app_id and not self.github_private_key:
             raise ConfigError("BUGBAR_GITHUB_APP_ID needs BUGBAR_GITHUB_PRIVATE_KEY or "
                               "BUGBAR_GITHUB_PRIVATE_KEY_FILE")
+        protect = self.github_protect
+        if protect.startswith("transfer:"):
+            if not _GITHUB_REPO.match(protect.split(":", 1)[1]):
+                raise ConfigError("BUGBAR_GITHUB_PROTECT=transfer:OWNER/REPO needs a repository "
+                                  "like transfer:acme/security-reports")
+        elif protect not in ("none", "lock", "advisory"):
+            raise ConfigError("BUGBAR_GITHUB_PROTECT must be none, lock, advisory or "
+                              "transfer:OWNER/PRIVATE-REPO")
+        for mention in self.github_escalate:
+            if not _GITHUB_MENTION.match(mention):
+                raise ConfigError(f"BUGBAR_GITHUB_ESCALATE: {mention!r} is not a GitHub user "
+                                  "or team (use @user or @org/team, comma-separated)")
+        for login in self.github_assignees:
+            if not _GITHUB_LOGIN.match(login):
+                raise ConfigError(f"BUGBAR_GITHUB_ASSIGNEES: {login!r} is not a GitHub login "
+                                  "(teams cannot be assigned; mention them in "
+                                  "BUGBAR_GITHUB_ESCALATE)")
+        for mention in self.gitlab_escalate:
+            if not _GITLAB_MENTION.match(mention):
+                raise ConfigError(f"BUGBAR_GITLAB_ESCALATE: {mention!r} is not a GitLab user or "
+                                  "group (use @user, @group or @group/subgroup, comma-separated)")
+        for who in self.gitlab_assignees:
+            if not _GITLAB_USER.match(who):
+                raise ConfigError(f"BUGBAR_GITLAB_ASSIGNEES: {who!r} is not a user id or "
+                                  "username")
+        for who in (*self.jira_escalate, *([self.jira_assignee] if self.jira_assignee else [])):
+            if not _JIRA_USER.match(who):
+                raise ConfigError(f"BUGBAR_JIRA_ESCALATE / BUGBAR_JIRA_ASSIGNEE: {who!r} is not "
+                                  "an account id (Cloud) or username (Data Center)")
+        for route in self.escalate_routes:
+            if not _ROUTE.match(route):
+                raise ConfigError(f"BUGBAR_ESCALATE_ROUTES: {route!r} is not a route name "
+                                  "(e.g. ssirp,privacy)")
         if self.gitlab_confidential not in ("public", "always", "never"):
             raise ConfigError("BUGBAR_GITLAB_CONFIDENTIAL must be public, always or never")
         if bool(self.gitlab_url) != bool(self.gitlab_token):

@@ -126,6 +126,8 @@ class ServerConfig:
     Workers renew it every ``heartbeat_seconds`` while they work."""
     heartbeat_seconds: float | None = None
     """How often a working worker renews its lease; None: a third of ``lease_seconds``."""
+    heartbeat_wait: Callable[[threading.Event, float], object] = _wait_on
+    """How a heartbeat waits between renewals: ``wait(stop_event, timeout)``."""
     release_dead_claims: bool = True
     """At start, free at once the claims of dead processes on this host (after ``kill -9``)."""
     retry_base_seconds: float = 5.0
@@ -353,6 +355,7 @@ class WorkerPool:
             f"delivery {delivery.pk}",
             lambda: self.store.renew_lease(delivery.pk, worker_id, lease),
             interval,
+            wait=self.config.heartbeat_wait,
         )
 
     def _lost(self, delivery: Delivery, event_name: str, beat: Heartbeat) -> str:

@@ -152,7 +152,7 @@ class StateStore(Protocol):
 
 def is_postgres_url(target: str) -> bool:
     """True for ``postgresql://…`` and ``postgres://…`` state locations."""
-    return target.startswith(("postgresql://", "postgres://", "postgresql+psycopg://"))
+    return target.startswith(("postgresql://", "postgres://"))
 
 
 def sqlite_path(target: str) -> Path:

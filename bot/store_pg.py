@@ -778,6 +778,10 @@ class PgStore:
         with self._leads_lock:
             conn = self._leads.pop(name, None)
         if conn is not None:
+            # Unlock first: closing alone frees the lock only once the server has noticed the
+            # session ended, and another replica asking meanwhile would be refused.
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NS, _lead_key(name)))
             _close_quietly(conn)
 
     # ------------------------------------------------------------------ migration from SQLite

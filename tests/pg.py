@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from urllib.parse import urlsplit, urlunsplit
 
 TABLES = ("deliveries", "issue_state", "checkpoints", "http_cache", "decisions",
@@ -61,6 +62,10 @@ def wipe(url: str) -> None:
 def main(argv: list[str]) -> int:
     """``python -m tests.pg create|drop ADMIN_URL NAME`` (used by .ci/run)."""
     action, admin_url, name = argv
+    problem = unavailable(admin_url)
+    if problem:
+        print(f"tests.pg: PostgreSQL at {admin_url} is not usable: {problem}", file=sys.stderr)
+        return 1
     if action == "create":
         admin_create(admin_url, name)
     elif action == "drop":
@@ -71,6 +76,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -118,3 +118,18 @@ def test_debug_anywhere_on_the_line_is_accepted(tmp_path: Path, capsys: Capture)
     err = capsys.readouterr().err
     assert err.startswith(f"bugbar: {tmp_path / 'missing.jsonl'}: no such file")
     assert "Traceback" in err
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["handle-event", "github", "--event", "issues"],
+     "bugbar: handle-event: the following arguments are required: --payload "
+     "(see bugbar handle-event --help)"),
+    (["classify", "--format", "xml"], "bugbar: classify: argument --format: invalid choice"),
+    (["nope"], "bugbar: argument COMMAND: invalid choice: 'nope'"),
+], ids=["missing", "choice", "command"])
+def test_usage_errors_are_one_line(capsys: Capture, argv: list[str], needle: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(needle) and "usage:" not in err

@@ -521,3 +521,76 @@ def test_concurrent_writes_are_consistent(fake: FakeGitHub) -> None:
     assert len(ids) == len(set(ids)) == 20
     assert fake.count("POST", r"/comments$", status=201) == 20
     assert fake.remaining == fake.rate_limit - 20
+
+
+# --------------------------------------------------------------------------- hand-off endpoints
+
+
+def test_pygithub_locks_and_unlocks_an_issue(fake: FakeGitHub, gh: Github) -> None:
+    n = fake.add_issue("o/r", "t", "b")
+    issue = gh.get_repo("o/r").get_issue(n)
+    issue.lock("too heated")
+    again = gh.get_repo("o/r").get_issue(n)
+    assert again.locked is True and again.active_lock_reason == "too heated"
+    with pytest.raises(GithubException) as err:
+        again.lock("because")
+    assert err.value.status == 422
+    again.unlock()
+    assert gh.get_repo("o/r").get_issue(n).locked is False
+    assert fake.writes == [f"github:o/r#{n}:lock", f"github:o/r#{n}:unlock"]
+
+
+def test_pygithub_creates_lists_and_gets_draft_advisories(fake: FakeGitHub, gh: Github) -> None:
+    repo = gh.get_repo("o/r")
+    adv = repo.create_repository_advisory("Model stealing via the API", "see issue #1", "high",
+                                          cwe_ids=["CWE-200"])
+    assert adv.ghsa_id.startswith("GHSA-") and adv.state == "draft" and adv.severity == "high"
+    assert [a.ghsa_id for a in repo.get_repository_advisories()] == [adv.ghsa_id]
+    got = repo.get_repository_advisory(adv.ghsa_id)
+    assert got.summary == "Model stealing via the API" and got.cwe_ids == ["CWE-200"]
+    with pytest.raises(GithubException) as err:
+        repo.get_repository_advisory("GHSA-xxxx-xxxx-xxxx")
+    assert err.value.status == 404
+
+
+def test_advisories_need_an_admin(fake: FakeGitHub) -> None:
+    fake.add_user("wri")
+    fake.add_token("wri-token", "wri")
+    fake.set_permission("o/r", "wri", "write")
+    repo = _github(fake, "wri-token").get_repo("o/r")
+    with pytest.raises(GithubException) as err:
+        repo.create_repository_advisory("s", "d", "low")
+    assert err.value.status == 403
+    assert list(repo.get_repository_advisories()) == []  # drafts are not listed to them
+
+
+def test_private_vulnerability_reporting_and_graphql_transfer(fake: FakeGitHub,
+                                                              gh: Github) -> None:
+    assert _raw(fake, "/repos/o/r/private-vulnerability-reporting").json() == {"enabled": False}
+    fake.set_private_reporting("o/r")
+    assert _raw(fake, "/repos/o/r/private-vulnerability-reporting").json() == {"enabled": True}
+    fake.add_repo("o/private", private=True)
+    n = fake.add_issue("o/r", "t", "b", labels=["bug"])
+    _, found = gh.requester.graphql_query(
+        "query($owner: String!, $name: String!, $number: Int!, $towner: String!, "
+        "$tname: String!) { repository(owner: $owner, name: $name) { issue(number: $number) "
+        "{ id } } target: repository(owner: $towner, name: $tname) { id } }",
+        {"owner": "o", "name": "r", "number": n, "towner": "o", "tname": "private"})
+    issue_id = found["data"]["repository"]["issue"]["id"]
+    repo_id = found["data"]["target"]["id"]
+    _, moved = gh.requester.graphql_query(
+        "mutation($issue: ID!, $repo: ID!) { transferIssue(input: {issueId: $issue, "
+        "repositoryId: $repo}) { issue { number } } }", {"issue": issue_id, "repo": repo_id})
+    number = moved["data"]["transferIssue"]["issue"]["number"]
+    assert [lb.name for lb in gh.get_repo("o/private").get_issue(number).labels] == ["bug"]
+    old = _raw(fake, f"/repos/o/r/issues/{n}", allow_redirects=False)
+    assert old.status_code == 301
+    assert old.headers["Location"].endswith(f"/repos/o/private/issues/{number}")
+    # Not from a private repository to a public one.
+    public_id = _raw(fake, "/repos/o/r").json()["node_id"]
+    _, refused = gh.requester.requestJsonAndCheck(  # the raw answer, GraphQL errors and all
+        "POST", gh.requester.graphql_url, input={
+            "query": "mutation($issue: ID!, $repo: ID!) { transferIssue(input: {issueId: "
+                     "$issue, repositoryId: $repo}) { issue { number } } }",
+            "variables": {"issue": issue_id, "repo": public_id}})
+    assert refused["errors"][0]["type"] == "UNPROCESSABLE"

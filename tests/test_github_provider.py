@@ -20,7 +20,7 @@ from github import Auth, Github, GithubException, UnknownObjectException
 
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Tracker
+from bot.providers.base import Access, HandOffRequest, Tracker
 from bot.providers.github import GitHubApp, GitHubTracker, classify_failure
 from bot.providers.retry import (
     Action,
@@ -279,7 +279,7 @@ def test_expand_scope_org_user_and_plain(fake: FakeGitHub, sleeps: Sleeps) -> No
 
 def test_protect_and_escalate_do_nothing(fake: FakeGitHub, sleeps: Sleeps) -> None:
     t = make(fake, sleeps)
-    assert t.protect(ref(1)) is None and t.escalate(ref(1), "s") is None
+    assert t.protect(ref(1), HandOffRequest()) is None and t.escalate(ref(1), "s") is None
     assert fake.requests == []
 
 

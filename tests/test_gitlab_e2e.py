@@ -263,3 +263,29 @@ def test_reporter_sets_severity_guest_is_refused_once(fake: FakeGitLab, hooks: H
     _, outcome = hooks.deliver("Note Hook", hooks.note_hook(PRIVATE, iid, reporter_note, edited,
                                                             by="rita", action="update"))
     assert outcome == "no-commands" and fake.writes == before
+
+
+def test_escalation_mentions_the_group_once_and_assigns(fake: FakeGitLab, store: Store,
+                                                        classifier: Classifier) -> None:
+    # BUGBAR_GITLAB_ESCALATE=@sec/ml-security, BUGBAR_GITLAB_ASSIGNEES=carol (username or id).
+    carol = fake.add_user("carol")
+    fake.add_member(PRIVATE, "carol", "developer")
+    policy = RetryPolicy(sleep=lambda s: None, rand=lambda: 0.0)
+    tracker = GitLabTracker(fake.url, fake.token, policy=policy, pacer=WritePacer(0.0),
+                            mentions=("@sec/ml-security",), assignees=("carol",))
+    hooks = Hooks(fake, store, Bot(classifier, store, trackers={"gitlab": lambda r, i: tracker}))
+    mild = fake.add_issue(PRIVATE, *MILD)
+    hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, mild, "open"))
+    assert "@sec/ml-security" not in bot_notes(fake, PRIVATE, mild)[0]["body"]
+    iid = fake.add_issue(PRIVATE, *STEAL)
+    assert hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, iid, "open"))[1] == "triaged"
+    note = bot_notes(fake, PRIVATE, iid)[0]
+    assert note["body"].count("@sec/ml-security") == 1
+    assert [a["id"] for a in fake.issue(PRIVATE, iid)["assignees"]] == [carol["id"]]
+    # An edit that changes the decision edits the note; the mention stays, written once.
+    fake.edit_issue(PRIVATE, iid, description=STEAL[1] + " It also leaks PII.")
+    hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, iid, "update",
+                                                 changes={"description": {}}))
+    notes = bot_notes(fake, PRIVATE, iid)
+    assert len(notes) == 1 and notes[0]["body"].count("@sec/ml-security") == 1
+    assert len([w for w in fake.writes if ":assignees " in w]) == 1

@@ -24,7 +24,7 @@ from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
 from bot.handlers.triage import Triage
-from bot.providers.base import Tracker
+from bot.providers.base import HandOffRequest, Tracker
 from bot.providers.gitlab import GitLabTracker, access_from_level, classify_gitlab_failure
 from bot.providers.retry import Action, RateLimited, RetryPolicy, WritePacer
 from bot.store import Store
@@ -469,7 +469,7 @@ def test_protect_modes(fake: FakeGitLab, sleeps: list[float], mode: str, project
                        expected: str | None) -> None:
     tracker = make_tracker(fake, sleeps, confidential_mode=mode)
     iid = fake.add_issue(project, "t", "b")
-    assert tracker.protect(ref(project, iid)) == expected
+    assert tracker.protect(ref(project, iid), HandOffRequest()) == expected
     assert fake.issue(project, iid)["confidential"] is (expected is not None)
 
 
@@ -518,3 +518,16 @@ def test_public_note_repeats_nothing_from_the_issue(fake: FakeGitLab, tracker: G
     report = _words(title + " " + body)
     shingles = {" ".join(report[i:i + 5]) for i in range(len(report) - 4)}
     assert not [s for s in shingles if s in note_text]
+
+
+def test_settle_waits_follow_only_ambiguous_failures(fake: FakeGitLab, tracker: GitLabTracker,
+                                                     sleeps: list[float]) -> None:
+    """Two 502s, then a 429 with Retry-After: back-off and settle after each 502, only the
+    Retry-After after the 429 (nothing is in flight after a refusal)."""
+    iid = fake.add_issue(PUBLIC, "t", "b")
+    tracker.bot_identity()
+    fake.fail_next("POST", r"/notes$", 502, times=2)
+    fake.fail_next("POST", r"/notes$", 429, headers={"Retry-After": "4"})
+    tracker.create_comment(ref(PUBLIC, iid), MARKED)
+    assert len(fake.notes(PUBLIC, iid, include_system=False)) == 1
+    assert sleeps == [1.0, 10.0, 2.0, 10.0, 4.0]

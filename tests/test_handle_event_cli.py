@@ -204,6 +204,7 @@ def test_ignored_action_is_fine_and_says_why(env: Path, fake: FakeGitHub,
     assert main(["handle-event", "github", "--event", "issues", "--payload", path]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["outcome"] == "ignored" and out["reason"] == "action closed not handled"
+    assert out["issue"] == f"github:{REPO}#{n}" and out["decision"] is None
     assert fake.writes == []
 
 

@@ -313,3 +313,44 @@ def test_commands_with_and_without_edit_permission(fake: FakeJira, hooks: Hooks)
     assert "severity/critical" in labels and "severity/important" not in labels
     assert fake.issue(key)["properties"][PROPERTY_KEY]["comment_id"] == triage_comment
     assert len(bot_comments(fake, key)) == 2  # the triage comment was edited, no reaction
+
+
+def test_escalation_assigns_and_adds_watchers_once(fake: FakeJira, store: Store,
+                                                   classifier: Classifier) -> None:
+    # BUGBAR_JIRA_ASSIGNEE / BUGBAR_JIRA_ESCALATE: account ids on Cloud, usernames on DC.
+    fake.grant("bot", "PROJ", "ASSIGN_ISSUES", "MANAGE_WATCHERS")
+    fake.grant("bob", "PROJ", "ASSIGNABLE_USER")
+    base = make_tracker(fake)
+    tracker = JiraTracker(fake.url, policy=base.policy, pacer=base.pacer,
+                          assignee=fake.user_id("bob"),
+                          watchers=(fake.user_id("alice"), fake.user_id("bob")),
+                          **({"email": fake.user("bot").email, "token": fake.user("bot").token}
+                             if fake.flavour == "cloud" else {"pat": fake.user("bot").token}))
+    hooks = Hooks(fake, store, make_bot(classifier, store, tracker))
+    mild = fake.add_issue("PROJ", *MILD, reporter="alice")
+    hooks.deliver(hooks.issue_created(mild))
+    assert fake.issue(mild)["assignee"] is None and fake.issue(mild)["watchers"] == []
+    key = fake.add_issue("PROJ", *STEAL, reporter="alice")
+    assert hooks.deliver(hooks.issue_created(key))[1] == "triaged"
+    assert fake.issue(key)["assignee"] == "bob"
+    assert fake.issue(key)["watchers"] == ["alice", "bob"]
+    fake.edit_issue(key, description=STEAL[1] + " Again.")
+    before = len(fake.writes)
+    hooks.deliver(hooks.issue_updated(key, {"description": (STEAL[1], "...")}))
+    assert not [w for w in fake.writes[before:] if "watcher" in w or "assignee" in w]
+
+
+def test_escalation_steps_jira_refuses_are_skipped(fake: FakeJira, store: Store,
+                                                   classifier: Classifier,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    base = make_tracker(fake)
+    tracker = JiraTracker(fake.url, policy=base.policy, pacer=base.pacer,
+                          assignee=fake.user_id("bob"), watchers=(fake.user_id("alice"),),
+                          **({"email": fake.user("bot").email, "token": fake.user("bot").token}
+                             if fake.flavour == "cloud" else {"pat": fake.user("bot").token}))
+    hooks = Hooks(fake, store, make_bot(classifier, store, tracker))
+    key = fake.add_issue("PROJ", *STEAL, reporter="alice")
+    assert hooks.deliver(hooks.issue_created(key))[1] == "triaged"  # labels and comment
+    assert fake.issue(key)["assignee"] is None and fake.issue(key)["watchers"] == []
+    assert len([r for r in caplog.records if "refused an escalation" in r.getMessage()]) == 2
+    assert len(bot_comments(fake, key)) == 1

@@ -16,6 +16,7 @@ from jira import JIRA, JIRAError
 from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.events.model import IssueRef
+from bot.providers.base import HandOffRefused, HandOffRequest
 from bot.providers.jira import (
     PROPERTY_KEY,
     JiraTracker,
@@ -459,15 +460,17 @@ def test_list_issues_user_filter(h: Harness) -> None:
 def test_protect_sets_the_security_level(h: Harness) -> None:
     key = h.fake.add_issue("PROJ", "s")
     ref = h.ref(key)
-    assert h.tracker().protect(ref) is None and h.fake.writes == []
-    assert h.tracker(security_level="10001").protect(ref) == "security-level 10001"
+    assert h.tracker().protect(ref, HandOffRequest()) is None and h.fake.writes == []
+    level = h.tracker(security_level="10001").protect(ref, HandOffRequest())
+    assert level == "security-level 10001"
     assert h.fake.writes == [f"jira:{key}:security 10001"]
     other = h.ref(h.fake.add_issue("PROJ", "t"))
-    assert h.tracker(security_level="Embargoed").protect(other) == "security-level Embargoed"
+    named = h.tracker(security_level="Embargoed").protect(other, HandOffRequest())
+    assert named == "security-level Embargoed"
     assert h.fake.issue(other.key)["security"] == "10001"
-    with pytest.raises(JIRAError) as err:
-        h.tracker(security_level="Nope").protect(ref)
-    assert err.value.status_code == 400
+    # A level outside the project's scheme: refused (not retried), the comment asks a human.
+    with pytest.raises(HandOffRefused, match="Jira answered 400"):
+        h.tracker(security_level="Nope").protect(ref, HandOffRequest())
 
 
 def test_escalation_creates_one_linked_issue(h: Harness) -> None:
@@ -599,3 +602,16 @@ def test_logs_carry_no_credentials_and_no_issue_text(
     shown = caplog.text + str(err.value) + repr(err.value.__dict__.get("headers"))
     assert token not in shown and "secret exploit recipe" not in shown
     assert "retrying" in caplog.text
+
+
+def test_settle_waits_follow_only_ambiguous_failures(h: Harness) -> None:
+    """A 502, then a 429 with Retry-After: a settle wait after the 502 only."""
+    key = h.fake.add_issue("PROJ", "s")
+    t = h.tracker()
+    t.bot_identity()
+    h.fake.fail_next("POST", rf"/issue/{key}/comment", 502)
+    h.fake.fail_next("POST", rf"/issue/{key}/comment", 429, headers={"Retry-After": "4"})
+    c = t.create_comment(h.ref(key), BODY)
+    assert [x["id"] for x in h.fake.issue(key)["comments"]] == [c.id]
+    assert 10.0 in h.slept and h.slept.count(10.0) == 1  # one settle, after the 502
+    assert h.slept[-1] == 4.0  # the 429's Retry-After, then straight on

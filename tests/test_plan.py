@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.decide.classify import Classifier
+from bot.decide.handoff import HandOff, HandOffState
 from bot.decide.model import Issue
 from bot.decide.plan import CommentAction, desired_labels, is_bot_label, plan_issue
 from bot.decide.render import parse_marker
@@ -32,7 +33,63 @@ def test_new_threat_adds_labels_and_one_comment(c: Classifier) -> None:
     assert plan.remove_labels == ()
     assert plan.comment is CommentAction.CREATE
     assert parse_marker(plan.comment_body).decision_hash == plan.decision_hash
-    assert plan.protect and plan.escalate
+    # A tracker that does no hand-off gets no hand-off steps in its plan.
+    assert not plan.protect and not plan.escalate
+    assert not any("protect" in x or "escalate" in x for x in plan.describe())
+
+
+CAPS = HandOff(protect="lock the conversation", escalate="assign alice",
+               mentions=("@acme/ml-security",))
+
+
+def test_hand_off_steps_are_planned_only_as_the_tracker_describes_them(c: Classifier) -> None:
+    d = _threat(c)
+    plan = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                      has_bot_comment=False, handoff=CAPS)
+    assert plan.protect and plan.escalate and not plan.protect_hides
+    assert "protect: lock the conversation" in plan.describe()
+    assert "escalate: mention @acme/ml-security; assign alice" in plan.describe()
+    # The mention is in the comment that goes out with the escalation, exactly once.
+    assert plan.comment_body.count("@acme/ml-security") == 1
+    assert parse_marker(plan.comment_body).handoff.escalated
+
+
+def test_hand_off_done_is_never_planned_again_and_the_mention_stays(c: Classifier) -> None:
+    d = _threat(c)
+    done = HandOffState(protected="advisory GHSA-aaaa-bbbb-cccc", escalated=True)
+    first = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                       has_bot_comment=False, handoff=CAPS, handoff_state=done)
+    assert not first.protect and not first.escalate
+    assert "GHSA-aaaa-bbbb-cccc" in first.comment_body
+    marker = parse_marker(first.comment_body)
+    assert marker.handoff == done
+    again = plan_issue(d, c.ruleset, list(first.add_labels), applied_before=first.applied_labels,
+                       existing_marker=marker, has_bot_comment=True, handoff=CAPS,
+                       handoff_state=marker.handoff)
+    assert again.is_noop
+
+
+def test_a_refused_step_is_not_retried_and_the_comment_says_what_to_do(c: Classifier) -> None:
+    d = _threat(c)
+    caps = HandOff(protect="open a draft security advisory",
+                   manual_protect="open a draft advisory at https://github.com/o/r/security")
+    plan = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                      has_bot_comment=False, handoff=caps,
+                      handoff_state=HandOffState(refused="GitHub answered 403"))
+    assert not plan.protect
+    assert "GitHub answered 403" in plan.comment_body
+    assert "open a draft advisory at https://github.com/o/r/security" in plan.comment_body
+
+
+def test_escalation_newly_needed_edits_the_existing_comment(c: Classifier) -> None:
+    d = _threat(c)
+    first = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                       has_bot_comment=False)
+    plan = plan_issue(d, c.ruleset, list(first.add_labels), applied_before=first.applied_labels,
+                      existing_marker=parse_marker(first.comment_body), has_bot_comment=True,
+                      handoff=HandOff(mentions=("@sec",)))
+    assert plan.escalate and plan.comment is CommentAction.EDIT
+    assert plan.comment_body.count("@sec") == 1
 
 
 def test_same_decision_again_is_a_noop(c: Classifier) -> None:

@@ -277,3 +277,23 @@ def test_bad_serve_variables_are_one_line(started: list[Any], clean_env: pytest.
     clean_env.setenv(name, value)
     assert main(["serve"]) == 2
     assert needle in _one_line(capsys) and started == []
+
+
+def test_github_app_credentials_are_checked_with_its_jwt() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    with FakeGitHub(tokens=[], app_id=4242, app_public_key=public) as fake:
+        good = Config(github_app_id="4242", github_private_key=private, github_api_url=fake.url)
+        wrong_app = Config(github_app_id="999", github_private_key=private,
+                           github_api_url=fake.url)
+        assert check_credentials(good, "github").status == OK
+        check = check_credentials(wrong_app, "github")
+        assert check.status == REJECTED
+        assert "BUGBAR_GITHUB_APP_ID / BUGBAR_GITHUB_PRIVATE_KEY" in check.message()
+        assert [r.path for r in fake.requests] == ["/app", "/app"]

@@ -107,6 +107,66 @@ def test_sqlite_url_forms(tmp_path: Path) -> None:
         open_store("sqlite:")
 
 
+def _set_version(backend: str, version: int) -> None:
+    if backend.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(backend, autocommit=True) as conn:
+            conn.execute("UPDATE schema_version SET version = %s", (version,))
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(backend)
+        conn.execute("UPDATE schema_version SET version = ?", (version,))
+        conn.commit()
+        conn.close()
+
+
+def test_newer_schema_is_refused(backend: str, make: Factory) -> None:
+    current = make().schema_version()
+    _set_version(backend, current + 1)
+    try:
+        with pytest.raises(StoreError, match="newer"):
+            open_store(backend)
+    finally:
+        _set_version(backend, current)
+    assert make().schema_version() == current
+
+
+def test_replicas_starting_together_migrate_once(backend: str) -> None:
+    """Four stores opened at once on a fresh database all see one, complete schema."""
+    if backend.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(backend, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS schema_version, deliveries, issue_state,"
+                         " checkpoints, http_cache, decisions, checkpoint_leases")
+    opened: list[StateStore] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            opened.append(open_store(backend))
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == [] and len(opened) == 4
+        assert len({s.schema_version() for s in opened}) == 1
+        assert opened[0].put_delivery("github", "x", "issues", {}, b"")
+        assert not opened[3].put_delivery("github", "x", "issues", {}, b"")
+    finally:
+        for s in opened:
+            s.close()
+
+
 def test_reopen_keeps_everything(make: Factory, clock: FakeClock) -> None:
     first = make(clock)
     assert _put(first, "d1")
@@ -206,7 +266,7 @@ def test_repeatedly_expiring_lease_goes_dead(store: StateStore, clock: FakeClock
     assert dead.attempts == 3 and dead.last_error and "lease expired" in dead.last_error
 
 
-def test_release_dead_claims(store: StateStore, clock: FakeClock) -> None:
+def test_release_dead_claims(backend: str, store: StateStore, clock: FakeClock) -> None:
     import socket
 
     host = socket.gethostname()
@@ -226,13 +286,17 @@ def test_release_dead_claims(store: StateStore, clock: FakeClock) -> None:
         return worker != owners["mine-dead"] and worker != owners["elsewhere"]
 
     released = store.release_dead_claims(alive)
-    # PostgreSQL judges only this host's workers (another host's claims run out by lease);
-    # a SQLite file has no other host, so it asks about every claim.
-    assert released in (1, 2)
     assert owners["mine-dead"] in asked and owners["mine-alive"] in asked
+    on_pg = backend.startswith("postgresql://")
+    if on_pg:  # only this host's workers are judged; another host's claims run out by lease
+        assert released == 1 and owners["elsewhere"] not in asked
+    else:  # a SQLite file has no other host: every claim's owner is asked
+        assert released == 2 and owners["elsewhere"] in asked
     again = store.claim_next("new", lease_seconds=300)
     assert again is not None and again.delivery_id == "mine-dead"
     assert again.attempts == 2  # the dead worker's attempt still counts
+    other = store.claim_next("new", lease_seconds=300)
+    assert (other is None) if on_pg else (other is not None and other.delivery_id == "elsewhere")
     assert store.renew_lease(claims["mine-alive"].pk, owners["mine-alive"], 300)
     assert store.release_dead_claims(lambda w: True) == 0
 
@@ -599,6 +663,10 @@ def test_periodic_sweep_runs_on_the_leader_only(make: Factory) -> None:
     assert ran == ["a", "a"]
     a_store.close()  # the leading replica dies
     now[0] += timedelta(minutes=30)
+    deadline = time.monotonic() + 30  # PostgreSQL ends the closed session's lock shortly
+    while not b.lead():
+        assert time.monotonic() < deadline, "the dead leader's lock was never released"
+        time.sleep(0.05)
     assert b.run_pending() is False and b.leading  # leads now, but a swept 30 min ago
     now[0] += timedelta(minutes=30)
     assert b.run_pending() is True
@@ -630,3 +698,20 @@ def test_checkpoint_leases(store: StateStore, clock: FakeClock) -> None:
     assert store.claim_checkpoint("sweep:dead", "c", 15) == dead
     assert store.release_dead_claims(lambda owner: owner != dead) >= 1
     assert store.claim_checkpoint("sweep:dead", "c", 15) is None
+
+
+def test_scheduler_survives_a_store_that_cannot_lead(make: Factory) -> None:
+    from datetime import UTC, datetime
+
+    from bot.sweep_cli import Schedule, SweepScheduler
+
+    store = make()
+    ran: list[int] = []
+    scheduler = SweepScheduler(Schedule.parse("1h"), lambda: ran.append(1), store=store,
+                               clock=lambda: datetime(2026, 5, 1, tzinfo=UTC))
+
+    def broken(name: str) -> bool:
+        raise OSError("database unreachable")
+
+    store.try_lead = broken  # type: ignore[method-assign]
+    assert scheduler.run_pending() is False and not scheduler.leading and ran == []

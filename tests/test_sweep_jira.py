@@ -232,4 +232,36 @@ def test_expired_cloud_page_token_in_the_checkpoint_lists_from_the_top(
         assert first.counts[CHANGED] + second.counts[CHANGED] == 10
         for key in keys[22::23]:
             assert_triaged_once(fake, key)
-        assert fake.count("GET", r"/issue/") == 80  # only issues never seen before cost a read
+        # The listing carries comments and the bugbar property: an issue is read on its own
+        # only to look once more before a comment is created.
+        assert fake.count("GET", r"/issue/") == second.counts[CHANGED]
+
+
+def test_first_dry_run_reads_no_issue_on_its_own(fake: FakeJira, classifier: Classifier,
+                                                 store: Store) -> None:
+    """Search results carry the comments and the bugbar property (``fields=comment``,
+    ``properties=bugbar``): the bot's comment of every listed issue is known from the listing,
+    so a first dry run costs the listing and the bot's identity, whatever the comments."""
+    keys = fill(fake, 250, every=10)
+    for k, key in enumerate(keys):
+        if k % 3 == 0:
+            fake.add_comment(key, "same here", author="alice")
+    result = sweep(classifier, store, make_tracker(fake))
+    assert result.complete and result.counts[CHANGED] == 25
+    assert fake.count("GET", r"/issue/") == 0
+    assert fake.count() <= math.ceil(250 / 100) + 5
+
+
+def test_bot_comment_from_the_listing_is_kept_not_doubled(fake: FakeJira, classifier: Classifier,
+                                                          tmp_path: Path) -> None:
+    keys = fill(fake, 40, every=10)
+    first = Store(tmp_path / "a.db")
+    sweep(classifier, first, make_tracker(fake), apply=True)
+    first.close()
+    fake.clear_log()
+    other = Store(tmp_path / "b.db")  # a state file that knows nothing of those comments
+    result = sweep(classifier, other, make_tracker(fake), apply=True)
+    other.close()
+    assert result.complete and fake.count("POST", r"/comment") == 0
+    for key in keys[9::10]:
+        assert len(bot_comments(fake, key)) == 1

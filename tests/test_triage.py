@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.decide.classify import Classifier
@@ -147,3 +149,76 @@ def test_without_a_store_the_marker_remembers_human_removals(classifier: Classif
     Triage(classifier, Store(tmp_path / "run2.db")).run(tracker, ref)
     assert "severity/critical" not in tracker.labels(ref)
     assert "threat/model-stealing" in tracker.labels(ref)
+
+
+def test_a_refused_protect_step_is_asked_for_in_the_comment_once(
+        classifier: Classifier, store: Store, tracker: MemoryTracker,
+        caplog: pytest.LogCaptureFixture) -> None:
+    tracker.refuse_protect = "Jira answered 403"
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage = Triage(classifier, store)
+    first = triage.run(tracker, ref)
+    assert first.outcome == "triaged" and first.handoff is not None
+    assert first.handoff.refused == "Jira answered 403"
+    (comment,) = tracker.comments(ref)
+    assert "Jira answered 403" in comment.body and "make the issue confidential" in comment.body
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+    tracker.edit(ref, body=STEAL[1] + " update")
+    triage.run(tracker, ref)
+    assert len(tracker.protect_requests) == 1  # never asked again
+    assert len(tracker.comments(ref)) == 1
+
+
+def test_a_protect_step_that_writes_nothing_is_not_counted(
+        classifier: Classifier, store: Store, tracker: MemoryTracker) -> None:
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage = Triage(classifier, store)
+    assert triage.run(tracker, ref).outcome == "triaged"
+    # Configured later; the tracker then does nothing for this issue (answers None).
+    tracker.protect_result = ""
+    tracker.refuse_protect = ""
+    original = tracker.handoff
+    tracker.handoff = lambda r, *, protect: replace(  # type: ignore[method-assign]
+        original(r, protect=protect), protect="make confidential")
+    result = triage.run(tracker, ref)
+    assert result.plan is not None and result.plan.protect
+    assert result.outcome == "unchanged" and result.writes == 0
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 at one write: nothing after it runs."""
+
+
+@pytest.mark.parametrize("killed_at", [1, 2])
+def test_killed_between_writes_then_rerun_ends_the_same(
+        classifier: Classifier, store: Store, tracker: MemoryTracker, killed_at: int) -> None:
+    """A run killed after its first or second write, then run again (the redelivery after a
+    restart): the labels and exactly one comment, as if nothing had happened. With the comment
+    written first, its marker would claim labels that never arrived, and the re-run would take
+    them for labels a human removed."""
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    writes = [0]
+    original_add, original_create = tracker.add_labels, tracker.create_comment
+
+    def count() -> None:
+        writes[0] += 1
+        if writes[0] == killed_at:
+            raise _Killed
+
+    def add_labels(r: object, labels: list[str]) -> None:
+        original_add(r, labels)  # type: ignore[arg-type]
+        count()
+
+    def create_comment(r: object, body: str) -> object:
+        made = original_create(r, body)  # type: ignore[arg-type]
+        count()
+        return made
+
+    tracker.add_labels = add_labels  # type: ignore[method-assign,assignment]
+    tracker.create_comment = create_comment  # type: ignore[method-assign,assignment]
+    with pytest.raises(_Killed):
+        Triage(classifier, store).run(tracker, ref)
+    tracker.add_labels, tracker.create_comment = original_add, original_create  # type: ignore[method-assign]
+    assert Triage(classifier, store).run(tracker, ref).outcome in ("triaged", "unchanged")
+    assert {"threat/model-stealing", "severity/critical", "route/ssirp"} <= set(tracker.labels(ref))
+    assert len(_bot_comments(tracker, ref)) == 1

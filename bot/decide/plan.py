@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.decide.classify import decision_hash
+from bot.decide.handoff import HandOff, HandOffState, HandOffView
 from bot.decide.model import Decision, Severity
 from bot.decide.render import Marker, render_comment
 from bot.decide.rules import RuleSet, Settings
@@ -37,9 +38,21 @@ class Plan:
     removed_by_human: frozenset[str] = field(default_factory=frozenset)
     decision_hash: str = ""
     protect: bool = False
-    """Critical or ssirp: take the issue out of public view where the tracker is set up to."""
+    """Critical or ssirp, and the tracker is set up to protect: do :attr:`protect_step`."""
     escalate: bool = False
-    """ssirp: hand it to the security team where the tracker is set up to."""
+    """A route that needs people, and the tracker is set up to escalate."""
+    protect_step: str = ""
+    """What the tracker's protect step does (from its :class:`HandOff`)."""
+    protect_hides: bool = False
+    """The protect step takes the issue out of public view."""
+    protect_last: bool = False
+    """Protect after the comment and labels (a transfer moves the issue)."""
+    escalate_write: str = ""
+    """The escalation's tracker write besides the comment (assignees, watchers), if any."""
+    mentions: tuple[str, ...] = ()
+    """Who the comment mentions when escalating."""
+    handoff: HandOffView = field(default_factory=HandOffView)
+    """What the comment says about the hand-off (and its marker remembers)."""
 
     @property
     def is_noop(self) -> bool:
@@ -48,15 +61,18 @@ class Plan:
                     or self.comment is not CommentAction.NONE or self.protect or self.escalate)
 
     def describe(self) -> list[str]:
-        """Readable lines for logs and dry runs (no issue text)."""
+        """Readable lines for logs and dry runs (no issue text); only steps the tracker
+        will really perform are listed."""
         out = [f"+label {x}" for x in self.add_labels]
         out += [f"-label {x}" for x in self.remove_labels]
         if self.comment is not CommentAction.NONE:
             out.append(f"comment {self.comment.value}")
         if self.protect:
-            out.append("protect (confidential / security level)")
+            out.append(f"protect: {self.protect_step}")
         if self.escalate:
-            out.append("escalate to the security team")
+            steps = ([f"mention {' '.join(self.mentions)}"] if self.mentions else [])
+            steps += [self.escalate_write] if self.escalate_write else []
+            out.append(f"escalate: {'; '.join(steps)}")
         return out or ["nothing to do"]
 
 
@@ -95,13 +111,21 @@ def plan_issue(
     has_bot_comment: bool,
     already_protected: bool = False,
     already_escalated: bool = False,
+    handoff: HandOff | None = None,
+    handoff_state: HandOffState | None = None,
 ) -> Plan:
     """Compute the plan for one issue.
 
     ``applied_before`` is what the store says the bot applied (None when the store has no
     record). A bot label the bot applied that is missing now was removed by a human: it is
     remembered and never re-added. Bot-namespace labels a human added are left alone.
+
+    ``handoff`` is what the tracker does for critical/ssirp issues under its configuration
+    (nothing when None); ``handoff_state`` what it already did. A step the tracker would not
+    perform is never planned.
     """
+    caps = handoff or HandOff()
+    done = handoff_state or HandOffState()
     settings = ruleset.settings
     current = set(current_labels)
     desired = desired_labels(decision, settings)
@@ -123,9 +147,26 @@ def plan_issue(
     now_applied &= set(desired)
 
     digest = decision_hash(decision)
+    critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
+    protect = (critical and bool(caps.protect) and not already_protected
+               and not done.protected and not done.refused)
+    needs_people = any(r in caps.escalate_routes for r in decision.routes)
+    escalate = (needs_people and caps.escalates and not already_escalated
+                and not done.escalated)
+    # The mention is in the comment from the moment of escalation on, in the same words. The
+    # comment only records an escalation that shows in it (a mention); a write-only one (an
+    # assignee, a linked issue) is remembered by the store and is idempotent on the tracker.
+    # A transfer is not shown: the comment moved with the issue, where it needs no saying (and
+    # an edit through the old repository's address would not reach it).
+    shown = HandOffState("" if done.protected.startswith("transferred ") else done.protected,
+                         done.refused, bool(caps.mentions) and (done.escalated or escalate))
+    view = HandOffView(caps.mentions if shown.escalated else (), shown,
+                       caps.private_report_url, caps.manual_protect)
+
     action = CommentAction.NONE
     body = ""
-    changed = existing_marker is None or existing_marker.decision_hash != digest
+    changed = (existing_marker is None or existing_marker.decision_hash != digest
+               or existing_marker.handoff != shown)
     if has_bot_comment:
         # Edit in place when the decision changed, including "no longer a threat" (but a
         # comment that already says "no threat" is not rewritten for another non-threat).
@@ -135,8 +176,7 @@ def plan_issue(
     elif decision.is_threat:
         action = CommentAction.CREATE
     if action is not CommentAction.NONE:
-        body = render_comment(decision, ruleset, now_applied)
-    critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
+        body = render_comment(decision, ruleset, now_applied, view)
     return Plan(
         add_labels=tuple(add),
         remove_labels=tuple(remove),
@@ -145,6 +185,12 @@ def plan_issue(
         applied_labels=frozenset(now_applied),
         removed_by_human=frozenset(human_removed),
         decision_hash=digest,
-        protect=critical and not already_protected,
-        escalate="ssirp" in decision.routes and not already_escalated,
+        protect=protect,
+        escalate=escalate,
+        protect_step=caps.protect if protect else "",
+        protect_hides=protect and caps.protect_hides,
+        protect_last=caps.protect_last,
+        escalate_write=caps.escalate if escalate else "",
+        mentions=caps.mentions if escalate else (),
+        handoff=view,
     )

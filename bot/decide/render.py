@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bot.decide.classify import decision_hash
+from bot.decide.handoff import HandOffState, HandOffView, handoff_lines, mention_line
 from bot.decide.model import Decision, Severity
 from bot.decide.rules import RuleSet
 
@@ -37,13 +38,18 @@ class Marker:
     applied: tuple[str, ...] | None = None
     """The bot's labels when the comment was written: lets a bot without its store (GitHub
     Actions, a lost database) tell a label a human removed from one it never added."""
+    handoff: HandOffState = field(default_factory=HandOffState)
+    """What the security hand-off already did (advisory id, lock, mention)."""
 
 
-def render_marker(decision: Decision, applied: Iterable[str] | None = None) -> str:
+def render_marker(decision: Decision, applied: Iterable[str] | None = None,
+                  handoff: HandOffState | None = None) -> str:
     """The hidden HTML comment identifying the bot's comment and carrying its state."""
     state: dict[str, object] = {"o": decision.overrides, "t": int(decision.is_threat)}
     if applied is not None:
         state["a"] = sorted(applied)
+    if handoff is not None and handoff.to_json():
+        state["h"] = handoff.to_json()
     blob = base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
     return (f"{MARKER_PREFIX}rules={decision.rules_version} hash={decision_hash(decision)} "
             f"state={blob} -->")
@@ -61,6 +67,7 @@ def parse_marker(body: str) -> Marker | None:
     overrides: dict[str, str] = {}
     threat = True
     applied: tuple[str, ...] | None = None
+    handoff = HandOffState()
     if m.group("state"):
         try:
             state = json.loads(base64.urlsafe_b64decode(m.group("state").encode()))
@@ -76,7 +83,8 @@ def parse_marker(body: str) -> Marker | None:
             raw_applied = state.get("a")
             if isinstance(raw_applied, list) and all(isinstance(x, str) for x in raw_applied):
                 applied = tuple(raw_applied)
-    return Marker(m.group("rules"), m.group("hash"), overrides, threat, applied)
+            handoff = HandOffState.from_json(state.get("h"))
+    return Marker(m.group("rules"), m.group("hash"), overrides, threat, applied, handoff)
 
 
 def _level(sev: Severity) -> str:
@@ -102,11 +110,17 @@ def _first_sentence(text: str) -> str:
 
 
 def render_comment(
-    decision: Decision, ruleset: RuleSet, applied: Iterable[str] | None = None
+    decision: Decision, ruleset: RuleSet, applied: Iterable[str] | None = None,
+    handoff: HandOffView | None = None,
 ) -> str:
-    """The Markdown body of the bot's comment for ``decision`` (threat or not)."""
+    """The Markdown body of the bot's comment for ``decision`` (threat or not).
+
+    ``handoff`` adds the security hand-off: mentions, what was done, the private reporting
+    link, and what a maintainer must do by hand when the tracker refused a step.
+    """
     settings = ruleset.settings
-    lines = [render_marker(decision, applied)]
+    view = handoff or HandOffView()
+    lines = [render_marker(decision, applied, view.state)]
     if not decision.is_threat:
         lines.append("### bugbar triage: no AI/ML threat found")
         lines.append("")
@@ -120,6 +134,8 @@ def render_comment(
             if "maintainer" not in note:
                 lines.append("")
                 lines.append(note)
+        for line in mention_line(view):
+            lines += ["", line]
         lines.append("")
         lines.append("To re-run triage comment `/triage`; to set a category, "
                      "`/triage <category>` (see `/triage help`).")
@@ -165,8 +181,15 @@ def render_comment(
         facts.append(f"**Set by a maintainer:** {set_by}")
     for fact in facts:
         lines += [fact, ""]
-    lines.append("If this report is public, please move reproduction details to private "
-                 "vulnerability reporting. Correct the triage with `/triage <category>`, "
+    for line in handoff_lines(view):
+        lines += [line, ""]
+    if view.private_report_url:
+        private = ("Please send reproduction details privately through this repository's "
+                   f"vulnerability reporting: {view.private_report_url} (not in this issue).")
+    else:
+        private = ("If this report is public, please move reproduction details to private "
+                   "vulnerability reporting.")
+    lines.append(private + " Correct the triage with `/triage <category>`, "
                  "`/triage severity <level>`, `/triage route <route>` or "
                  "`/triage not-a-threat`; `/triage explain` shows why; `/triage help` lists all.")
     lines.append("")

@@ -90,8 +90,9 @@ CHECKPOINT_VERSION = 1
 MAX_CONSECUTIVE_ERRORS = 5
 """This many failing issues in a row stop the scope (broken credentials, deleted repo)."""
 REDACTED_TITLE = "(confidential)"
-# A dry run reports what --apply would do; an issue --apply would take out of public view does
-# not have its title in the report either.
+# A dry run reports what --apply would do; an issue --apply would really take out of public view
+# (the tracker's hand-off says its protect step hides it) does not have its title in the report
+# either. A GitHub lock or advisory leaves the issue public, so its title is shown.
 WITHHELD_TITLE = "(withheld: --apply would make it confidential)"
 
 STOP_LIMIT = "limit"
@@ -337,6 +338,8 @@ class _CommentReads:
         ``known``: the store has a state for the issue."""
         if snap.comment_count == 0:
             return CommentHint(None)  # no comments at all: none of them is the bot's
+        if snap.bot_comment_known:
+            return CommentHint(snap.bot_comment)  # the listing carried it (Jira)
         bulk = getattr(raw, "bot_comment_index", None)
         created = snap.created_at
         if bulk is None or created is None:
@@ -784,13 +787,18 @@ class Sweep:
             routes = _bot_labels(snap.labels, settings.label_route)
         plan = result.plan if result is not None else None
         actions = tuple(plan.describe()) if plan is not None and not plan.is_noop else ()
+        if (applied and plan is not None and plan.protect and result is not None
+                and result.handoff is not None and result.handoff.refused):
+            # The report says what happened, not what was planned: a refused step wrote nothing.
+            refused = f"protect refused ({result.handoff.refused}): {plan.protect_step} by hand"
+            actions = tuple(refused if a.startswith("protect: ") else a for a in actions)
         # The comment quotes nothing from the issue, so it is safe to show even when the title
         # is withheld.
         comment = plan.comment_body if actions and plan is not None else ""
         title = snap.title
         if confidential:
             title = REDACTED_TITLE
-        elif plan is not None and plan.protect and not applied:
+        elif plan is not None and plan.protect_hides and not applied:
             title = WITHHELD_TITLE
         return IssueRow(
             scope=f"{snap.ref.provider}:{repo}", key=str(snap.ref), url=snap.url,
@@ -859,10 +867,10 @@ class Sweep:
         if res.outcome == "skipped-pull-request":
             return self._row(repo, snap, SKIPPED, "pull-request")
         if res.outcome == "triaged":
-            protected = False
-            if res.plan is not None and res.plan.protect:
-                state = self.store.get_issue_state(str(snap.ref))
-                protected = bool(state is not None and state.extra.get("protected"))
+            # Only a step that took the issue out of public view (not a lock or an advisory)
+            # redacts its title.
+            protected = bool(res.plan is not None and res.plan.protect_hides
+                             and res.handoff is not None and res.handoff.protected)
             return self._row(repo, snap, CHANGED, "", res, applied=True, protected=protected)
         if res.outcome == "dry-run" and res.plan is not None and not res.plan.is_noop:
             return self._row(repo, snap, CHANGED, "", res)

@@ -11,17 +11,24 @@ import logging
 import threading
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.decide.classify import Classifier
-from bot.decide.model import Decision, Issue
+from bot.decide.handoff import HandOffState
+from bot.decide.model import Decision, Issue, Severity
 from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
 from bot.decide.render import Marker, parse_marker
-from bot.decide.rules import Settings
+from bot.decide.rules import RuleSet, Settings
 from bot.events.model import IssueRef
 from bot.lease import ensure_held
-from bot.providers.base import Comment, IssueSnapshot, Tracker
+from bot.providers.base import (
+    Comment,
+    HandOffRefused,
+    HandOffRequest,
+    IssueSnapshot,
+    Tracker,
+)
 from bot.store import IssueState
 from bot.store_base import StateStore as Store
 
@@ -40,9 +47,26 @@ class TriageResult:
     """What happened to one issue."""
 
     outcome: str
-    """triaged | unchanged | opted-out | skipped-pull-request | dry-run | held"""
+    """triaged (something was written) | unchanged | opted-out | skipped-pull-request |
+    dry-run | held"""
     decision: Decision | None = None
     plan: Plan | None = None
+    writes: int = 0
+    """Tracker writes really made (a refused hand-off step is not one)."""
+    handoff: HandOffState | None = None
+    """The hand-off state after this run."""
+
+
+def handoff_state(state: IssueState | None, marker: Marker | None) -> HandOffState:
+    """What the hand-off already did: the store and the marker together (either may be
+    missing: GitHub Actions has no store, a deleted comment has no marker)."""
+    extra = state.extra if state is not None else {}
+    from_marker = marker.handoff if marker is not None else HandOffState()
+    return HandOffState(
+        protected=str(extra.get("protected") or "") or from_marker.protected,
+        refused=str(extra.get("protect_refused") or "") or from_marker.refused,
+        escalated=bool(extra.get("escalated")) or from_marker.escalated,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,16 @@ def content_hash(snapshot: IssueSnapshot) -> str:
     """Digest of what triage reads (title and body): unchanged text needs no new decision."""
     data = snapshot.title + "\0" + snapshot.body
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    decision: Decision
+    plan: Plan
+    done: HandOffState
+    """What the hand-off already did."""
+    replan: Callable[[HandOffState], Plan]
+    """The same plan for another hand-off state (after a protect step, for the comment)."""
 
 
 class Triage:
@@ -167,14 +201,15 @@ class Triage:
         key = str(ref)
         state = self.store.get_issue_state(key)
         comment_id, marker, hinted = self._bot_comment(tracker, ref, state, trust_state, hint)
-        decision, plan = self._plan(snap, state, comment_id, marker)
-        if (hinted and plan.comment is CommentAction.CREATE and not self.dry_run
+        planned = self._plan(tracker, snap, state, comment_id, marker)
+        if (hinted and planned.plan.comment is CommentAction.CREATE and not self.dry_run
                 and not hold_changes):
             # The bulk read may predate a comment a webhook just posted: look before creating.
             existing = tracker.find_bot_comment(ref)
             if existing is not None:
                 comment_id, marker = existing.id, parse_marker(existing.body)
-                decision, plan = self._plan(snap, state, comment_id, marker)
+                planned = self._plan(tracker, snap, state, comment_id, marker)
+        decision, plan, done = planned.decision, planned.plan, planned.done
         if self.metrics is not None:
             for threat in decision.threats:
                 self.metrics.decision(ref.provider, threat.category, threat.severity.label)
@@ -186,17 +221,22 @@ class Triage:
             return TriageResult("dry-run" if self.dry_run else "held", decision, plan)
         if plan.is_noop:
             self._remember(key, snap, plan, comment_id, decision)
-            return TriageResult("unchanged", decision, plan)
-        comment_id = self._apply(tracker, ref, plan, comment_id)
+            return TriageResult("unchanged", decision, plan, handoff=done)
+        request = _request(decision, self.classifier.ruleset, snap)
+        comment_id, writes, done = self._apply(tracker, ref, plan, comment_id, done,
+                                               planned.replan, request)
         self._remember(key, snap, plan, comment_id, decision)
+        if not writes:
+            # Only real writes count as triaged: outcome, metrics and sweep caps follow this.
+            return TriageResult("unchanged", decision, plan, handoff=done)
         self.store.record_decision(key, delivery_id or None,
                                    json.dumps(decision_record(decision, plan)), False)
-        return TriageResult("triaged", decision, plan)
+        return TriageResult("triaged", decision, plan, writes, done)
 
     def _plan(
-        self, snap: IssueSnapshot, state: IssueState | None, comment_id: str | None,
-        marker: Marker | None,
-    ) -> tuple[Decision, Plan]:
+        self, tracker: Tracker, snap: IssueSnapshot, state: IssueState | None,
+        comment_id: str | None, marker: Marker | None,
+    ) -> _Planned:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
         decision = self.decide(snap, overrides)
@@ -205,20 +245,29 @@ class Triage:
         applied_before = (state.applied_labels if state is not None and state.decision_hash
                           else (set(marker.applied) if marker and marker.applied is not None
                                 else None))
-        plan = plan_issue(
-            decision,
-            self.classifier.ruleset,
-            snap.labels,
-            applied_before=applied_before,
-            removed_by_human=state.removed_by_human if state else (),
-            existing_marker=marker,
-            has_bot_comment=comment_id is not None,
-            # Asked once per issue: an adapter answering None is not set up for it (or the
-            # tracker cannot), and asking again on every event would only add requests.
-            already_protected=snap.confidential or bool(state and "protected" in state.extra),
-            already_escalated=bool(state and "escalated" in state.extra),
-        )
-        return decision, plan
+        done = handoff_state(state, marker)
+        critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
+        needs_protect = (critical and not snap.confidential
+                         and not done.protected and not done.refused)
+        # Asked for every decision: a comment that turns into "no threat" keeps the mention
+        # line it had, so a later flip back to a threat never mentions anyone a second time.
+        caps = tracker.handoff(snap.ref, protect=needs_protect)
+
+        def replan(now_done: HandOffState) -> Plan:
+            return plan_issue(
+                decision,
+                self.classifier.ruleset,
+                snap.labels,
+                applied_before=applied_before,
+                removed_by_human=state.removed_by_human if state else (),
+                existing_marker=marker,
+                has_bot_comment=comment_id is not None,
+                already_protected=snap.confidential,
+                handoff=caps,
+                handoff_state=now_done,
+            )
+
+        return _Planned(decision, replan(done), done, replan)
 
     def _bot_comment(
         self, tracker: Tracker, ref: IssueRef, state: IssueState | None, trust_state: bool,
@@ -229,7 +278,8 @@ class Triage:
             assert state is not None and state.comment_id is not None
             # The store already knows the bot's comment and what it says: no request needed.
             marker = Marker(state.rules_version or "", state.decision_hash or "",
-                            dict(state.overrides), threat=bool(state.applied_labels))
+                            dict(state.overrides), threat=bool(state.applied_labels),
+                            handoff=handoff_state(state, None))
             return state.comment_id, marker, False
         if hint is not None:
             if hint.comment is None:
@@ -241,36 +291,86 @@ class Triage:
         return existing.id, parse_marker(existing.body), False
 
     def _apply(
-        self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None
-    ) -> str | None:
-        # Comment first: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one. Before each write the
-        # worker's lease is checked: once it is lost another worker owns this delivery.
-        ensure_held()
-        if plan.comment is CommentAction.CREATE:
-            comment_id = tracker.create_comment(ref, plan.comment_body).id
-            self.store.update_issue_state(str(ref), lambda s: setattr(s, "comment_id",
-                                                                      comment_id))
-        elif plan.comment is CommentAction.EDIT and comment_id is not None:
-            tracker.edit_comment(ref, comment_id, plan.comment_body)
+        self, tracker: Tracker, ref: IssueRef, plan: Plan, comment_id: str | None,
+        done: HandOffState, make_plan: Callable[[HandOffState], Plan], request: HandOffRequest,
+    ) -> tuple[str | None, int, HandOffState]:
+        """Apply ``plan``; returns the comment id, the number of real writes and the hand-off
+        state after. A protect step that shapes the comment (advisory id, a refusal to do by
+        hand) runs first and the comment is planned again with its result."""
+        key = str(ref)
+        writes = 0
+        comment_plan = plan
+        if plan.protect and not plan.protect_last:
+            done, wrote = self._protect(tracker, ref, plan, done, request)
+            writes += wrote
+            comment_plan = make_plan(done)
+        # Labels before the comment: the comment's marker records the labels the bot applied,
+        # and a run killed between the two must not leave a marker claiming labels that are
+        # not there (the re-run would take them for labels a human removed, and never add
+        # them). Before each write the worker's lease is checked: once it is lost another
+        # worker owns this delivery.
         if plan.add_labels:
             ensure_held()
             tracker.add_labels(ref, list(plan.add_labels))
+            writes += 1
         for label in plan.remove_labels:
             ensure_held()
             tracker.remove_label(ref, label)
-        if plan.protect:
-            protected = tracker.protect(ref) or ""
-            self.store.update_issue_state(
-                str(ref), lambda s: s.extra.__setitem__("protected", protected))
-            if protected:
-                log.info("protected issue", extra={"issue": str(ref), "action": protected})
+            writes += 1
+        # Then the comment: a failure after it is retried, and the retry finds the comment by
+        # its marker and edits (or leaves) it; it never posts a second one.
+        ensure_held()
+        if comment_plan.comment is CommentAction.CREATE:
+            new_id = tracker.create_comment(ref, comment_plan.comment_body).id
+            comment_id = new_id
+            self.store.update_issue_state(key, lambda s: setattr(s, "comment_id", new_id))
+            writes += 1
+        elif comment_plan.comment is CommentAction.EDIT and comment_id is not None:
+            tracker.edit_comment(ref, comment_id, comment_plan.comment_body)
+            writes += 1
         if plan.escalate:
-            summary = f"AI/ML threat needing incident response: {ref}"
-            escalated = tracker.escalate(ref, summary) or ""
+            if plan.escalate_write:
+                summary = f"AI/ML threat needing incident response: {ref}"
+                ensure_held()
+                if tracker.escalate(ref, summary):
+                    writes += 1
+            # The mention went out with the comment written above; never again.
+            done = replace(done, escalated=True)
+            self.store.update_issue_state(key, lambda s: s.extra.__setitem__("escalated", "1"))
+            log.info("escalated issue", extra={"issue": key, "mentions": list(plan.mentions),
+                                               "action": plan.escalate_write})
+        if plan.protect and plan.protect_last:
+            done, wrote = self._protect(tracker, ref, plan, done, request)
+            writes += wrote
+            if done.refused and comment_id is not None:
+                # Tell a maintainer in the one comment what to do by hand.
+                again = make_plan(done)
+                if again.comment is not CommentAction.NONE:
+                    ensure_held()
+                    tracker.edit_comment(ref, comment_id, again.comment_body)
+                    writes += 1
+        return comment_id, writes, done
+
+    def _protect(self, tracker: Tracker, ref: IssueRef, plan: Plan, done: HandOffState,
+                 request: HandOffRequest) -> tuple[HandOffState, int]:
+        key = str(ref)
+        ensure_held()
+        try:
+            result = tracker.protect(ref, request) or ""
+        except HandOffRefused as exc:
+            reason = exc.reason
+            # One line, no retry: the comment carries the manual step instead.
+            log.warning("hand-off step refused by the tracker; the comment asks a maintainer "
+                        "to do it by hand",
+                        extra={"issue": key, "step": plan.protect_step, "reason": reason})
             self.store.update_issue_state(
-                str(ref), lambda s: s.extra.__setitem__("escalated", escalated))
-        return comment_id
+                key, lambda s: s.extra.__setitem__("protect_refused", reason))
+            return replace(done, refused=reason), 0
+        if not result:
+            return done, 0
+        self.store.update_issue_state(key, lambda s: s.extra.__setitem__("protected", result))
+        log.info("protected issue", extra={"issue": key, "action": result})
+        return replace(done, protected=result), 1
 
     def _remember(
         self, key: str, snap: IssueSnapshot, plan: Plan, comment_id: str | None,
@@ -287,3 +387,16 @@ class Triage:
             state.overrides = dict(decision.overrides)
 
         self.store.update_issue_state(key, mutate)
+
+
+def _request(decision: Decision, ruleset: RuleSet, snap: IssueSnapshot) -> HandOffRequest:
+    """The triage a hand-off step may carry: category, severity, routes and the issue link."""
+    top = decision.threats[0] if decision.threats else None
+    rule = ruleset.rules.get(top.category) if top else None
+    return HandOffRequest(
+        category=top.category if top else "",
+        category_title=rule.title if rule else "",
+        severity=decision.severity.label if decision.severity else "",
+        routes=tuple(decision.routes),
+        issue_url=snap.url,
+    )

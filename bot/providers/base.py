@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot.decide.handoff import HandOff
 from bot.decide.model import Access
 from bot.events.model import IssueRef
 
-__all__ = ["Access", "BotCommentIndex", "Comment", "IssueSnapshot", "ListPage", "Tracker"]
+__all__ = ["Access", "BotCommentIndex", "Comment", "HandOff", "HandOffRefused", "HandOffRequest",
+           "IssueSnapshot", "ListPage", "Tracker"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class IssueSnapshot:
     """Comments on the issue as the listing reported them (None: the tracker did not say).
     Zero means there is no bot comment to look for."""
     created_at: datetime | None = None
+    bot_comment: Comment | None = None
+    """The bot's comment as the listing showed it (Jira embeds comments and the bugbar
+    property in search results); meaningful only with ``bot_comment_known``."""
+    bot_comment_known: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,26 @@ class BotCommentIndex:
     """False when ``max_pages`` stopped the read: then only ``pages`` is worth reading."""
     pages: int | None
     """How many requests the whole read takes (None: unknown)."""
+
+
+@dataclass(frozen=True)
+class HandOffRequest:
+    """What a protect/escalate step may tell the tracker: the triage, never the issue text."""
+
+    category: str = ""
+    category_title: str = ""
+    severity: str = ""
+    routes: tuple[str, ...] = ()
+    issue_url: str = ""
+
+
+class HandOffRefused(Exception):  # noqa: N818 - a refusal, not a bug
+    """The tracker refused a hand-off step (403/404): not retried; the comment says what a
+    maintainer should do by hand. ``reason`` is short and safe to show in public."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Tracker(Protocol):
@@ -126,12 +152,20 @@ class Tracker(Protocol):
         """One page (100 issues) of the backlog, newest-updated order not required."""
         ...
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """What this tracker will really do for ``ref`` under its configuration: the planner
+        lists only these steps. ``protect`` says the issue needs protecting, so the adapter
+        may spend a request to find out whether it would (GitLab: project visibility)."""
+        ...
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Take a critical/ssirp issue out of public view where configured (GitLab
-        confidential, Jira security level); returns what was done, or None."""
+        confidential, Jira security level, GitHub lock/advisory/transfer); returns what was
+        done, or None. Raises :class:`HandOffRefused` on a 403/404."""
         ...
 
     def escalate(self, ref: IssueRef, summary: str) -> str | None:
-        """Hand an ssirp issue to the security team where configured (Jira: a linked issue in
-        the security project, created once); returns what was done, or None."""
+        """Hand an issue on a route that needs people to the security team where configured
+        (Jira: a linked issue / assignee / watchers; GitHub/GitLab: assignees; mentions are in
+        the comment); returns what was done, or None."""
         ...

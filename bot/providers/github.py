@@ -16,8 +16,16 @@ budget (``rate_limit_remaining``), ``Link`` pagination and ``ETag`` conditional 
 print response bodies, so its logger is raised to INFO unless the application set a level.
 Tokens are only ever in the ``Authorization`` header, which PyGithub masks.
 
-GitHub issues cannot be made private, so :meth:`GitHubTracker.protect` does nothing (the
-routing comment tells maintainers to move a report to a private security advisory).
+**Security hand-off** (:class:`GitHubHandOffSettings`, ``BUGBAR_GITHUB_PROTECT`` /
+``BUGBAR_GITHUB_ESCALATE`` / ``BUGBAR_GITHUB_ASSIGNEES``). GitHub issues cannot be made private;
+for critical or ssirp issues the adapter can lock the conversation, open one draft repository
+security advisory, or transfer the issue to a private repository (GraphQL ``transferIssue``),
+and assign people. The calls are the ones PyGithub's ``Issue.lock``,
+``Repository.create_repository_advisory`` / ``get_repository_advisories`` and
+``Requester.graphql_query`` make, sent through the same single-attempt requester as every
+other call here (so they share the one retry layer, metrics and pacing). A 403/404 is never
+retried: it becomes :class:`~bot.providers.base.HandOffRefused`, one log line, and the comment
+tells a maintainer what to do by hand.
 """
 
 from __future__ import annotations
@@ -38,9 +46,18 @@ import requests
 from github import Auth, Github, GithubException
 from github.Requester import Requester
 
+from bot.decide.handoff import DEFAULT_ESCALATE_ROUTES, HandOff
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, BotCommentIndex, Comment, IssueSnapshot, ListPage
+from bot.providers.base import (
+    Access,
+    BotCommentIndex,
+    Comment,
+    HandOffRefused,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+)
 from bot.providers.retry import (
     ApiMetrics,
     Failure,
@@ -55,6 +72,7 @@ __all__ = [
     "REACTIONS",
     "EtagCache",
     "GitHubApp",
+    "GitHubHandOffSettings",
     "GitHubTracker",
     "classify_failure",
     "make_github",
@@ -86,6 +104,53 @@ _OWNER_RE = re.compile(rf"^{_OWNER}$")
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
 _MARKER_RE = re.compile(re.escape(MARKER_PREFIX) + r".*?-->", re.DOTALL)
 _LINK_RE = re.compile(r'<(?P<url>[^>]+)>\s*;\s*rel="?(?P<rel>[^";]+)"?')
+
+
+ADVISORY_SEVERITY = {"critical": "critical", "important": "high", "moderate": "medium",
+                     "low": "low"}
+"""SDL bug bar level -> the advisory's ``severity`` (critical, high, medium, low)."""
+
+_TRANSFER_QUERY = """
+query($owner: String!, $name: String!, $number: Int!, $towner: String!, $tname: String!) {
+  repository(owner: $owner, name: $name) {
+    issue(number: $number) { id number repository { nameWithOwner } }
+  }
+  target: repository(owner: $towner, name: $tname) { id nameWithOwner }
+}"""
+_TRANSFER_MUTATION = """
+mutation($issue: ID!, $repo: ID!) {
+  transferIssue(input: {issueId: $issue, repositoryId: $repo, createLabelsIfMissing: true}) {
+    issue { number url repository { nameWithOwner } }
+  }
+}"""
+
+
+@dataclass(frozen=True)
+class GitHubHandOffSettings:
+    """What the GitHub adapter does for critical/ssirp issues (all off by default)."""
+
+    protect: str = "none"
+    """``none`` | ``lock`` | ``advisory`` | ``transfer:OWNER/PRIVATE-REPO``."""
+    mentions: tuple[str, ...] = ()
+    """``@user`` / ``@org/team`` mentioned in the comment for escalated routes."""
+    assignees: tuple[str, ...] = ()
+    """Logins assigned to escalated issues."""
+    escalate_routes: frozenset[str] = DEFAULT_ESCALATE_ROUTES
+    lock_reason: str = ""
+    """GitHub's lock reasons (off-topic, too heated, resolved, spam) all misdescribe a
+    security report, so by default none is sent."""
+
+    def __post_init__(self) -> None:
+        mode = self.protect
+        if mode.startswith("transfer:"):
+            _split_scope(mode.split(":", 1)[1])
+        elif mode not in ("none", "lock", "advisory"):
+            raise ValueError("protect must be none, lock, advisory or transfer:OWNER/REPO")
+
+    @property
+    def transfer_target(self) -> str:
+        """``OWNER/REPO`` of a transfer, else empty."""
+        return self.protect.split(":", 1)[1] if self.protect.startswith("transfer:") else ""
 
 
 class EtagCache(Protocol):
@@ -455,6 +520,7 @@ class GitHubTracker:
         etag_cache: EtagCache | None = None,
         identity: str | Callable[[], str] | None = None,
         installation_id: int | None = None,
+        handoff: GitHubHandOffSettings | None = None,
     ) -> None:
         """Wrap an authenticated ``Github`` (rebuilt without PyGithub's retry/throttle).
 
@@ -470,6 +536,9 @@ class GitHubTracker:
         self._identity = identity
         self._identity_lock = threading.Lock()
         self.installation_id = installation_id
+        self.handoff_settings = handoff or GitHubHandOffSettings()
+        self._repo_urls: dict[str, str] = {}
+        self._private_reporting: dict[str, bool] = {}
 
     @classmethod
     def from_token(
@@ -483,6 +552,7 @@ class GitHubTracker:
         etag_cache: EtagCache | None = None,
         timeout: int = DEFAULT_TIMEOUT,
         identity: str | None = None,
+        handoff: GitHubHandOffSettings | None = None,
     ) -> GitHubTracker:
         """A tracker acting as the owner of a token (``BUGBAR_GITHUB_TOKEN``).
 
@@ -490,7 +560,8 @@ class GitHubTracker:
         ``GITHUB_TOKEN`` acts as ``github-actions[bot]``).
         """
         return cls(make_github(Auth.Token(token), base_url, timeout=timeout), policy=policy,
-                   pacer=pacer, metrics=metrics, etag_cache=etag_cache, identity=identity)
+                   pacer=pacer, metrics=metrics, etag_cache=etag_cache, identity=identity,
+                   handoff=handoff)
 
     # -- budget ------------------------------------------------------------------------
 
@@ -719,10 +790,10 @@ class GitHubTracker:
         whole read takes (``Link: rel="last"``), so the caller can choose the cheaper way.
         """
         identity = self.bot_identity().casefold()
-        params: dict[str, Any] | None = {"per_page": PER_PAGE}
+        first: dict[str, Any] = {"per_page": PER_PAGE}
         if since is not None:
-            assert params is not None
-            params["since"] = _iso(since)
+            first["since"] = _iso(since)
+        params: dict[str, Any] | None = first
         url: str | None = f"{_repo_path(scope)}/issues/comments"
         found: dict[int, Comment] = {}
         pages_read = 0
@@ -756,6 +827,7 @@ class GitHubTracker:
         if key not in self._private:
             reply = self._http.call("GET", _repo_path(scope), what=f"repository {scope}")
             self._private[key] = bool((reply.data or {}).get("private"))
+            self._repo_urls[key] = str((reply.data or {}).get("html_url") or "")
         return self._private[key]
 
     def expand_scope(self, scope: str) -> list[str]:
@@ -794,13 +866,219 @@ class GitHubTracker:
             and not r.get("archived") and r.get("has_issues", True)
         )
 
-    def protect(self, ref: IssueRef) -> str | None:
-        """Nothing: GitHub issues cannot be made private (security advisories are separate)."""
+    # -- security hand-off ---------------------------------------------------------------
+
+    def _html_url(self, scope: str) -> str:
+        """The repository's web address, as GitHub gives it (``html_url``; GHES differs)."""
+        key = scope.casefold()
+        if key not in self._repo_urls:
+            self._is_private(scope)
+        return self._repo_urls.get(key) or f"https://github.com/{scope}"
+
+    def private_reporting_enabled(self, scope: str) -> bool:
+        """``GET /repos/{o}/{r}/private-vulnerability-reporting`` (remembered per repository
+        for this process). A 403/404 (the token may not read it) counts as not enabled.
+        https://docs.github.com/en/rest/repos/repos#check-if-private-vulnerability-reporting-is-enabled-for-a-repository
+        """
+        key = scope.casefold()
+        if key not in self._private_reporting:
+            try:
+                reply = self._http.call("GET", f"{_repo_path(scope)}/private-vulnerability-"
+                                        "reporting", what=f"private reporting {scope}")
+                enabled = bool((reply.data or {}).get("enabled"))
+            except GithubException as exc:
+                if exc.status not in (403, 404):
+                    raise
+                log.info("cannot tell whether private vulnerability reporting is enabled",
+                         extra={"repo": scope, "status": exc.status})
+                enabled = False
+            self._private_reporting[key] = enabled
+        return self._private_reporting[key]
+
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """What ``BUGBAR_GITHUB_PROTECT`` / ``_ESCALATE`` / ``_ASSIGNEES`` make this adapter do,
+        plus the repository's private reporting link when that is enabled."""
+        cfg = self.handoff_settings
+        new_advisory = f"{self._html_url(ref.scope)}/security/advisories/new"
+        private_url = new_advisory if self.private_reporting_enabled(ref.scope) else ""
+        step, manual = "", ""
+        target = cfg.transfer_target
+        if cfg.protect == "lock":
+            step, manual = "lock the conversation", "lock this conversation"
+        elif cfg.protect == "advisory":
+            step = "open a draft security advisory"
+            manual = f"open a draft security advisory at {new_advisory}"
+        elif target and target.casefold() != ref.scope.casefold():
+            step = f"transfer the issue to {target}"
+            manual = f"transfer this issue to {target}"
+        return HandOff(
+            protect=step,
+            protect_hides=bool(target),
+            protect_last=bool(target),
+            escalate=f"assign {', '.join(cfg.assignees)}" if cfg.assignees else "",
+            mentions=cfg.mentions,
+            escalate_routes=cfg.escalate_routes,
+            private_report_url=private_url,
+            manual_protect=manual,
+        )
+
+    @staticmethod
+    def _refused(exc: GithubException) -> HandOffRefused:
+        """The refusal, with GitHub's status and message (short, safe to show in public);
+        the handler logs it once."""
+        data = exc.data if isinstance(exc.data, dict) else {}
+        message = " ".join(str(data.get("message") or "").split())[:100]
+        return HandOffRefused(f"GitHub answered {exc.status}" + (f": {message}" if message
+                                                                  else ""))
+
+    @staticmethod
+    def _is_refusal(exc: GithubException) -> bool:
+        return exc.status in (401, 403, 404, 410, 422) and not classify_failure(exc).rate_limited
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
+        """Do the configured protect step once; returns ``locked``, ``advisory GHSA-…`` or
+        ``transferred OWNER/REPO#N`` (None with ``protect=none``)."""
+        cfg = self.handoff_settings
+        try:
+            if cfg.protect == "lock":
+                return self._lock(ref)
+            if cfg.protect == "advisory":
+                return self._advisory(ref, request)
+            if cfg.transfer_target:
+                return self._transfer(ref, cfg.transfer_target)
+        except GithubException as exc:
+            if self._is_refusal(exc):
+                raise self._refused(exc) from None
+            raise
         return None
 
-    def escalate(self, ref: IssueRef, summary: str) -> str | None:
-        """Nothing: GitHub has no linked-escalation step; the route label and comment suffice."""
+    def _lock(self, ref: IssueRef) -> str:
+        """``PUT /repos/{o}/{r}/issues/{n}/lock`` (204; idempotent). Needs issues: write.
+        https://docs.github.com/en/rest/issues/issues#lock-an-issue"""
+        body = {"lock_reason": self.handoff_settings.lock_reason} \
+            if self.handoff_settings.lock_reason else {}
+        self._http.call("PUT", f"{_repo_path(ref.scope)}/issues/{int(ref.number)}/lock",
+                        body=body, what=f"lock {ref}")
+        return "locked"
+
+    def _find_advisory(self, ref: IssueRef, issue_url: str) -> str | None:
+        """A draft advisory of this repository that names the issue's link (one the bot
+        opened earlier, perhaps by a request that timed out after GitHub stored it)."""
+        url = f"{_repo_path(ref.scope)}/security-advisories"
+        params = {"state": "draft", "per_page": PER_PAGE, "sort": "created",
+                  "direction": "desc"}
+        for item in self._http.pages(url, params, what=f"list advisories {ref}"):
+            if issue_url and issue_url in str(item.get("description") or ""):
+                return str(item.get("ghsa_id") or "") or None
         return None
+
+    def _advisory(self, ref: IssueRef, request: HandOffRequest) -> str:
+        """One draft repository security advisory for the issue, found again if it exists.
+
+        It carries the triage (category, suggested severity, routes) and the issue's link,
+        and never the issue's text: exploit details stay where the reporter put them until a
+        maintainer moves what is needed. Needs admin or security-manager rights and the
+        ``repository_advisories: write`` permission.
+        https://docs.github.com/en/rest/security-advisories/repository-advisories#create-a-repository-security-advisory
+        """
+        issue_url = request.issue_url or f"{self._html_url(ref.scope)}/issues/{ref.number}"
+        title = request.category_title or request.category or "AI/ML threat"
+        body = {
+            "summary": f"AI/ML security report: {title} (issue #{ref.number})"[:1024],
+            "description": (
+                f"Opened by bugbar for the public issue {issue_url}.\n\n"
+                f"- Category: `{request.category}` ({title}), AI/ML Pivots to the SDL Bug Bar\n"
+                f"- Suggested severity: {request.severity or 'unknown'}\n"
+                f"- Routes: {', '.join(request.routes) or '-'}\n\n"
+                "The issue's text is not copied here. Move the reproduction details into this "
+                "draft and ask the reporter to remove them from the public issue."),
+            "severity": ADVISORY_SEVERITY.get(request.severity, "high"),
+            "vulnerabilities": [],
+            "cwe_ids": [],
+        }
+        guard = SettleGuard(self._http.policy)
+        attempts = 0
+
+        def attempt() -> str:
+            nonlocal attempts
+            attempts += 1
+            # After an ambiguous POST the guard lets it land before we look for it again.
+            if attempts > 1:
+                guard.before_retry()
+            found = self._find_advisory(ref, issue_url)
+            if found is not None:
+                return f"advisory {found}"
+            try:
+                reply = self._http.send("POST", f"{_repo_path(ref.scope)}/security-advisories",
+                                        body=body)
+            except Exception as exc:
+                guard.failed(exc)
+                raise
+            return f"advisory {reply.data['ghsa_id']}"
+
+        return call_with_retry(attempt, self._http.policy, classify_failure,
+                               what=f"create advisory {ref}")
+
+    def _graphql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        """One GraphQL request (PyGithub's GraphQL URL, also right for GHES). GraphQL answers
+        200 with ``errors``: NOT_FOUND / FORBIDDEN become 404 / 403 like REST's."""
+        reply = self._http.call("POST", self._http.requester.graphql_url,
+                                body={"query": query, "variables": variables}, what=what)
+        data = reply.data if isinstance(reply.data, dict) else {}
+        errors = data.get("errors") or []
+        if errors:
+            first = errors[0] if isinstance(errors[0], dict) else {}
+            status = {"NOT_FOUND": 404, "FORBIDDEN": 403}.get(str(first.get("type")), 422)
+            raise GithubException(status, {"message": str(first.get("message") or "")}, {})
+        return dict(data.get("data") or {})
+
+    def _transfer(self, ref: IssueRef, target: str) -> str:
+        """Move the issue with GraphQL ``transferIssue``, once: the lookup first tells an
+        issue already moved (GitHub resolves a moved issue's old number to its new home).
+        Needs write access to both repositories, which must have the same owner.
+        https://docs.github.com/en/graphql/reference/mutations#transferissue"""
+        owner, name = _split_scope(ref.scope)
+        towner, tname = _split_scope(target)
+        found = self._graphql(_TRANSFER_QUERY, {"owner": owner, "name": name,
+                                                "number": int(ref.number), "towner": towner,
+                                                "tname": tname}, f"transfer lookup {ref}")
+        issue = (found.get("repository") or {}).get("issue") or {}
+        repo = found.get("target") or {}
+        if not issue.get("id") or not repo.get("id"):
+            raise GithubException(404, {"message": "issue or target repository not found"}, {})
+        where = str((issue.get("repository") or {}).get("nameWithOwner") or "")
+        if where.casefold() == target.casefold():
+            return f"transferred {where}#{issue.get('number')}"
+        # A mutation is not repeated blindly: the next delivery looks the issue up again.
+        reply = self._http.send("POST", self._http.requester.graphql_url, body={
+            "query": _TRANSFER_MUTATION, "variables": {"issue": issue["id"], "repo": repo["id"]}})
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if data.get("errors"):
+            first = data["errors"][0] if isinstance(data["errors"][0], dict) else {}
+            status = {"NOT_FOUND": 404, "FORBIDDEN": 403}.get(str(first.get("type")), 422)
+            raise GithubException(status, {"message": str(first.get("message") or "")}, {})
+        moved = ((data.get("data") or {}).get("transferIssue") or {}).get("issue") or {}
+        new_repo = str((moved.get("repository") or {}).get("nameWithOwner") or target)
+        return f"transferred {new_repo}#{moved.get('number')}"
+
+    def escalate(self, ref: IssueRef, summary: str) -> str | None:
+        """Assign ``assignees`` (``POST .../issues/{n}/assignees``); mentions are in the comment.
+        GitHub silently skips logins that cannot be assigned. A 403/404 is logged once and
+        nothing else happens (the mention still went out).
+        https://docs.github.com/en/rest/issues/assignees#add-assignees-to-an-issue"""
+        assignees = list(self.handoff_settings.assignees)
+        if not assignees:
+            return None
+        try:
+            self._http.call("POST", f"{_repo_path(ref.scope)}/issues/{int(ref.number)}/assignees",
+                            body={"assignees": assignees}, what=f"assign {ref}")
+        except GithubException as exc:
+            if self._is_refusal(exc):
+                log.warning("github refused the assignment; the mention still went out",
+                            extra={"issue": str(ref), "reason": self._refused(exc).reason})
+                return None
+            raise
+        return f"assigned {', '.join(assignees)}"
 
 
 # ----------------------------------------------------------------------------- GitHub App
@@ -874,8 +1152,10 @@ class GitHubApp:
         refresh_margin: float = 300.0,
         clock: Callable[[], float] = time.time,
         on_token: Callable[[str], None] | None = None,
+        handoff: GitHubHandOffSettings | None = None,
     ) -> None:
         """``on_token`` is told every new installation token (e.g. ``bot.logs.register_secret``)."""
+        self.handoff = handoff
         key = private_key.decode() if isinstance(private_key, bytes) else private_key
         _check_private_key(key)
         self.base_url = base_url.rstrip("/")
@@ -937,7 +1217,8 @@ class GitHubApp:
                 tracker = GitHubTracker(gh, policy=self.policy, pacer=self.pacer,
                                         metrics=self.metrics, etag_cache=self._etags,
                                         identity=self.bot_login,
-                                        installation_id=installation_id)
+                                        installation_id=installation_id,
+                                        handoff=self.handoff)
                 self._trackers[installation_id] = tracker
             return tracker
 

@@ -35,9 +35,18 @@ import requests
 from gitlab import exceptions as glexc
 from gitlab.v4.objects import ProjectIssueManager, ProjectIssueNoteManager
 
+from bot.decide.handoff import DEFAULT_ESCALATE_ROUTES
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
+from bot.providers.base import (
+    Access,
+    Comment,
+    HandOff,
+    HandOffRefused,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+)
 from bot.providers.retry import (
     ApiMetrics,
     Failure,
@@ -54,6 +63,8 @@ log = logging.getLogger("bugbar.gitlab")
 
 PROVIDER = "gitlab"
 PER_PAGE = 100
+VISIBILITY_TTL = 300.0
+"""Seconds a project's visibility is trusted for planning hand-off steps."""
 """GitLab's maximum page size. https://docs.gitlab.com/api/rest/#pagination"""
 
 ConfidentialMode = Literal["public", "always", "never"]
@@ -197,6 +208,9 @@ class GitLabTracker:
         metrics: ApiMetrics | None = None,
         confidential_mode: ConfidentialMode | str = "public",
         timeout: float = 15.0,
+        mentions: tuple[str, ...] = (),
+        assignees: tuple[str, ...] = (),
+        escalate_routes: frozenset[str] = DEFAULT_ESCALATE_ROUTES,
     ) -> None:
         if confidential_mode not in _MODES:
             raise ValueError("confidential_mode must be 'public', 'always' or 'never'")
@@ -205,6 +219,9 @@ class GitLabTracker:
         self.pacer = pacer
         self.metrics = metrics
         self.confidential_mode: ConfidentialMode = _MODES[confidential_mode]
+        self.mentions = mentions
+        self.assignees = assignees
+        self.escalate_routes = escalate_routes
         session = requests.Session()
         session.hooks["response"].append(self._on_response)
         self._gl = gitlab.Gitlab(self.url, private_token=token, timeout=timeout,
@@ -213,6 +230,7 @@ class GitLabTracker:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._identity: tuple[int, str] | None = None
+        self._visibility: dict[str, tuple[float, str]] = {}
         self._remaining: int | None = None
         self._reset: int | None = None
 
@@ -582,7 +600,35 @@ class GitLabTracker:
                           lambda: self._get(f"/projects/{self._pid(scope)}").json())
         return str(data.get("visibility") or "private")
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def _planning_visibility(self, scope: str) -> str:
+        """The visibility for planning, remembered for a few minutes per project (a sweep
+        plans many critical issues of one project); :meth:`protect` asks afresh."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._visibility.get(scope)
+        if cached is not None and now - cached[0] < VISIBILITY_TTL:
+            return cached[1]
+        visibility = self._project_visibility(scope)
+        with self._lock:
+            self._visibility[scope] = (now, visibility)
+        return visibility
+
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """Confidential issues per ``confidential_mode`` (in ``"public"`` mode the project's
+        visibility is asked only when the issue needs protecting); no escalation yet."""
+        confidential = self.confidential_mode == "always" or (
+            self.confidential_mode == "public" and protect
+            and self._planning_visibility(ref.scope) == "public")
+        return HandOff(
+            protect="make the issue confidential" if confidential else "",
+            protect_hides=True,
+            escalate=f"assign {', '.join(self.assignees)}" if self.assignees else "",
+            mentions=self.mentions,
+            escalate_routes=self.escalate_routes,
+            manual_protect="turn on confidentiality for this issue",
+        )
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Make a critical issue confidential: in ``"always"`` mode, or in ``"public"`` mode
         when the project is public (internal projects are left alone in that mode). Returns
         ``"confidential"`` or None. https://docs.gitlab.com/user/project/issues/confidential_issues/"""
@@ -590,9 +636,53 @@ class GitLabTracker:
             return None
         if self.confidential_mode == "public" and self._project_visibility(ref.scope) != "public":
             return None
-        self._update_issue(ref, "make confidential", {"confidential": True})
+        try:
+            self._update_issue(ref, "make confidential", {"confidential": True})
+        except glexc.GitlabError as exc:
+            # Too little access (confidentiality needs Planner/Reporter): not retried, the
+            # comment asks a maintainer to do it by hand.
+            if exc.response_code not in (403, 404):
+                raise
+            raise HandOffRefused(f"GitLab answered {exc.response_code}") from None
         return "confidential"
 
+    def _user_id(self, who: str) -> int | None:
+        """A user id as given, or looked up by username (``GET /users?username=``)."""
+        if who.isdigit():
+            return int(who)
+        found = self._call(f"find user {who}", lambda: self._get(
+            "/users", {"username": who.lstrip("@")}).json())
+        return int(found[0]["id"]) if isinstance(found, list) and found else None
+
     def escalate(self, ref: IssueRef, summary: str) -> str | None:
-        """GitLab has no separate security project to hand issues to: nothing to do."""
-        return None
+        """Assign ``assignees`` (ids or usernames), keeping anyone already assigned;
+        ``mentions`` are in the comment. GitLab Free keeps one assignee per issue. A user that
+        does not exist is logged and skipped; a 403/404 is logged once and nothing is done.
+        https://docs.gitlab.com/api/issues/#edit-an-issue (``assignee_ids``)"""
+        if not self.assignees:
+            return None
+        try:
+            wanted = []
+            for who in self.assignees:
+                uid = self._user_id(who)
+                if uid is None:
+                    log.warning("gitlab escalation: no such user", extra={"user": who})
+                    continue
+                wanted.append(uid)
+            if not wanted:
+                return None
+            current = self._call(f"get issue {ref}", lambda: self._get(
+                self._issue_path(ref)).json())
+            have = [int(u["id"]) for u in (current or {}).get("assignees") or []
+                    if isinstance(u, dict) and "id" in u]
+            ids = list(dict.fromkeys(have + wanted))
+            if ids == have:
+                return None
+            self._update_issue(ref, "assign", {"assignee_ids": ids})
+        except glexc.GitlabError as exc:
+            if exc.response_code not in (403, 404):
+                raise
+            log.warning("gitlab refused an escalation step",
+                        extra={"issue": str(ref), "status": exc.response_code})
+            return None
+        return f"assigned {', '.join(self.assignees)}"

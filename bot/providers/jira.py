@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -44,10 +46,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from jira import JIRA, JIRAError
 
+from bot.decide.handoff import DEFAULT_ESCALATE_ROUTES
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import Settings
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
+from bot.providers.base import (
+    Access,
+    Comment,
+    HandOff,
+    HandOffRefused,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+)
 from bot.providers.retry import (
     ApiMetrics,
     Failure,
@@ -69,8 +80,10 @@ __all__ = [
 T = TypeVar("T")
 Json = Any
 
+log = logging.getLogger("bugbar.providers.jira")
 PROVIDER = "jira"
 PROPERTY_KEY = "bugbar"
+_UNKNOWN = object()  # "would need another request" (see _resolve_bot_comment)
 """Issue entity property holding the bot's comment id and marker."""
 PAGE_SIZE = 100
 RATE_LIMIT_FLOOR = 5.0
@@ -280,6 +293,9 @@ class JiraTracker:
         label_map: LabelMap | None = None,
         jql_filter: str = "",
         timeout: float = 30.0,
+        watchers: tuple[str, ...] = (),
+        assignee: str = "",
+        escalate_routes: frozenset[str] = DEFAULT_ESCALATE_ROUTES,
     ) -> None:
         if pat and (email or token):
             raise ValueError("give either a PAT (Data Center) or email + token (Cloud), not both")
@@ -298,6 +314,9 @@ class JiraTracker:
         self.metrics = metrics
         self.security_level = security_level.strip()
         self.security_project = security_project
+        self.watchers = tuple(w for w in watchers if w)
+        self.assignee = assignee.strip()
+        self.escalate_routes = escalate_routes
         self.security_issue_type = security_issue_type
         self.link_type = link_type
         self.label_map = label_map or LabelMap()
@@ -488,6 +507,13 @@ class JiraTracker:
         """
         raw = self._call("get bot state", lambda: self._request(
             "GET", f"issue/{key}", params={"fields": "comment", "properties": PROPERTY_KEY}))
+        return self._embedded_state(raw)
+
+    @staticmethod
+    def _embedded_state(raw: dict[str, Any]
+                        ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], bool]:
+        """The ``bugbar`` property and embedded comments of an issue object (``GET /issue``
+        or a search result asked for ``fields=comment`` and ``properties=bugbar``)."""
         prop = (raw.get("properties") or {}).get(PROPERTY_KEY)
         if not (isinstance(prop, dict) and isinstance(prop.get("marker"), str)
                 and parse_marker(prop["marker"]) is not None and prop.get("comment_id")):
@@ -511,15 +537,28 @@ class JiraTracker:
         """
         key = self._key(ref)
         prop, comments, complete = self._bot_state(key)
+        found = self._resolve_bot_comment(ref, key, prop, comments, complete, fetch=True)
+        assert found is not _UNKNOWN
+        return found if isinstance(found, Comment) else None
+
+    def _resolve_bot_comment(self, ref: IssueRef, key: str, prop: dict[str, Any] | None,
+                             comments: list[dict[str, Any]], complete: bool, *,
+                             fetch: bool) -> Comment | None | object:
+        """:meth:`find_bot_comment` on already-read state; without ``fetch`` it answers
+        ``_UNKNOWN`` where it would need another request."""
         if prop is not None:
             wanted = str(prop["comment_id"])
             raw = next((c for c in comments if str(c.get("id")) == wanted), None)
             if raw is None and not complete:
+                if not fetch:
+                    return _UNKNOWN
                 raw = self._get_comment(key, wanted)
             if raw is not None and self._is_bot_user(raw.get("author")):
                 text = raw.get("body") if isinstance(raw.get("body"), str) else ""
                 return self._comment(raw, body=f"{prop['marker']}\n{text}")
         # No usable pointer: the bot's own triage comment, if any, is edited (not duplicated).
+        if not complete and not fetch:
+            return _UNKNOWN
         candidates: Iterable[Comment] = (
             (self._comment(c) for c in comments) if complete else self.list_comments(ref)
         )
@@ -723,7 +762,12 @@ class JiraTracker:
         if state not in ("open", "closed", "all"):
             raise ValueError(f"state must be open, closed or all, not {state!r}")
         jql = self._jql(scope, since, state)
-        params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE, "fields": ISSUE_FIELDS}
+        # The comments and the bugbar property come inline, so the sweep knows the bot's
+        # comment of every listed issue without a request per issue (unless an issue has more
+        # comments than the search embeds; then that one is read on its own).
+        params: dict[str, Any] = {"jql": jql, "maxResults": PAGE_SIZE,
+                                  "fields": f"{ISSUE_FIELDS},comment",
+                                  "properties": PROPERTY_KEY}
         if self.is_cloud:
             path = "search/jql"
             if cursor:
@@ -746,12 +790,33 @@ class JiraTracker:
             project, _, number = key.rpartition("-")
             if not number.isdigit():
                 continue
-            snap = self._snapshot(IssueRef(PROVIDER, project, int(number), key), raw)
+            ref = IssueRef(PROVIDER, project, int(number), key)
+            snap = self._snapshot(ref, raw)
+            prop, comments, complete = self._embedded_state(raw)
+            found = self._resolve_bot_comment(ref, key, prop, comments, complete, fetch=False)
+            total = ((raw.get("fields") or {}).get("comment") or {}).get("total")
+            snap = replace(snap, comment_count=total if isinstance(total, int) else None,
+                           bot_comment=(found if isinstance(found, Comment) else None),
+                           bot_comment_known=found is not _UNKNOWN)
             if state == "all" or snap.state == state:
                 issues.append(snap)
         return ListPage(issues, next_cursor)
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """A security level when ``security_level`` is set; a linked issue in the security
+        project when ``security_project`` is set."""
+        steps = [f"link an issue in {self.security_project}"] if self.security_project else []
+        steps += [f"assign {self.assignee}"] if self.assignee else []
+        steps += [f"add watchers {', '.join(self.watchers)}"] if self.watchers else []
+        return HandOff(
+            protect=f"set security level {self.security_level}" if self.security_level else "",
+            protect_hides=True,
+            escalate="; ".join(steps),
+            escalate_routes=self.escalate_routes,
+            manual_protect="set the issue's security level",
+        )
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Set the configured issue security level (by id when numeric, else by name).
 
         The bot needs Set Issue Security, and the level must be in the project's scheme.
@@ -762,8 +827,15 @@ class JiraTracker:
         level = self.security_level
         value = {"id": level} if level.isdigit() else {"name": level}
         key = self._key(ref)
-        self._call("set security level", lambda: self._request(
-            "PUT", f"issue/{key}", body={"fields": {"security": value}}))
+        try:
+            self._call("set security level", lambda: self._request(
+                "PUT", f"issue/{key}", body={"fields": {"security": value}}))
+        except JIRAError as exc:
+            # No permission, or a level outside the project's scheme: not retried, the
+            # comment asks a maintainer to set it by hand.
+            if exc.status_code not in (400, 403, 404):
+                raise
+            raise HandOffRefused(f"Jira answered {exc.status_code}") from None
         return f"security-level {level}"
 
     def _linked_security_issue(self, key: str) -> str | None:
@@ -776,7 +848,52 @@ class JiraTracker:
                     return other_key
         return None
 
+    @property
+    def _cloud(self) -> bool:
+        return "basic_auth" in self._auth
+
+    def _user_ref(self, who: str) -> dict[str, str]:
+        """Cloud names people by accountId, Data Center by username."""
+        return {"accountId": who} if self._cloud else {"name": who}
+
     def escalate(self, ref: IssueRef, summary: str) -> str | None:
+        """Every configured escalation: the linked security issue, the assignee and the
+        watchers. A step Jira refuses (403/404/400: no permission, unknown or unassignable
+        user) is logged once and skipped; the others still happen. Returns what was done.
+
+        Assign: ``PUT /issue/{key}/assignee`` (Assign Issues; the user needs Assignable User).
+        Watchers: ``POST /issue/{key}/watchers`` with the accountId / username as a JSON string
+        (Manage Watchers). Both are idempotent.
+        https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issues/#api-rest-api-2-issue-issueidorkey-assignee-put
+        https://developer.atlassian.com/cloud/jira/platform/rest/v2/api-group-issue-watchers/#api-rest-api-2-issue-issueidorkey-watchers-post
+        """
+        done: list[str] = []
+        key = self._key(ref)
+        # Each step runs through the retry layer once (the link step does so itself).
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        if self.security_project:
+            steps.append(("link", lambda: self._escalate_link(ref, summary)))
+        if self.assignee:
+            steps.append((f"assigned {self.assignee}", lambda: self._call(
+                "assign", lambda: self._request("PUT", f"issue/{key}/assignee",
+                                                body=self._user_ref(self.assignee)))))
+        for watcher in self.watchers:
+            steps.append((f"watcher {watcher}", functools.partial(
+                self._call, "add watcher", functools.partial(
+                    self._request, "POST", f"issue/{key}/watchers", body=watcher))))
+        for name, step in steps:
+            try:
+                result = step()
+            except JIRAError as exc:
+                if exc.status_code not in (400, 403, 404):
+                    raise
+                log.warning("jira refused an escalation step",
+                            extra={"issue": str(ref), "step": name, "status": exc.status_code})
+                continue
+            done.append(str(result) if name == "link" else name)
+        return ", ".join(done) or None
+
+    def _escalate_link(self, ref: IssueRef, summary: str) -> str | None:
         """Create an issue in the security project, linked to ``ref``, once; return its key.
 
         Only ``summary`` is sent, never the reporter's text. Idempotent without the store: an

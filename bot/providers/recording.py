@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage, Tracker
+from bot.providers.base import (
+    Access,
+    Comment,
+    HandOff,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+    Tracker,
+)
 
 log = logging.getLogger("bugbar.dry_run")
 
@@ -73,7 +81,11 @@ class DryRunTracker:
         """Read through."""
         return self.inner.list_issues(scope, state=state, since=since, cursor=cursor)
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """Read through: the dry run plans what the real tracker would do."""
+        return self.inner.handoff(ref, protect=protect)
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Record only."""
         self._record(ref, "protect")
         return None

@@ -132,20 +132,16 @@ def run_fake(n: int) -> None:
 
 def run_server(state: str, api_url: str, workers: int, log_path: str) -> None:
     """``bugbar serve`` as cmd_serve wires it, with the write pacer at 0."""
-    import functools
-
     import uvicorn
 
-    import bot.providers.retry as retry_module
     from bot.app_cli import build_bot, open_store
     from bot.config import Config
     from bot.logs import configure_logging
     from bot.metrics import Metrics
     from bot.server import ServerConfig, create_app
 
-    retry_module.WritePacer = functools.partial(retry_module.WritePacer, 0.0)  # type: ignore[misc,assignment]
     config = Config(github_token=TOKEN, github_api_url=api_url,
-                    github_webhook_secrets=(SECRET,), state_path=state)
+                    github_webhook_secrets=(SECRET,), state_path=state, write_interval=0.0)
     log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as we do
     configure_logging(config.log_level, stream=log_file)
     store = open_store(config)

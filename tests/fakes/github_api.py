@@ -78,6 +78,8 @@ SECONDARY_RATE_LIMIT_CONTENT_MESSAGE = (
     "creation. Please retry your request again later."
 )
 ROLES = ("none", "read", "triage", "write", "maintain", "admin")
+LOCK_REASONS = ("off-topic", "too heated", "resolved", "spam")
+GHSA_ALPHABET = "23456789cfghjmpqrvwx"
 LEGACY_PERMISSION = {
     "none": "none",
     "read": "read",
@@ -167,6 +169,7 @@ class _Issue:
     locked: bool = False
     assignees: list[str] = field(default_factory=list)
     comment_ids: list[int] = field(default_factory=list)
+    lock_reason: str | None = None
 
 
 @dataclass
@@ -184,6 +187,9 @@ class _Repo:
     next_number: int = 1
     roles: dict[str, str] = field(default_factory=dict)  # lower login -> role
     associations: dict[str, str] = field(default_factory=dict)
+    private_vulnerability_reporting: bool = False
+    advisories: list[dict[str, Any]] = field(default_factory=list)
+    moved: dict[int, tuple[str, int]] = field(default_factory=dict)  # transferred issues
 
     @property
     def full_name(self) -> str:
@@ -389,6 +395,7 @@ class FakeGitHub(FakeHTTPServer):
         self.token_lifetime = token_lifetime
         self.per_page_default = per_page_default
         self.request_headers: list[dict[str, str]] = []
+        self.graphql_queries: list[str] = []
         self._routes: list[_Route] = self._build_routes()
         self.chaos: Chaos | None = None
         """Random 502 / 429 / slow answers (see :class:`Chaos`); None: none."""
@@ -952,7 +959,7 @@ class FakeGitHub(FakeHTTPServer):
             "closed_at": _iso(issue.closed_at),
             "author_association": self._association(repo, issue.user),
             "type": None,
-            "active_lock_reason": None,
+            "active_lock_reason": issue.lock_reason if issue.locked else None,
             "body": issue.body,
             "closed_by": None,
             "reactions": self._reactions_summary(f"{base}/reactions", []),
@@ -1357,6 +1364,24 @@ class FakeGitHub(FakeHTTPServer):
                 self._h_permission,
             ),
             ("GET", _REPO + r"/collaborators/(?P<user>[^/]+)", "token", self._h_is_collaborator),
+            ("PUT", _REPO + r"/issues/(?P<num>\d+)/lock", "token", self._h_lock),
+            ("DELETE", _REPO + r"/issues/(?P<num>\d+)/lock", "token", self._h_unlock),
+            ("POST", _REPO + r"/issues/(?P<num>\d+)/assignees", "token", self._h_add_assignees),
+            ("GET", _REPO + r"/security-advisories", "token", self._h_list_advisories),
+            ("POST", _REPO + r"/security-advisories", "token", self._h_create_advisory),
+            (
+                "GET",
+                _REPO + r"/security-advisories/(?P<ghsa>GHSA[-\w]+)",
+                "token",
+                self._h_get_advisory,
+            ),
+            (
+                "GET",
+                _REPO + r"/private-vulnerability-reporting",
+                "token",
+                self._h_private_reporting,
+            ),
+            ("POST", r"/graphql", "token", self._h_graphql),
         ]
         return [(m, re.compile(f"^{p}/?$"), kind, fn) for m, p, kind, fn in table]
 
@@ -1377,6 +1402,16 @@ class FakeGitHub(FakeHTTPServer):
             path = f"/repos/{self._repos[full].full_name}{m.group(2) or ''}"
         if method == "HEAD":
             method = "GET"
+        moved = re.match(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)(/.*)?$", path)
+        if moved:
+            r = self._repos.get(f"{moved.group(1)}/{moved.group(2)}".lower())
+            number = int(moved.group(3))
+            if r is not None and number in r.moved and number not in r.issues:
+                # A transferred issue: GitHub answers 301 with its new location (any method).
+                target, new_number = r.moved[number]
+                url = f"{self._api()}/repos/{target}/issues/{new_number}{moved.group(4) or ''}"
+                raise _HTTPError(301, {"message": "Moved Permanently", "url": url,
+                                       "documentation_url": DOCS}, {"Location": url})
         for route_method, pattern, kind, handler in self._routes:
             match = pattern.match(path)
             if match is None or route_method != method:
@@ -2103,6 +2138,266 @@ class FakeGitHub(FakeHTTPServer):
         if r.roles.get(user.lower(), "none") != "none" or user.lower() == r.owner.lower():
             return _Resp(204)
         raise _not_found()
+
+
+    # ------------------------------------------------------------------ handlers: hand-off
+
+    def _h_lock(self, ctx: _Ctx, owner: str, repo: str, num: str) -> _Resp:
+        """``PUT .../lock``: 204; ``lock_reason`` optional, one of GitHub's four."""
+        r = self._get_repo(ctx, owner, repo)
+        issue = self._get_issue(r, num)
+        self._require_write(ctx, r, issue.pull_request)
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        reason = body.get("lock_reason")
+        if reason is not None and reason not in LOCK_REASONS:
+            raise _validation("Issue", "lock_reason", "invalid")
+        if not issue.locked:
+            self._record(r, issue.number, "lock")
+        issue.locked, issue.lock_reason = True, reason
+        return _Resp(204)
+
+    def _h_unlock(self, ctx: _Ctx, owner: str, repo: str, num: str) -> _Resp:
+        r = self._get_repo(ctx, owner, repo)
+        issue = self._get_issue(r, num)
+        self._require_write(ctx, r, issue.pull_request)
+        if issue.locked:
+            self._record(r, issue.number, "unlock")
+        issue.locked, issue.lock_reason = False, None
+        return _Resp(204)
+
+    def _h_add_assignees(self, ctx: _Ctx, owner: str, repo: str, num: str) -> _Resp:
+        """201 with the issue; logins that cannot be assigned are silently left out."""
+        r = self._get_repo(ctx, owner, repo)
+        issue = self._get_issue(r, num)
+        self._require_write(ctx, r, issue.pull_request)
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        for login in body.get("assignees") or []:
+            known = str(login).lower() in self._users
+            if known and self._role_of(r, str(login)) != "none" and login not in issue.assignees:
+                issue.assignees.append(str(login))
+                self._record(r, issue.number, f"assignee+ {login}")
+        return _Resp(201, self._issue_json(r, issue))
+
+    def _can_advisories(self, ctx: _Ctx, repo: _Repo, write: bool) -> None:
+        """Repository advisories: admins / security managers; Apps need the
+        ``repository_advisories`` permission."""
+        if ctx.ident.kind == "installation":
+            have = ctx.ident.permissions.get("repository_advisories")
+            if have != "write" and (write or have != "read"):
+                raise _HTTPError(403, _error_body(403, "Resource not accessible by integration"))
+            return
+        if self._role_of(repo, ctx.ident.login) != "admin":
+            raise _not_found() if not write else _HTTPError(
+                403, _error_body(403, "You do not have permission to create a security "
+                                      "advisory for this repository."))
+
+    def _advisory_json(self, repo: _Repo, adv: dict[str, Any]) -> dict[str, Any]:
+        ghsa = adv["ghsa_id"]
+        return {
+            "ghsa_id": ghsa, "cve_id": None,
+            "url": f"{self._api()}/repos/{repo.full_name}/security-advisories/{ghsa}",
+            "html_url": f"https://github.com/{repo.full_name}/security/advisories/{ghsa}",
+            "summary": adv["summary"], "description": adv["description"],
+            "severity": adv["severity"],
+            "author": self._user_json(adv["author"]), "publisher": None,
+            "identifiers": [{"value": ghsa, "type": "GHSA"}],
+            "state": adv["state"],
+            "created_at": _iso(adv["created_at"]), "updated_at": _iso(adv["created_at"]),
+            "published_at": None, "closed_at": None, "withdrawn_at": None, "submission": None,
+            "vulnerabilities": adv["vulnerabilities"],
+            "cvss": {"vector_string": None, "score": None},
+            "cvss_severities": {"cvss_v3": {"vector_string": None, "score": None},
+                                "cvss_v4": {"vector_string": None, "score": None}},
+            "cwes": [], "cwe_ids": adv["cwe_ids"], "credits": [], "credits_detailed": [],
+            "collaborating_users": [], "collaborating_teams": [], "private_fork": None,
+        }
+
+    def _h_list_advisories(self, ctx: _Ctx, owner: str, repo: str) -> _Resp:
+        """Unpublished advisories are listed only to admins / security managers (and Apps
+        with the permission); anyone else sees the published ones."""
+        r = self._get_repo(ctx, owner, repo)
+        try:
+            self._can_advisories(ctx, r, write=False)
+            privileged = True
+        except _HTTPError:
+            if ctx.ident.kind == "installation":
+                raise
+            privileged = False
+        state = dict(ctx.query).get("state")
+        items = [self._advisory_json(r, a) for a in r.advisories
+                 if (state is None or a["state"] == state)
+                 and (privileged or a["state"] == "published")]
+        items.reverse()  # newest first (sort=created, direction=desc is the default)
+        page, headers = self._paginate(ctx, items)
+        return _Resp(200, page, headers)
+
+    def _h_get_advisory(self, ctx: _Ctx, owner: str, repo: str, ghsa: str) -> _Resp:
+        r = self._get_repo(ctx, owner, repo)
+        self._can_advisories(ctx, r, write=False)
+        for adv in r.advisories:
+            if adv["ghsa_id"] == ghsa:
+                return _Resp(200, self._advisory_json(r, adv))
+        raise _not_found()
+
+    def _h_create_advisory(self, ctx: _Ctx, owner: str, repo: str) -> _Resp:
+        """POST: a draft advisory (201). ``summary``, ``description`` and ``vulnerabilities``
+        are required; ``severity`` and ``cvss_vector_string`` exclude each other."""
+        r = self._get_repo(ctx, owner, repo)
+        self._can_advisories(ctx, r, write=True)
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        for key in ("summary", "description"):
+            if not isinstance(body.get(key), str) or not body[key]:
+                raise _validation("RepositoryAdvisory", key, "missing_field")
+        if not isinstance(body.get("vulnerabilities"), list):
+            raise _validation("RepositoryAdvisory", "vulnerabilities", "missing_field")
+        if body.get("severity") and body.get("cvss_vector_string"):
+            raise _validation("RepositoryAdvisory", "severity", "invalid",
+                              "Cannot specify both severity and cvss_vector_string")
+        if body.get("severity") not in (None, "critical", "high", "medium", "low"):
+            raise _validation("RepositoryAdvisory", "severity", "invalid")
+        # GHSA ids use this alphabet, in three groups of four.
+        n, chars = self._next_id(), []
+        for _ in range(12):
+            n, i = divmod(n * 7919 + 17, len(GHSA_ALPHABET))
+            chars.append(GHSA_ALPHABET[i])
+        ghsa = "GHSA-" + "-".join("".join(chars[k:k + 4]) for k in (0, 4, 8))
+        adv = {"ghsa_id": ghsa, "summary": body["summary"], "description": body["description"],
+               "severity": body.get("severity"), "author": self._actor(ctx), "state": "draft",
+               "created_at": self.now(), "vulnerabilities": body["vulnerabilities"],
+               "cwe_ids": list(body.get("cwe_ids") or [])}
+        r.advisories.append(adv)
+        self._record(r, None, f"advisory+ {ghsa}")
+        return _Resp(201, self._advisory_json(r, adv))
+
+    def _h_private_reporting(self, ctx: _Ctx, owner: str, repo: str) -> _Resp:
+        r = self._get_repo(ctx, owner, repo)
+        return _Resp(200, {"enabled": r.private_vulnerability_reporting})
+
+    def _gql_error(self, kind: str, message: str, path: list[str]) -> dict[str, Any]:
+        return {"type": kind, "path": path, "locations": [{"line": 2, "column": 3}],
+                "message": message}
+
+    def _h_graphql(self, ctx: _Ctx) -> _Resp:
+        """The two GraphQL operations the bot sends: the issue/repository node lookup and
+        ``transferIssue``. Anything else is answered like an unknown field."""
+        body = ctx.body if isinstance(ctx.body, dict) else {}
+        query = str(body.get("query") or "")
+        raw_vars = body.get("variables")
+        variables: dict[str, Any] = raw_vars if isinstance(raw_vars, dict) else {}
+        self.graphql_queries.append(query)
+        if "transferIssue" in query:
+            return _Resp(200, self._gql_transfer(ctx, variables))
+        if "repository(" in query:
+            return _Resp(200, self._gql_lookup(ctx, variables))
+        return _Resp(200, {"errors": [{"path": ["query"], "extensions": {
+            "code": "undefinedField"}, "locations": [{"line": 1, "column": 1}],
+            "message": "Field is not supported by the fake"}]})
+
+    def _gql_repo(self, ctx: _Ctx, owner: str, name: str) -> _Repo | None:
+        try:
+            return self._get_repo(ctx, owner, name)
+        except _HTTPError:
+            return None
+
+    def _gql_lookup(self, ctx: _Ctx, v: dict[str, Any]) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        errors = []
+        src = self._gql_repo(ctx, str(v.get("owner")), str(v.get("name")))
+        if src is None:
+            data["repository"] = None
+            errors.append(self._gql_error("NOT_FOUND", "Could not resolve to a Repository with "
+                                          f"the name '{v.get('owner')}/{v.get('name')}'.",
+                                          ["repository"]))
+        else:
+            number = int(v.get("number") or 0)
+            repo, issue = src, src.issues.get(number)
+            if issue is None and number in src.moved:  # GitHub follows a transfer
+                target, new_number = src.moved[number]
+                repo = self._repo(target)
+                issue = repo.issues.get(new_number)
+            if issue is None:
+                data["repository"] = {"issue": None}
+                errors.append(self._gql_error("NOT_FOUND", "Could not resolve to an Issue with "
+                                              f"the number of {number}.",
+                                              ["repository", "issue"]))
+            else:
+                data["repository"] = {"issue": {
+                    "id": _node_id("I_", issue.id), "number": issue.number,
+                    "repository": {"nameWithOwner": repo.full_name}}}
+        if "towner" in v:
+            target_repo = self._gql_repo(ctx, str(v.get("towner")), str(v.get("tname")))
+            data["target"] = None if target_repo is None else {
+                "id": _node_id("R_", target_repo.id), "nameWithOwner": target_repo.full_name}
+            if target_repo is None:
+                errors.append(self._gql_error("NOT_FOUND", "Could not resolve to a Repository "
+                                              f"with the name '{v.get('towner')}/"
+                                              f"{v.get('tname')}'.", ["target"]))
+        out: dict[str, Any] = {"data": data}
+        if errors:
+            out["errors"] = errors
+        return out
+
+    def _gql_transfer(self, ctx: _Ctx, v: dict[str, Any]) -> dict[str, Any]:
+        """``transferIssue``: needs write on both repositories (same owner; never from a
+        private to a public one); comments move, labels are created when missing."""
+        found: tuple[_Repo, _Issue] | None = None
+        for r in self._repos.values():
+            for issue in r.issues.values():
+                if _node_id("I_", issue.id) == v.get("issue"):
+                    found = (r, issue)
+        target = next((r for r in self._repos.values() if _node_id("R_", r.id) == v.get("repo")),
+                      None)
+        path = ["transferIssue"]
+        if found is None or target is None or self._gql_repo(ctx, target.owner,
+                                                             target.name) is None:
+            return {"data": {"transferIssue": None}, "errors": [self._gql_error(
+                "NOT_FOUND", f"Could not resolve to a node with the global id of "
+                f"'{v.get('issue') if found is None else v.get('repo')}'", path)]}
+        src, issue = found
+        for repo in (src, target):
+            try:
+                self._require_write(ctx, repo, False)
+            except _HTTPError:
+                return {"data": {"transferIssue": None}, "errors": [self._gql_error(
+                    "FORBIDDEN", f"{ctx.ident.login} does not have the correct permissions to "
+                    "execute `TransferIssue`", path)]}
+        if src.owner.lower() != target.owner.lower() or (src.private and not target.private):
+            return {"data": {"transferIssue": None}, "errors": [self._gql_error(
+                "UNPROCESSABLE", "Issues can only be transferred between repositories of the "
+                "same owner, and not from a private to a public repository.", path)]}
+        del src.issues[issue.number]
+        old_number = issue.number
+        issue.number = target.next_number
+        target.next_number += 1
+        names = [src.labels[k].name for k in issue.labels]
+        issue.labels = []
+        for name in names:
+            label = self._label_for(target, name, create=True)
+            assert label is not None
+            issue.labels.append(label.name.lower())
+        target.issues[issue.number] = issue
+        src.moved[old_number] = (target.full_name, issue.number)
+        for cid in issue.comment_ids:
+            self._comments[cid].repo = target.full_name
+            self._comments[cid].number = issue.number
+        self._record(src, old_number, f"transfer {target.full_name}#{issue.number}")
+        return {"data": {"transferIssue": {"issue": {
+            "number": issue.number,
+            "url": f"https://github.com/{target.full_name}/issues/{issue.number}",
+            "repository": {"nameWithOwner": target.full_name}}}}}
+
+    # ------------------------------------------------------------------ test helpers: hand-off
+
+    def set_private_reporting(self, repo: str, enabled: bool = True) -> None:
+        """Turn private vulnerability reporting on or off for a repository."""
+        with self._lock:
+            self._repo(repo).private_vulnerability_reporting = enabled
+
+    def advisories(self, repo: str) -> list[dict[str, Any]]:
+        """The repository's security advisories, as the API shows them."""
+        with self._lock:
+            r = self._repo(repo)
+            return [self._advisory_json(r, a) for a in r.advisories]
 
 
 def _label_key(label: _Label) -> str:

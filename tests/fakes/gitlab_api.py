@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from tests.fakes._http import FakeHandler, FakeHTTPServer, FaultRule
+from tests.fakes._http import Chaos, FakeHandler, FakeHTTPServer, FaultRule
 
 __all__ = [
     "ACCESS",
@@ -338,6 +338,8 @@ class FakeGitLab(FakeHTTPServer):
         # injected faults; ``writes``: state changes made through the API, as readable
         # strings (see module docstring).
 
+        self.chaos: Chaos | None = None
+        """Random 502 / 429 / slow answers (see :class:`Chaos`); None: none."""
         self.token = token
         self.bot_user = self.add_user(username, bot=bot, name="Bugbar Bot" if bot else username)
         self.add_token(token, username)
@@ -1188,6 +1190,21 @@ class FakeGitLab(FakeHTTPServer):
                 if record:
                     self.writes.append(f"{ref}:confidential {str(value).lower()}")
 
+        if can_meta and "assignee_ids" in params:
+            raw = params["assignee_ids"]
+            values = raw if isinstance(raw, list) else str(raw or "").split(",")
+            ids = [int(v) for v in values if str(v).strip().isdigit()]
+            # GitLab drops users who cannot see the issue; Free tiers keep the first only.
+            ids = [i for i in dict.fromkeys(ids) if i in self._users and self._access(
+                project, self._users[i]) >= ACCESS["guest"]]
+            if ids != issue.assignee_ids:
+                issue.assignee_ids = ids
+                names = ", ".join(f"@{self._users[i].username}" for i in ids)
+                self._create_note(issue, user, f"assigned to {names}", system=True, touch=False)
+                changed = True
+                if record:
+                    self.writes.append(f"{ref}:assignees {','.join(map(str, ids))}")
+
         event = params.get("state_event")
         if event in ("close", "reopen"):
             new_state = "closed" if event == "close" else "opened"
@@ -1995,8 +2012,24 @@ class _Handler(FakeHandler):
         fake: FakeGitLab = self.server.fake  # type: ignore[attr-defined]
         body = self.read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
+        chaos, wait = fake.chaos.draw(self.path) if fake.chaos is not None else (None, 0.0)
+        if chaos == "slow":
+            time.sleep(wait)
+        if chaos in ("fail", "rate_limit"):
+            assert fake.chaos is not None
+            status = 429 if chaos == "rate_limit" else 502
+            extra_headers = {"Content-Type": "application/json"}
+            if chaos == "rate_limit":
+                extra_headers["Retry-After"] = str(fake.chaos.retry_after)
+            message = "Retry later" if chaos == "rate_limit" else "502 Bad Gateway"
+            self.write_reply(status, extra_headers,
+                             json.dumps({"message": message}).encode(), bodyless=())
+            return
         try:
             resp = fake._handle(self.command, self.path, headers, body)
+            if chaos == "fail_after" and resp is not None:  # done, answer lost
+                resp = _Response(502, json.dumps({"message": "502 Bad Gateway"}).encode(),
+                                 {"Content-Type": "application/json"})
         except Exception as exc:  # a bug in the fake: answer like GitLab's 500
             resp = _Response(
                 500,

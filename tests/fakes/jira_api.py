@@ -124,6 +124,7 @@ PROJECT_PERMISSIONS: dict[str, tuple[str, str]] = {
     "LINK_ISSUES": ("21", "Link Issues"),
     "ADMINISTER_PROJECTS": ("23", "Administer Projects"),
     "SET_ISSUE_SECURITY": ("26", "Set Issue Security"),
+    "MANAGE_WATCHERS": ("32", "Manage Watchers"),
     "EDIT_ALL_COMMENTS": ("34", "Edit All Comments"),
     "EDIT_OWN_COMMENTS": ("35", "Edit Own Comments"),
     "DELETE_ALL_COMMENTS": ("36", "Delete All Comments"),
@@ -237,6 +238,8 @@ class IssueRec:
     status: str = "To Do"
     comments: list[CommentRec] = field(default_factory=list)
     properties: dict[str, Json] = field(default_factory=dict)
+    assignee: str | None = None
+    watchers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -568,6 +571,8 @@ class FakeJira(FakeHTTPServer):
                 "labels": list(i.labels),
                 "reporter": i.reporter,
                 "security": i.security,
+                "assignee": i.assignee,
+                "watchers": list(i.watchers),
                 "created": i.created,
                 "updated": i.updated,
                 "comments": [{"id": c.id, "author": c.author, "body": c.text} for c in i.comments],
@@ -829,7 +834,9 @@ class FakeJira(FakeHTTPServer):
             return self._status_json(issue, version)
         if name in ("reporter", "creator"):
             return self._user_json(issue.reporter, version)
-        if name in ("assignee", "resolution"):
+        if name == "assignee":
+            return self._user_json(issue.assignee, version)
+        if name == "resolution":
             return None
         if name == "priority":
             return {"self": f"{self._api(version)}/priority/3", "id": "3", "name": "Medium"}
@@ -1056,6 +1063,9 @@ class FakeJira(FakeHTTPServer):
         yield "GET", f"issue/{seg}/comment/{seg}", self._get_comment
         yield "PUT", f"issue/{seg}/comment/{seg}", self._put_comment
         yield "DELETE", f"issue/{seg}/comment/{seg}", self._delete_comment
+        yield "PUT", f"issue/{seg}/assignee", self._put_assignee
+        yield "GET", f"issue/{seg}/watchers", self._get_watchers
+        yield "POST", f"issue/{seg}/watchers", self._post_watcher
         yield "GET", f"issue/{seg}/properties", self._get_property_keys
         yield "GET", f"issue/{seg}/properties/{seg}", self._get_property
         yield "PUT", f"issue/{seg}/properties/{seg}", self._put_property
@@ -1189,6 +1199,47 @@ class FakeJira(FakeHTTPServer):
         raise JiraFault(404, [f"The user with the ID '{ident}' does not exist."])
 
     # ------------------------------------------------------------------ routes: issues
+    def _put_assignee(self, ctx: _Ctx, id_or_key: str) -> tuple[int, Json]:
+        """``PUT /issue/{key}/assignee`` with ``{"accountId"}`` (Cloud) / ``{"name"}`` (DC):
+        204; needs Assign Issues, and the assignee needs Assignable User."""
+        issue = self._find_issue(id_or_key, ctx.user)
+        self._require(ctx.user, issue.project, "ASSIGN_ISSUES",
+                      "You do not have permission to assign issues.")
+        who = self._user_by_ref(ctx.body)
+        if who is None:
+            raise JiraFault(400, [], {"assignee": "User does not exist."})
+        if not self.has_permission(who.handle, issue.project, "ASSIGNABLE_USER"):
+            raise JiraFault(400, [], {"assignee": f"User '{who.display_name}' cannot be "
+                                                  "assigned issues."})
+        if issue.assignee != who.handle:
+            issue.assignee = who.handle
+            self._write(f"jira:{issue.key}:assignee {who.handle}")
+        return 204, None
+
+    def _get_watchers(self, ctx: _Ctx, id_or_key: str) -> tuple[int, Json]:
+        issue = self._find_issue(id_or_key, ctx.user)
+        return 200, {"self": f"{self._api(ctx.version)}/issue/{issue.key}/watchers",
+                     "isWatching": ctx.user.handle in issue.watchers,
+                     "watchCount": len(issue.watchers),
+                     "watchers": [self._user_json(h, ctx.version) for h in issue.watchers]}
+
+    def _post_watcher(self, ctx: _Ctx, id_or_key: str) -> tuple[int, Json]:
+        """``POST /issue/{key}/watchers`` with a JSON string: the accountId (Cloud) or the
+        username (DC); 204. Adding someone else needs Manage Watchers."""
+        issue = self._find_issue(id_or_key, ctx.user)
+        ident = ctx.body if isinstance(ctx.body, str) else None
+        key = "accountId" if self.flavour == "cloud" else "name"
+        who = self._user_by_ref({key: ident}) if ident else ctx.user
+        if who is None:
+            raise JiraFault(404, [f"The user '{ident}' does not exist."])
+        if who.handle != ctx.user.handle:
+            self._require(ctx.user, issue.project, "MANAGE_WATCHERS",
+                          "You do not have permission to manage the watcher list.")
+        if who.handle not in issue.watchers:
+            issue.watchers.append(who.handle)
+            self._write(f"jira:{issue.key}:watcher+ {who.handle}")
+        return 204, None
+
     def _get_issue(self, ctx: _Ctx, id_or_key: str) -> tuple[int, Json]:
         issue = self._find_issue(id_or_key, ctx.user)
         fields = self._wanted_fields(ctx.q_list("fields"), self._ALL)

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, Comment, IssueSnapshot, ListPage
+from bot.providers.base import (
+    Access,
+    Comment,
+    HandOff,
+    HandOffRefused,
+    HandOffRequest,
+    IssueSnapshot,
+    ListPage,
+)
 
 
 @dataclass
@@ -35,6 +43,10 @@ class MemoryTracker:
         self.fail_permission = False
         self.protect_result: str | None = None
         self.escalate_result: str | None = None
+        self.mentions: tuple[str, ...] = ()
+        self.refuse_protect = ""
+        """Set to a reason: protect raises HandOffRefused with it."""
+        self.protect_requests: list[HandOffRequest] = []
         self._ids = itertools.count(1000)
 
     # -- test helpers -------------------------------------------------------------
@@ -141,8 +153,21 @@ class MemoryTracker:
         nxt = str(start + 100) if start + 100 < len(items) else None
         return ListPage(page, nxt)
 
-    def protect(self, ref: IssueRef) -> str | None:
+    def handoff(self, ref: IssueRef, *, protect: bool) -> HandOff:
+        """What the configured results say this tracker does."""
+        return HandOff(
+            protect="make confidential" if (self.protect_result or self.refuse_protect) else "",
+            protect_hides=True,
+            escalate="link a security issue" if self.escalate_result else "",
+            mentions=self.mentions,
+            manual_protect="make the issue confidential",
+        )
+
+    def protect(self, ref: IssueRef, request: HandOffRequest) -> str | None:
         """Record and return the configured result."""
+        self.protect_requests.append(request)
+        if self.refuse_protect:
+            raise HandOffRefused(self.refuse_protect)
         if self.protect_result:
             item = self.issues[str(ref)]
             item.snapshot = replace(item.snapshot, confidential=True)
