@@ -478,7 +478,7 @@ def _event_headers(provider: str, event: str, delivery: str) -> dict[str, str]:
     return {"X-Atlassian-Webhook-Identifier": delivery}
 
 
-def _find_dead(store: Store, ident: str) -> int:
+def _find_dead(store: Store, ident: str, action: str = "retry") -> int:
     """The number of the dead letter ``ident`` names: ``7``, ``#7`` or its delivery id."""
     dead = store.dead_letters()
     by_id = [d.pk for d in dead if d.delivery_id == ident]
@@ -488,24 +488,29 @@ def _find_dead(store: Store, ident: str) -> int:
     if number.isdigit() and any(d.pk == int(number) for d in dead):
         return int(number)
     known = ", ".join(f"#{d.pk} ({d.delivery_id})" for d in dead[:5]) or "none"
-    raise CliError(f"deliveries retry: no dead delivery {ident!r} (dead letters: {known}; "
+    raise CliError(f"deliveries {action}: no dead delivery {ident!r} (dead letters: {known}; "
                    "bugbar deliveries lists them)")
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    """``bugbar deliveries [list|retry]``: the dead-letter queue."""
+    """``bugbar deliveries [list|retry|drop]``: the dead-letter queue."""
     config = load_config(args)
     if args.action == "list" and args.id is not None:
         raise CliError(f"deliveries list takes no id (got {args.id!r}); "
                        f"to queue one again: bugbar deliveries retry {args.id}")
     store = open_store(config, create=False)
     try:
-        if args.action == "retry":
+        if args.action in ("retry", "drop"):
             if args.all == (args.id is not None):
-                raise CliError("deliveries retry needs one delivery (number or id, as "
-                               "bugbar deliveries lists them) or --all")
-            count = store.retry_dead(None if args.all else _find_dead(store, args.id))
-            print(f"{count} delivery(ies) queued again")
+                raise CliError(f"deliveries {args.action} needs one delivery (number or id, "
+                               "as bugbar deliveries lists them) or --all")
+            pk = None if args.all else _find_dead(store, args.id, args.action)
+            if args.action == "retry":
+                print(f"{store.retry_dead(pk)} delivery(ies) queued again")
+            else:
+                # Dropped, not deleted: the id stays known, so a redelivery is a duplicate.
+                print(f"{store.drop_dead(pk)} dead delivery(ies) dropped (not run; "
+                      "no longer dead letters)")
             return 0
         stats = store.stats()
         print(f"inbox: {', '.join(f'{k} {v}' for k, v in sorted(stats.items()))}")
@@ -591,14 +596,17 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                    help="append step outputs decision (JSON) and outcome (e.g. $GITHUB_OUTPUT)")
     p.set_defaults(func=cmd_handle_event)
 
-    p = sub.add_parser("deliveries", parents=[state], help="list or retry dead deliveries",
-                       description="List the inbox and its dead letters, or queue dead "
-                                   "letters again.")
-    p.add_argument("action", nargs="?", choices=("list", "retry"), default="list",
-                   help="list (default) or retry")
+    p = sub.add_parser("deliveries", parents=[state],
+                       help="list, retry or drop dead deliveries",
+                       description="List the inbox and its dead letters, queue dead letters "
+                                   "again (retry), or give them up (drop: they are not run, "
+                                   "stop counting as dead letters in /readyz, and a "
+                                   "redelivery of the same id is still ignored).")
+    p.add_argument("action", nargs="?", choices=("list", "retry", "drop"), default="list",
+                   help="list (default), retry or drop")
     p.add_argument("id", nargs="?", metavar="ID",
-                   help="the dead letter to retry: its number (7 or #7) or delivery id")
-    p.add_argument("--all", action="store_true", help="retry every dead letter")
+                   help="the dead letter to retry or drop: its number (7 or #7) or delivery id")
+    p.add_argument("--all", action="store_true", help="retry or drop every dead letter")
     p.set_defaults(func=cmd_deliveries)
 
     p = sub.add_parser("decisions", parents=[state],

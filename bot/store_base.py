@@ -15,7 +15,7 @@ The contract (tests/test_store_contract.py runs the same tests against both):
   (``issue_key``) are never under two live claims at once; ``renew_lease`` is the heartbeat;
   an expired lease makes the delivery claimable again, ``max_attempts`` expiries make it dead;
 * ``complete`` / ``fail`` (retry at ``now + retry_in`` or dead), ``dead_letters``,
-  ``retry_dead``, ``depth``, ``oldest_pending_age``, ``stats``, ``prune``;
+  ``retry_dead``, ``drop_dead``, ``depth``, ``oldest_pending_age``, ``stats``, ``prune``;
 * issue state (atomic ``update_issue_state``), checkpoints and their leases (one sweep per
   checkpoint at a time), ETags, the decisions log;
 * ``try_lead`` / ``resign``: a named leader lock, released when its holder dies.
@@ -85,6 +85,9 @@ class StateStore(Protocol):
 
     def retry_dead(self, pk: int | None = None) -> int:
         """Requeue one (or every) dead delivery with fresh attempts."""
+
+    def drop_dead(self, pk: int | None = None) -> int:
+        """Give up one (or every) dead delivery: done, outcome ``dropped``, id kept."""
 
     def depth(self) -> int:
         """Pending deliveries."""

@@ -39,6 +39,7 @@ from bot.store import (
     CLAIMED,
     DEAD,
     DONE,
+    DROPPED,
     MAX_ERROR_CHARS,
     MAX_OUTCOME_CHARS,
     PENDING,
@@ -513,6 +514,18 @@ class PgStore:
                     (PENDING, now, DEAD, pk),
                 )
             return cur.rowcount
+
+    def drop_dead(self, pk: int | None = None) -> int:
+        """Give up one dead delivery (or all): done, outcome ``dropped``, id kept."""
+        now = self._clock()
+        sql = ("UPDATE deliveries SET state = %s, outcome = %s, body = NULL, headers = '{}',"
+               " last_error = NULL, lease_owner = NULL, finished_at = %s WHERE state = %s")
+        params: tuple[Any, ...] = (DONE, DROPPED, now, DEAD)
+        if pk is not None:
+            sql += " AND pk = %s"
+            params += (pk,)
+        with self._conn() as conn:
+            return conn.execute(sql, params).rowcount
 
     def depth(self) -> int:
         """Pending deliveries (including those waiting for a retry time)."""

@@ -80,8 +80,30 @@ def test_retry_needs_an_id_or_all(db: Path, capsys: Capture) -> None:
     assert _states(db)["dead"] == 0
 
 
+def test_drop_one_dead_letter_by_id_then_all(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "drop", "d-0001"]) == 0
+    assert capsys.readouterr().out.startswith("1 dead delivery(ies) dropped")
+    assert _states(db) == {"claimed": 0, "dead": 1, "done": 1, "pending": 1}
+    assert main(["deliveries", "drop", "d-0001"]) == 2  # already dropped: not a dead letter
+    assert "deliveries drop: no dead delivery 'd-0001'" in capsys.readouterr().err
+    assert main(["deliveries", "drop", "--all"]) == 0
+    assert _states(db) == {"claimed": 0, "dead": 0, "done": 2, "pending": 1}
+    assert main(["deliveries", "retry", "--all"]) == 0  # nothing dropped comes back
+    assert _states(db)["pending"] == 1
+    with Store(db) as store:  # the dropped id is still known: a redelivery is a duplicate
+        assert not store.put_delivery("github", "d-0002", "issues", {}, b"{}")
+
+
+def test_drop_needs_an_id_or_all(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "drop"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "deliveries drop needs one delivery" in err
+    assert _states(db)["dead"] == 2
+
+
 @pytest.mark.parametrize("argv", [["deliveries"], ["deliveries", "retry", "--all"],
-                                  ["decisions"]], ids=["list", "retry", "decisions"])
+                                  ["deliveries", "drop", "--all"], ["decisions"]],
+                         ids=["list", "retry", "drop", "decisions"])
 def test_a_misspelt_state_file_is_not_created(db: Path, tmp_path: Path, capsys: Capture,
                                               argv: list[str]) -> None:
     typo = tmp_path / "typo.db"
