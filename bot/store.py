@@ -3,7 +3,7 @@
 Everything lives in one SQLite file in WAL mode with ``synchronous=FULL``, so a delivery for
 which :meth:`Store.put_delivery` has returned is on disk and survives ``kill -9`` (and power
 loss, as far as the file system honours ``fsync``). That is what lets the web layer answer 2xx
-only after the delivery is stored (DESIGN.md §3).
+only after the delivery is stored (the README's "Reliability").
 
 Threads: each thread gets its own connection (created lazily, closed when the thread ends or
 when :meth:`Store.close` is called). Every write runs in ``BEGIN IMMEDIATE`` so that claiming a

@@ -1,5 +1,6 @@
-"""``Config.from_env``: the DESIGN §3 variable names, secrets kept out of reprs, contradictions
-refused with a message naming the variables, and the commands' one-line failure on them."""
+"""``Config.from_env``: the contract variable names (README "Configuration"), secrets kept out
+of reprs, contradictions refused with a message naming the variables, and the commands'
+one-line failure on them."""
 
 from __future__ import annotations
 

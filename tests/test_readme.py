@@ -36,6 +36,9 @@ def test_workflow_uses_the_action() -> None:
 def test_no_reference_to_files_the_repository_lacks() -> None:
     for text in (README, (ROOT / "bot" / "rules" / "settings.yml").read_text()):
         assert "DESIGN" not in text
+    # Docstrings and docs must not send a reader to a design file that is not here either.
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "docs").glob("*.md")]:
+        assert "DESIGN" not in path.read_text(encoding="utf-8"), path
     for link in re.findall(r"\]\(([^)#:]+)\)", README):
         assert (ROOT / link).exists(), link
 
