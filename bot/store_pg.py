@@ -220,6 +220,11 @@ class PgStore:
             name="bugbar",
         )
         try:
+            # One plain connection first: a wrong host, port, database or password then fails
+            # at once with libpq's own reason, instead of after the pool's whole timeout with
+            # "pool initialization incomplete" and a log line per reconnect attempt.
+            psycopg.connect(url, autocommit=True,
+                            connect_timeout=max(1, round(connect_timeout))).close()
             self._pool.open(wait=True, timeout=connect_timeout)
             self._migrate()
         except (psycopg.Error, PoolTimeout) as exc:
