@@ -549,6 +549,32 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corrections(args: argparse.Namespace) -> int:
+    """``bugbar corrections export [--output FILE]``: maintainers' /triage corrections as
+    labelled examples, JSON Lines in the tests/corpus schema (``bugbar eval`` reads it).
+    Confidential issues are left out unless ``--include-confidential``."""
+    config = load_config(args)
+    store = open_store(config, create=False)
+    try:
+        kept = store.corrections()
+    finally:
+        store.close()
+    rows = [c for c in kept if args.include_confidential or not c.confidential]
+    lines = "".join(json.dumps(c.to_example(), ensure_ascii=False) + "\n" for c in rows)
+    if args.output:
+        try:
+            Path(args.output).write_text(lines, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.output}: cannot write ({exc.strerror})") from None
+    else:
+        sys.stdout.write(lines)
+    skipped = len(kept) - len(rows)
+    print(f"bugbar: {len(rows)} correction(s) exported"
+          + (f", {skipped} confidential left out (--include-confidential)" if skipped else ""),
+          file=sys.stderr)
+    return 0
+
+
 def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     """Add serve, handle-event, deliveries and decisions to the ``bugbar`` parser."""
     state = argparse.ArgumentParser(add_help=False)
@@ -622,6 +648,17 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                    help="text (default) or one JSON object per decision")
     p.add_argument("--brief", action="store_true", help="leave out the comment text")
     p.set_defaults(func=cmd_decisions)
+
+    p = sub.add_parser("corrections", parents=[state],
+                       help="export maintainers' /triage corrections as labelled examples",
+                       description="Every /triage <category> or not-a-threat a maintainer ran, "
+                                   "with the issue's title, body and labels at the time, as JSON "
+                                   "Lines in the corpus schema that bugbar eval reads.")
+    p.add_argument("action", choices=("export",), help="export (write the examples)")
+    p.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    p.add_argument("--include-confidential", action="store_true",
+                   help="also export corrections on confidential issues")
+    p.set_defaults(func=cmd_corrections)
 
     for extra in _EXTRA_REGISTRATIONS:
         extra(sub, rules_opt, state, dry)

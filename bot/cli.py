@@ -197,11 +197,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print("   decision: not an AI/ML threat")
         print(f"   gates: {', '.join(info['gates']) or '-'} (factor {info['gate_factor']})"
               f"   cues: {', '.join(info['cues']) or '-'}")
+        if info["context_labels"]:
+            print("   context labels: " + ", ".join(
+                f"{label} ({kind})" for kind, label in info["context_labels"].items()))
         if info["confusers"]:
             print(f"   confusers swallowed: {', '.join(info['confusers'])}")
         for cat in info["categories"]:
             # The same 0..1 score classify prints; the evidence sum is what the weights add up to.
-            mark = "FIRED" if cat["fired"] else f"below threshold {info['threshold_score']}"
+            mark = ("FIRED" if cat["fired"] else
+                    f"held by gate: {', '.join(cat['held_by'])}" if cat["held_by"]
+                    else f"below threshold {info['threshold_score']}")
             print(f"   {cat['category']}: score {cat['score']:.3f} (evidence {cat['evidence_sum']}"
                   f", before gates {cat['raw']}) {mark}")
             for ev in cat["evidence"]:

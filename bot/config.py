@@ -62,6 +62,19 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *,
     return value
 
 
+def _url_passwords(location: str) -> list[str]:
+    """The password in a ``scheme://user:password@host`` location, as written and decoded."""
+    from urllib.parse import unquote, urlsplit
+
+    if "://" not in location:
+        return []
+    try:
+        password = urlsplit(location).password
+    except ValueError:
+        return []
+    return list(dict.fromkeys([password, unquote(password)])) if password else []
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -131,6 +144,9 @@ class Config:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "***"
+            elif f.name == "state_path":
+                for password in _url_passwords(value):
+                    value = value.replace(f":{password}@", ":***@", 1)
             shown.append(f"{f.name}={value!r}")
         return f"Config({', '.join(shown)})"
 
@@ -141,6 +157,7 @@ class Config:
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             out.extend(value if isinstance(value, tuple) else [value])
+        out.extend(_url_passwords(self.state_path))  # postgresql://user:PASSWORD@host/db
         return [v for v in out if v]
 
     @classmethod

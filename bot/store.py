@@ -143,6 +143,25 @@ class IssueState:
     """Provider-specific things (e.g. a Jira linked issue key). Must be JSON-serialisable."""
 
 
+@dataclass(frozen=True)
+class Correction:
+    """A maintainer's /triage correction with the issue as it was: a labelled example."""
+
+    key: str
+    title: str
+    body: str
+    labels: tuple[str, ...]
+    expect: tuple[str, ...]
+    """The corrected category, or empty for not-a-threat."""
+    confidential: bool = False
+
+    def to_example(self) -> dict[str, Any]:
+        """One line of ``bugbar corrections export`` (the tests/corpus/*.jsonl schema)."""
+        return {"id": self.key, "title": self.title, "body": self.body,
+                "labels": list(self.labels), "expect": list(self.expect),
+                "source": "correction"}
+
+
 # --------------------------------------------------------------------------- schema
 
 _MIGRATIONS: list[list[str]] = [
@@ -229,6 +248,22 @@ _MIGRATIONS: list[list[str]] = [
         "CREATE INDEX deliveries_issue ON deliveries (issue_key, state, available_at)",
     ],
 ]
+
+# --- corrections (issue 11): a maintainer's /triage category or not-a-threat, kept as a
+# labelled example. Its own migration step; IF NOT EXISTS keeps it safe in any step order.
+_MIGRATIONS.append([
+    """
+    CREATE TABLE IF NOT EXISTS corrections (
+        issue_key     TEXT PRIMARY KEY,
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        labels        TEXT NOT NULL DEFAULT '[]',
+        expect        TEXT NOT NULL DEFAULT '[]',
+        confidential  INTEGER NOT NULL DEFAULT 0,
+        recorded_at   REAL NOT NULL
+    )
+    """,
+])
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this code writes; older files are migrated on open."""
@@ -826,6 +861,31 @@ class Store:
                 " VALUES (?, ?, ?, ?)",
                 (url, etag, payload, self._clock()),
             )
+
+    # ------------------------------------------------------------------ corrections (issue 11)
+
+    def record_correction(self, correction: Correction) -> None:
+        """Keep a maintainer's correction as a labelled example; the latest one per issue wins
+        (a later /triage on the same issue replaces the earlier answer)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO corrections (issue_key, title, body, labels, expect, confidential,"
+                " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue_key) DO UPDATE"
+                " SET title = excluded.title, body = excluded.body, labels = excluded.labels,"
+                " expect = excluded.expect, confidential = excluded.confidential,"
+                " recorded_at = excluded.recorded_at",
+                (correction.key, correction.title, correction.body,
+                 json.dumps(list(correction.labels)), json.dumps(list(correction.expect)),
+                 int(correction.confidential), self._clock()),
+            )
+
+    def corrections(self) -> list[Correction]:
+        """Every kept correction, oldest first."""
+        rows = self._conn().execute(
+            "SELECT issue_key, title, body, labels, expect, confidential FROM corrections"
+            " ORDER BY recorded_at, issue_key").fetchall()
+        return [Correction(str(r[0]), str(r[1]), str(r[2]), tuple(json.loads(r[3])),
+                           tuple(json.loads(r[4])), bool(r[5])) for r in rows]
 
     # ------------------------------------------------------------------ decisions log
 

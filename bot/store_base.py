@@ -18,7 +18,8 @@ The contract (tests/test_store_contract.py runs the same tests against both):
   ``retry_dead``, ``drop_dead``, ``depth``, ``oldest_pending_age``, ``stats``, ``prune``;
 * issue state (atomic ``update_issue_state``), checkpoints and their leases (one sweep per
   checkpoint at a time), ETags, the decisions log;
-* ``try_lead`` / ``resign``: a named leader lock, released when its holder dies.
+* ``try_lead`` / ``resign``: a named leader lock, released when its holder dies;
+* ``record_correction`` / ``corrections``: maintainers' /triage corrections as labelled examples.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
-from bot.store import DeadLetter, DecisionRecord, Delivery, IssueState
+from bot.store import Correction, DeadLetter, DecisionRecord, Delivery, IssueState
 
 __all__ = [
     "POSTGRES_EXTRA_HINT",
@@ -144,6 +145,13 @@ class StateStore(Protocol):
 
     def recent_decisions(self, limit: int = 50, key: str | None = None) -> list[DecisionRecord]:
         """Newest first."""
+
+    # corrections (issue 11)
+    def record_correction(self, correction: Correction) -> None:
+        """Keep a maintainer's /triage correction as a labelled example (latest per issue)."""
+
+    def corrections(self) -> list[Correction]:
+        """Every kept correction, oldest first."""
 
     # leadership
     def try_lead(self, name: str) -> bool:

@@ -43,6 +43,7 @@ from bot.store import (
     MAX_ERROR_CHARS,
     MAX_OUTCOME_CHARS,
     PENDING,
+    Correction,
     DeadLetter,
     DecisionRecord,
     Delivery,
@@ -137,6 +138,21 @@ _MIGRATIONS: list[list[str]] = [
         """,
     ],
 ]
+
+# --- corrections (issue 11): the same table as the SQLite store's, its own migration step.
+_MIGRATIONS.append([
+    """
+    CREATE TABLE IF NOT EXISTS corrections (
+        issue_key     TEXT PRIMARY KEY,
+        title         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        labels        TEXT NOT NULL DEFAULT '[]',
+        expect        TEXT NOT NULL DEFAULT '[]',
+        confidential  BOOLEAN NOT NULL DEFAULT FALSE,
+        recorded_at   DOUBLE PRECISION NOT NULL
+    )
+    """,
+])
 
 PG_SCHEMA_VERSION = len(_MIGRATIONS)
 """The PostgreSQL schema version this code writes; older databases are migrated on open."""
@@ -714,6 +730,31 @@ class PgStore:
                 (url, etag, payload, self._clock()),
             )
 
+    # ------------------------------------------------------------------ corrections (issue 11)
+
+    def record_correction(self, correction: Correction) -> None:
+        """Keep a maintainer's correction as a labelled example; the latest per issue wins."""
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO corrections (issue_key, title, body, labels, expect, confidential,"
+                " recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (issue_key)"
+                " DO UPDATE SET title = excluded.title, body = excluded.body,"
+                " labels = excluded.labels, expect = excluded.expect,"
+                " confidential = excluded.confidential, recorded_at = excluded.recorded_at",
+                (correction.key, correction.title, correction.body,
+                 json.dumps(list(correction.labels)), json.dumps(list(correction.expect)),
+                 bool(correction.confidential), self._clock()),
+            )
+
+    def corrections(self) -> list[Correction]:
+        """Every kept correction, oldest first."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT issue_key, title, body, labels, expect, confidential FROM corrections"
+                " ORDER BY recorded_at, issue_key").fetchall()
+        return [Correction(str(r[0]), str(r[1]), str(r[2]), tuple(json.loads(r[3])),
+                           tuple(json.loads(r[4])), bool(r[5])) for r in rows]
+
     # ------------------------------------------------------------------ decisions log
 
     def record_decision(
@@ -796,6 +837,10 @@ class PgStore:
         with self._leads_lock:
             conn = self._leads.pop(name, None)
         if conn is not None:
+            # Unlock first: closing alone frees the lock only once the server has noticed the
+            # session ended, and another replica asking meanwhile would be refused.
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NS, _lead_key(name)))
             _close_quietly(conn)
 
     # ------------------------------------------------------------------ migration from SQLite

@@ -676,10 +676,14 @@ class SweepScheduler:
         may have swept since this one started)."""
         if self.store is None:
             return True
-        leading = self.store.try_lead(LEADER_LOCK)
-        if leading and not self.leading:
-            self._load()
-            log.info("periodic sweep: this replica leads")
+        try:
+            leading = self.store.try_lead(LEADER_LOCK)
+            if leading and not self.leading:
+                self._load()
+                log.info("periodic sweep: this replica leads")
+        except Exception:  # the database is away: not leading now, ask again later
+            log.exception("periodic sweep: cannot take the leader lock")
+            leading = False
         self.leading = leading
         return leading
 

@@ -3,7 +3,8 @@
 Shared by the short, seeded chaos test in the suite (tests/test_chaos.py) and the longer soak
 benchmark (tests/benchmarks/bench_soak.py). What one run does:
 
-* a repository of ``issues`` issues, ``threats`` of them AI/ML threat reports;
+* a GitHub repository (or, with ``provider="gitlab"``, a GitLab project) of ``issues``
+  issues, ``threats`` of them AI/ML threat reports;
 * every issue is delivered (``issues.opened``), delivered again with the same delivery id (a
   redelivery), and edited on the tracker then delivered as ``issues.edited``, in a seeded
   random order;
@@ -92,6 +93,8 @@ class Settings:
     send_pause: float = 0.02
     """Seconds between deliveries sent (GitHub does not send them all at once either)."""
     settle_timeout: float = 120.0
+    provider: str = "github"
+    """``github`` or ``gitlab``: which tracker (and fake) the server works against."""
 
 
 @dataclass
@@ -111,6 +114,120 @@ class Report:
     requests: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     bot_comments: int = 0
+
+
+class _GitHubSide:
+    """The chaos run's view of FakeGitHub and GitHub webhooks."""
+
+    name = "github"
+
+    def __init__(self) -> None:
+        self.fake = FakeGitHub(tokens=[TOKEN], login=BOT, rate_limit=1_000_000)
+
+    def start(self) -> None:
+        self.fake.start()
+        self.fake.add_repo(REPO)
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+    def env(self) -> dict[str, str]:
+        return {"BUGBAR_GITHUB_TOKEN": TOKEN, "BUGBAR_GITHUB_API_URL": self.fake.url,
+                "BUGBAR_GITHUB_WEBHOOK_SECRET": SECRET}
+
+    def add_issue(self, title: str, body: str) -> int:
+        return self.fake.add_issue(REPO, title, body)
+
+    def edit(self, number: int, body: str) -> None:
+        self.fake.edit_issue(REPO, number, body=body)
+
+    def deliver(self, url: str, delivery: str, action: str, number: int, title: str,
+                body: str) -> int:
+        return post(url, delivery, payload(action, number, title, body))
+
+    def set_chaos(self, chaos: Chaos | None) -> None:
+        self.fake.chaos = chaos
+
+    def requests(self) -> int:
+        return self.fake.count()
+
+    def labels(self, number: int) -> set[str]:
+        return set(self.fake.issue_labels(REPO, number))
+
+    def bot_comments(self, number: int) -> list[str]:
+        return [str(c["body"] or "") for c in self.fake.comments(REPO, number)
+                if c["user"]["login"] == BOT]
+
+
+class _GitLabSide:
+    """The chaos run's view of FakeGitLab and GitLab ``Issue Hook`` deliveries."""
+
+    name = "gitlab"
+    project = "team/app"
+
+    def __init__(self) -> None:
+        from tests.fakes.gitlab_api import FakeGitLab
+
+        self.fake = FakeGitLab(token=TOKEN)
+
+    def start(self) -> None:
+        self.fake.start()
+        self.fake.add_project(self.project, visibility="private")
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+    def env(self) -> dict[str, str]:
+        return {"BUGBAR_GITLAB_URL": self.fake.url, "BUGBAR_GITLAB_TOKEN": TOKEN,
+                "BUGBAR_GITLAB_WEBHOOK_SECRET": SECRET}
+
+    def add_issue(self, title: str, body: str) -> int:
+        return int(self.fake.add_issue(self.project, title, body))
+
+    def edit(self, number: int, body: str) -> None:
+        self.fake.edit_issue(self.project, number, description=body)
+
+    def deliver(self, url: str, delivery: str, action: str, number: int, title: str,
+                body: str) -> int:
+        issue = self.fake.issue(self.project, number)
+        user = {"id": 7001, "name": "Reporter", "username": "reporter-7"}
+        namespace, name = self.project.rsplit("/", 1)
+        attrs = {"id": issue["id"], "iid": number, "title": title, "description": body,
+                 "state": "opened", "confidential": False, "created_at": issue["created_at"],
+                 "updated_at": issue["updated_at"], "type": "Issue", "labels": [],
+                 "action": "open" if action == "opened" else "update"}
+        raw = json.dumps({"object_kind": "issue", "event_type": "issue", "user": user,
+                          "project": {"id": 1, "name": name, "namespace": namespace,
+                                      "path_with_namespace": self.project,
+                                      "web_url": f"{self.fake.url}/{self.project}",
+                                      "visibility_level": 0},
+                          "object_attributes": attrs, "labels": [], "changes": {}}).encode()
+        headers = {"Content-Type": "application/json", "X-Gitlab-Event": "Issue Hook",
+                   "X-Gitlab-Token": SECRET, "Idempotency-Key": delivery,
+                   "User-Agent": "GitLab/17.9.1"}
+        return httpx.post(f"{url}/webhooks/gitlab", content=raw, headers=headers,
+                          timeout=10.0).status_code
+
+    def set_chaos(self, chaos: Chaos | None) -> None:
+        self.fake.chaos = chaos
+
+    def requests(self) -> int:
+        return self.fake.count()
+
+    def labels(self, number: int) -> set[str]:
+        return set(self.fake.labels_of(self.project, number))
+
+    def bot_comments(self, number: int) -> list[str]:
+        bot_id = self.fake.bot_user["id"]
+        return [str(n.get("body") or "")
+                for n in self.fake.notes(self.project, number, include_system=False)
+                if (n.get("author") or {}).get("id") == bot_id]
+
+
+def _side(provider: str) -> _GitHubSide | _GitLabSide:
+    if provider == "gitlab":
+        return _GitLabSide()
+    return _GitHubSide()
 
 
 def free_port() -> int:
@@ -244,112 +361,117 @@ def run(settings: Settings, workdir: Path, classifier: Classifier) -> Report:
     rng = random.Random(settings.seed)
     report = Report()
     started = time.monotonic()
-    with FakeGitHub(tokens=[TOKEN], login=BOT, rate_limit=1_000_000) as fake:
-        fake.add_repo(REPO)
-        texts: dict[int, tuple[str, str]] = {}
-        threat_slots = set(rng.sample(range(settings.issues), settings.threats))
-        for i in range(settings.issues):
-            title, body = (THREATS[i % len(THREATS)] if i in threat_slots
-                           else OTHERS[i % len(OTHERS)])
-            number = fake.add_issue(REPO, title.format(n=i), body)
-            texts[number] = (title.format(n=i), body)
-        # Every issue: opened, the same delivery again, edited; in a random interleaving.
-        events: list[tuple[float, str, int]] = []
-        for number in texts:
-            at = rng.random()
-            events += [(at, "opened", number), (at + rng.random(), "again", number),
-                       (at + rng.random(), "edited", number)]
-        events.sort()
-        report.deliveries = len(events)
-        kill_points = sorted(rng.sample(range(len(events) // 5, len(events)), settings.kills))
-
-        state = workdir / "state.db"
-        env = {**os.environ, "PYTHONPATH": str(ROOT),
-               "BUGBAR_GITHUB_TOKEN": TOKEN, "BUGBAR_GITHUB_API_URL": fake.url,
-               "BUGBAR_GITHUB_WEBHOOK_SECRET": SECRET, "BUGBAR_STATE": str(state),
-               "BUGBAR_LOG_LEVEL": "WARNING",
-               "BUGBAR_LEASE_SECONDS": str(settings.lease_seconds),
-               "BUGBAR_WRITE_INTERVAL": "0", "BUGBAR_RETRY_BASE_SECONDS": "0.05",
-               "BUGBAR_SETTLE_SECONDS": "0.2", "BUGBAR_DELIVERY_RETRY_SECONDS": "0.2"}
-        for name in ("BUGBAR_GITLAB_URL", "BUGBAR_GITLAB_TOKEN", "BUGBAR_JIRA_URL",
-                     "BUGBAR_GITHUB_APP_ID", "BUGBAR_DRY_RUN"):
-            env.pop(name, None)
-        server = Server(env, workdir, settings.workers)
-        server.start()
-        fake.chaos = Chaos(seed=settings.seed, slow=settings.slow, fail=settings.fail,
-                           fail_after=settings.fail_after, rate_limit=settings.rate_limit,
-                           retry_after=settings.retry_after)
-        acked: set[str] = set()
-        try:
-            for index, (_, kind, number) in enumerate(events):
-                if kill_points and index == kill_points[0]:
-                    kill_points.pop(0)
-                    # Kill while a worker holds a claim (work in flight), if one comes soon.
-                    if _wait(lambda: "claimed" in _states(state).values(), 5.0):
-                        report.killed_mid_work += 1
-                    server.kill9()
-                    report.kills += 1
-                    before_kill = set(acked)
-                    restarted = time.monotonic()  # recovery counts the process start too
-                    server.start()
-                    if _wait(lambda b=before_kill: all(  # type: ignore[misc]
-                            _states(state).get(d) == "done" for d in b),
-                            settings.settle_timeout):
-                        report.recovery_seconds.append(time.monotonic() - restarted)
-                    else:
-                        report.problems.append("deliveries acked before a kill were not "
-                                               f"finished within {settings.settle_timeout} s")
-                title, body = texts[number]
-                if kind == "edited":
-                    body += EDIT
-                    texts[number] = (title, body)
-                    fake.edit_issue(REPO, number, body=body)
-                delivery = f"{'edit' if kind == 'edited' else 'open'}-{number}"
-                action = "edited" if kind == "edited" else "opened"
-                for _attempt in range(3):
-                    try:
-                        status = post(server.url, delivery, payload(action, number, title, body))
-                    except httpx.HTTPError:
-                        report.resent += 1
-                        time.sleep(0.2)
-                        continue
-                    if status == 202:
-                        acked.add(delivery)
-                        report.acked += 1
-                    elif status == 200:
-                        report.duplicates += 1
-                    else:
-                        report.problems.append(f"delivery {delivery} answered {status}")
-                    break
-                else:
-                    report.problems.append(f"delivery {delivery} could not be sent")
-                time.sleep(settings.send_pause)
-            if not _wait(lambda: all(_states(state).get(d) == "done" for d in acked),
-                         settings.settle_timeout):
-                left = {d: _states(state).get(d) for d in acked}
-                report.problems.append("not every acked delivery finished: " + ", ".join(
-                    f"{d}={s}" for d, s in sorted(left.items()) if s != "done"))
-        finally:
-            server.stop()
-            fake.chaos, chaos = None, fake.chaos
-        report.faults = dict(chaos.counts) if chaos is not None else {}
-        report.requests = fake.count()
-        report.seconds = time.monotonic() - started
-        report.problems += check(fake, texts, classifier, _states(state))
-        report.bot_comments = sum(
-            1 for n in texts for c in fake.comments(REPO, n)
-            if c["user"]["login"] == BOT and MARKER_PREFIX in (c["body"] or ""))
+    side = _side(settings.provider)
+    side.start()
+    try:
+        _run(settings, workdir, classifier, side, rng, report)
+    finally:
+        side.stop()
+    report.seconds = time.monotonic() - started
     return report
 
 
-def check(fake: FakeGitHub, texts: dict[int, tuple[str, str]], classifier: Classifier,
-          inbox: dict[str, str]) -> list[str]:
+def _run(settings: Settings, workdir: Path, classifier: Classifier,
+         side: _GitHubSide | _GitLabSide, rng: random.Random, report: Report) -> None:
+    texts: dict[int, tuple[str, str]] = {}
+    threat_slots = set(rng.sample(range(settings.issues), settings.threats))
+    for i in range(settings.issues):
+        title, body = (THREATS[i % len(THREATS)] if i in threat_slots
+                       else OTHERS[i % len(OTHERS)])
+        number = side.add_issue(title.format(n=i), body)
+        texts[number] = (title.format(n=i), body)
+    # Every issue: opened, the same delivery again, edited; in a random interleaving.
+    events: list[tuple[float, str, int]] = []
+    for number in texts:
+        at = rng.random()
+        events += [(at, "opened", number), (at + rng.random(), "again", number),
+                   (at + rng.random(), "edited", number)]
+    events.sort()
+    report.deliveries = len(events)
+    kill_points = sorted(rng.sample(range(len(events) // 5, len(events)), settings.kills))
+
+    state = workdir / "state.db"
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("BUGBAR_", "GITHUB_"))}
+    env.update(side.env())
+    env.update({"PYTHONPATH": str(ROOT), "BUGBAR_STATE": str(state),
+                "BUGBAR_LOG_LEVEL": "WARNING",
+                "BUGBAR_LEASE_SECONDS": str(settings.lease_seconds),
+                "BUGBAR_WRITE_INTERVAL": "0", "BUGBAR_RETRY_BASE_SECONDS": "0.05",
+                "BUGBAR_SETTLE_SECONDS": "0.2", "BUGBAR_DELIVERY_RETRY_SECONDS": "0.2"})
+    server = Server(env, workdir, settings.workers)
+    server.start()
+    chaos = Chaos(seed=settings.seed, slow=settings.slow, fail=settings.fail,
+                  fail_after=settings.fail_after, rate_limit=settings.rate_limit,
+                  retry_after=settings.retry_after)
+    side.set_chaos(chaos)
+    acked: set[str] = set()
+    try:
+        for index, (_, kind, number) in enumerate(events):
+            if kill_points and index == kill_points[0]:
+                kill_points.pop(0)
+                # Kill while a worker holds a claim (work in flight), if one comes soon.
+                if _wait(lambda: "claimed" in _states(state).values(), 5.0):
+                    report.killed_mid_work += 1
+                server.kill9()
+                report.kills += 1
+                before_kill = set(acked)
+                restarted = time.monotonic()  # recovery counts the process start too
+                server.start()
+                if _wait(lambda b=before_kill: all(  # type: ignore[misc]
+                        _states(state).get(d) == "done" for d in b), settings.settle_timeout):
+                    report.recovery_seconds.append(time.monotonic() - restarted)
+                else:
+                    report.problems.append("deliveries acked before a kill were not "
+                                           f"finished within {settings.settle_timeout} s")
+            title, body = texts[number]
+            if kind == "edited":
+                body += EDIT
+                texts[number] = (title, body)
+                side.edit(number, body)
+            delivery = f"{'edit' if kind == 'edited' else 'open'}-{number}"
+            action = "edited" if kind == "edited" else "opened"
+            for _attempt in range(3):
+                try:
+                    status = side.deliver(server.url, delivery, action, number, title, body)
+                except httpx.HTTPError:
+                    report.resent += 1
+                    time.sleep(0.2)
+                    continue
+                if status == 202:
+                    acked.add(delivery)
+                    report.acked += 1
+                elif status == 200:
+                    report.duplicates += 1
+                else:
+                    report.problems.append(f"delivery {delivery} answered {status}")
+                break
+            else:
+                report.problems.append(f"delivery {delivery} could not be sent")
+            time.sleep(settings.send_pause)
+        if not _wait(lambda: all(_states(state).get(d) == "done" for d in acked),
+                     settings.settle_timeout):
+            left = {d: _states(state).get(d) for d in acked}
+            report.problems.append("not every acked delivery finished: " + ", ".join(
+                f"{d}={s}" for d, s in sorted(left.items()) if s != "done"))
+    finally:
+        server.stop()
+        side.set_chaos(None)
+    report.faults = dict(chaos.counts)
+    report.requests = side.requests()
+    report.problems += check(side, texts, classifier, _states(state))
+    report.bot_comments = sum(
+        1 for n in texts for body in side.bot_comments(n) if MARKER_PREFIX in body)
+
+
+def check(side: _GitHubSide | _GitLabSide, texts: dict[int, tuple[str, str]],
+          classifier: Classifier, inbox: dict[str, str]) -> list[str]:
     """Every broken promise, one line each."""
     problems = []
     for number, (title, body) in sorted(texts.items()):
         want = expected_labels(classifier, title, body)
-        got = {lb for lb in fake.issue_labels(REPO, number) if lb.startswith(BOT_PREFIXES)}
-        mine = [c for c in fake.comments(REPO, number) if c["user"]["login"] == BOT]
+        got = {lb for lb in side.labels(number) if lb.startswith(BOT_PREFIXES)}
+        mine = side.bot_comments(number)
         if got != want:
             problems.append(f"#{number}: labels {sorted(got)}, expected {sorted(want)}")
         if want and len(mine) != 1:

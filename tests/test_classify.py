@@ -9,7 +9,7 @@ import pytest
 
 from bot.decide.classify import Classifier, decision_hash, suggest_severity
 from bot.decide.model import CATEGORY_IDS, Issue, Severity
-from bot.decide.rules import RuleSet
+from bot.decide.rules import SHIPPED_RULES_DIR, RuleSet, load_rules
 
 
 def _classify(c: Classifier, title: str, body: str = "", labels: tuple[str, ...] = ()):
@@ -237,3 +237,91 @@ def test_near_signal_in_title_and_body_counts_once_at_title_weight(
     report = Classifier(min_ruleset).matcher.match(Issue("n", "zorp quux blat", "zorp quux blat"))
     hits = [h for h in report.categories["membership-inference"].hits if h.kind == "near"]
     assert [(h.where, h.weight) for h in hits] == [("title", 1.5)]
+
+
+def test_a_threat_label_alone_decides_even_under_a_gate(classifier: Classifier) -> None:
+    # Terse body, research-gate wording, no ML words: the label is a person's statement.
+    for label, category in (("threat/model-stealing", "model-stealing"),
+                            ("Prompt Injection", "adversarial-perturbation"),
+                            ("ML_Supply_Chain", "ml-supply-chain"),
+                            ("model extraction", "model-stealing")):
+        d = _classify(classifier, "Question about the tutorial", "Details in the private report.",
+                      labels=(label,))
+        assert [t.category for t in d.threats] == [category], label
+        # No cue in the text: the low end of the seed range.
+        assert d.severity is classifier.ruleset.rules[category].severity_range[0], label
+
+
+def test_label_globs_match_case_insensitively(tmp_path) -> None:
+    (tmp_path / "settings.yml").write_text("version: x\n")
+    rule = (SHIPPED_RULES_DIR / "model-stealing.yml").read_text()
+    rule = rule.replace("  labels: [", "  labels: ['acme/steal*', ", 1)
+    (tmp_path / "model-stealing.yml").write_text(rule)
+    c = Classifier(load_rules([tmp_path]))
+    d = _classify(c, "Terse", "See the ticket.", labels=("ACME/Stealing-Suspected",))
+    assert [t.category for t in d.threats] == ["model-stealing"]
+    assert _classify(c, "Terse", "See the ticket.", labels=("acme/other",)).threats == ()
+
+
+def test_generic_labels_add_context_never_a_category(classifier: Classifier) -> None:
+    for labels in (("security",), ("bug",), ("ml",), ("AI",), ("security", "ml", "bug")):
+        d = _classify(classifier, "Details in the private report", "", labels=labels)
+        assert d.threats == (), labels
+    # "ml" anchors an ambiguous word the text leaves without ML context.
+    title, body = "Backdoor found", "Someone planted a backdoor and a trigger phrase."
+    plain = classifier.explain(Issue("a", title, body))
+    labelled = classifier.explain(Issue("b", title, body, ("ml",)))
+    assert "backdoor" in plain["categories"][0]["ignored_without_ml_context"]
+    assert labelled["context_labels"] == {"ml": "ml"}
+    signals = {e["signal"] for cat in labelled["categories"] for e in cat["evidence"]}
+    assert "backdoor" in signals
+
+
+def test_explain_shows_label_evidence(classifier: Classifier) -> None:
+    info = classifier.explain(Issue("x", "Terse", "", ("threat/data-poisoning", "security")))
+    cat = info["categories"][0]
+    assert cat["category"] == "data-poisoning" and cat["fired"]
+    assert {"signal": "label: threat/data-poisoning", "kind": "label", "where": "labels",
+            "weight": 1.0} in cat["evidence"]
+    assert info["context_labels"] == {"security": "security"}
+
+
+def test_a_mention_is_not_a_report_and_explain_names_the_gate(classifier: Classifier) -> None:
+    info = classifier.explain(Issue("d", "Broken link in the data poisoning docs page",
+                                    "The link to the data poisoning paper returns 404."))
+    assert info["decision"]["threats"] == []
+    cat = info["categories"][0]
+    assert cat["category"] == "data-poisoning" and not cat["fired"]
+    assert cat["held_by"] == ["mention"]
+    # Vulnerability phrasing makes it a report again.
+    d = _classify(classifier, "Data poisoning through the feedback form",
+                  "An attacker can poison the training data the docs page says we retrain on; "
+                  "this is a vulnerability in our spam model.")
+    assert d.threats and d.threats[0].category == "data-poisoning"
+
+
+def test_a_mention_in_the_title_holds_against_vulnerability_phrasing(
+        classifier: Classifier) -> None:
+    body = ("Spammers bypass the spam filter with homoglyphs; this adds a normalisation step "
+            "so an attacker can no longer evade the classifier that way.")
+    held = classifier.explain(Issue("a", "feat(spam): normalise homoglyphs", body))
+    assert held["decision"]["threats"] == []
+    assert "vulnerability" in held["gates"]
+    # The same body under a report's title is a report.
+    d = _classify(classifier, "Homoglyphs evade the spam classifier", body)
+    assert d.threats and d.threats[0].category == "adversarial-perturbation"
+
+
+def test_non_english_core_phrases(classifier: Classifier) -> None:
+    cases = {
+        "Envenenamiento de datos en el filtro de spam": "data-poisoning",
+        "Roubo de modelo pela API de previsão": "model-stealing",
+        "Injection de prompt dans l'assistant": "adversarial-perturbation",
+        "Modelldiebstahl über die Vorhersage-API": "model-stealing",
+        "训练数据投毒": "data-poisoning",
+        "プロンプトインジェクション": "adversarial-perturbation",
+        "Отравление обучающих данных спам-фильтра": "data-poisoning",
+    }
+    for title, category in cases.items():
+        d = _classify(classifier, title)
+        assert d.threats and d.threats[0].category == category, title

@@ -539,3 +539,57 @@ def test_comment_text_is_never_logged(commands: Commands, tracker: MemoryTracker
     assert caplog.records
     for record in caplog.records:
         assert SECRET.lower() not in str(vars(record)).lower()
+
+
+def test_corrections_are_kept_as_labelled_examples(commands: Commands, tracker: MemoryTracker,
+                                                   ref: IssueRef, store: Store,
+                                                   tmp_path, capsys) -> None:
+    import json
+
+    from bot.cli import evaluate, main
+
+    # A severity or route is not a correction of the category: nothing kept.
+    _say(commands, tracker, ref, "/triage severity important")
+    assert store.corrections() == []
+    _say(commands, tracker, ref, "/triage not-a-threat")
+    other = tracker.add_issue("o/r", 2, *QUIET, labels=("question",))
+    _say(commands, tracker, other, "/triage membership-inference")
+    # A stranger's command is refused and kept nowhere.
+    third = tracker.add_issue("o/r", 3, *QUIET)
+    _say(commands, tracker, third, "/triage model-stealing", author=STRANGER)
+    kept = {c.key: c for c in store.corrections()}
+    assert set(kept) == {str(ref), str(other)}
+    assert kept[str(ref)].expect == () and kept[str(ref)].title == STEAL[0]
+    assert kept[str(ref)].labels == ("bug",)  # the bot's threat/severity/route labels are not
+    assert kept[str(other)].expect == ("membership-inference",)
+    assert kept[str(other)].labels == ("question",)
+    # The export is the corpus schema, one line each, and `bugbar eval` reads it.
+    out = tmp_path / "corrections.jsonl"
+    assert main(["corrections", "export", "--state", str(store.path), "--output", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert {tuple(sorted(x)) for x in lines} == {
+        ("body", "expect", "id", "labels", "source", "title")}
+    assert {x["id"]: x["expect"] for x in lines} == {str(ref): [],
+                                                     str(other): ["membership-inference"]}
+    assert all(x["source"] == "correction" for x in lines)
+    result = evaluate(commands.triage.classifier, [out])
+    assert result.reports == 1 and result.negatives == 1
+    # A later correction on the same issue replaces the earlier answer.
+    _say(commands, tracker, ref, "/triage model-stealing")
+    assert {c.key: c.expect for c in store.corrections()}[str(ref)] == ("model-stealing",)
+
+
+def test_corrections_on_confidential_issues_stay_out_of_the_export(
+        commands: Commands, tracker: MemoryTracker, store: Store, capsys) -> None:
+    from bot.cli import main
+
+    secret = tracker.add_issue("o/r", 9, *STEAL)
+    _say(commands, tracker, secret, "/triage not-a-threat", confidential=True)
+    capsys.readouterr()
+    assert main(["corrections", "export", "--state", str(store.path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "1 confidential left out" in captured.err
+    assert main(["corrections", "export", "--state", str(store.path),
+                 "--include-confidential"]) == 0
+    assert STEAL[0] in capsys.readouterr().out

@@ -239,3 +239,13 @@ def test_a_real_process_shows_no_traceback(tmp_path: Path, how: list[str]) -> No
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("bugbar: BUGBAR_JIRA_PAT")
+
+
+def test_a_password_in_the_state_url_is_a_secret() -> None:
+    url = "postgresql://bugbar:p%40ss-w0rd-77@db.internal:5432/bugbar"
+    cfg = Config.from_env({"BUGBAR_STATE": url})
+    assert cfg.state_path == url
+    assert "p%40ss-w0rd-77" in cfg.secrets and "p@ss-w0rd-77" in cfg.secrets
+    assert "w0rd" not in repr(cfg) and "postgresql://bugbar:***@db.internal" in repr(cfg)
+    plain = Config.from_env({"BUGBAR_STATE": "/var/lib/bugbar/state.db"})
+    assert "/var/lib/bugbar/state.db" in repr(plain) and plain.secrets == []

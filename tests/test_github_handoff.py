@@ -300,10 +300,28 @@ def test_escalate_routes_are_configurable(make_world: Any) -> None:
     ({"BUGBAR_GITHUB_PROTECT": "transfer:nope"}, "transfer:OWNER/REPO"),
     ({"BUGBAR_GITHUB_ESCALATE": "@acme/ml security"}, "BUGBAR_GITHUB_ESCALATE"),
     ({"BUGBAR_GITHUB_ASSIGNEES": "@acme/team"}, "teams cannot be assigned"),
+    ({"BUGBAR_GITLAB_ESCALATE": "@sec/ml team"}, "BUGBAR_GITLAB_ESCALATE"),
+    ({"BUGBAR_GITLAB_ASSIGNEES": "a b"}, "BUGBAR_GITLAB_ASSIGNEES"),
+    ({"BUGBAR_JIRA_ASSIGNEE": "two words"}, "BUGBAR_JIRA_ASSIGNEE"),
+    ({"BUGBAR_ESCALATE_ROUTES": "ssirp,Privacy!"}, "BUGBAR_ESCALATE_ROUTES"),
 ])
 def test_bad_hand_off_settings_are_one_clear_error(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Config.from_env(env)
+
+
+def test_hand_off_settings_default_to_nothing_and_parse_lists() -> None:
+    assert (Config.from_env({}).github_protect, Config.from_env({}).github_escalate,
+            Config.from_env({}).escalate_routes) == ("none", (), ("ssirp",))
+    cfg = Config.from_env({"BUGBAR_GITHUB_ESCALATE": "alice, @acme/ml-security",
+                           "BUGBAR_GITLAB_ESCALATE": "sec/ml",
+                           "BUGBAR_GITLAB_ASSIGNEES": "@carol,42",
+                           "BUGBAR_JIRA_ESCALATE": "5b10ac8d82e05b22cc7d4ef5,712020:abc-def",
+                           "BUGBAR_ESCALATE_ROUTES": "ssirp,privacy"})
+    assert cfg.github_escalate == ("@alice", "@acme/ml-security")
+    assert cfg.gitlab_escalate == ("@sec/ml",) and cfg.gitlab_assignees == ("carol", "42")
+    assert cfg.jira_escalate == ("5b10ac8d82e05b22cc7d4ef5", "712020:abc-def")
+    assert cfg.escalate_routes == ("ssirp", "privacy")
 
 
 def test_settings_reject_an_unknown_mode() -> None:
@@ -427,3 +445,20 @@ def test_the_mention_stays_through_a_flip_to_no_threat_and_back(
         assert world.one_bot_comment(n)["body"].count(TEAM) == 1
     escalations = [p for p in plan_logs(caplog) if any("escalate" in x for x in p)]
     assert len(escalations) == 1
+
+
+def test_a_sweep_report_says_a_refused_step_wrote_nothing(tmp_path: Path,
+                                                          classifier: Classifier) -> None:
+    with FakeGitHub(tokens=[TOKEN], login=BOT) as fake:
+        fake.add_repo(REPO)
+        fake.set_permission(REPO, BOT, "write")  # advisories need an admin
+        n = fake.add_issue(REPO, *SWEEP_STEAL)
+        store = Store(tmp_path / "s.db")
+        result = run_sweep(classifier, store, _sweep_tracker(fake, "advisory"),
+                           [f"github:{REPO}"], apply=True)
+        store.close()
+        row = next(r for r in result.notable if r.number == n)
+        assert row.outcome == CHANGED and row.applied  # the comment and labels were written
+        assert any(a.startswith("protect refused (GitHub answered 403") for a in row.actions)
+        assert not any(a.startswith("protect: ") for a in row.actions)
+        assert fake.advisories(REPO) == []

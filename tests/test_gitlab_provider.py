@@ -518,3 +518,16 @@ def test_public_note_repeats_nothing_from_the_issue(fake: FakeGitLab, tracker: G
     report = _words(title + " " + body)
     shingles = {" ".join(report[i:i + 5]) for i in range(len(report) - 4)}
     assert not [s for s in shingles if s in note_text]
+
+
+def test_settle_waits_follow_only_ambiguous_failures(fake: FakeGitLab, tracker: GitLabTracker,
+                                                     sleeps: list[float]) -> None:
+    """Two 502s, then a 429 with Retry-After: back-off and settle after each 502, only the
+    Retry-After after the 429 (nothing is in flight after a refusal)."""
+    iid = fake.add_issue(PUBLIC, "t", "b")
+    tracker.bot_identity()
+    fake.fail_next("POST", r"/notes$", 502, times=2)
+    fake.fail_next("POST", r"/notes$", 429, headers={"Retry-After": "4"})
+    tracker.create_comment(ref(PUBLIC, iid), MARKED)
+    assert len(fake.notes(PUBLIC, iid, include_system=False)) == 1
+    assert sleeps == [1.0, 10.0, 2.0, 10.0, 4.0]

@@ -602,3 +602,16 @@ def test_logs_carry_no_credentials_and_no_issue_text(
     shown = caplog.text + str(err.value) + repr(err.value.__dict__.get("headers"))
     assert token not in shown and "secret exploit recipe" not in shown
     assert "retrying" in caplog.text
+
+
+def test_settle_waits_follow_only_ambiguous_failures(h: Harness) -> None:
+    """A 502, then a 429 with Retry-After: a settle wait after the 502 only."""
+    key = h.fake.add_issue("PROJ", "s")
+    t = h.tracker()
+    t.bot_identity()
+    h.fake.fail_next("POST", rf"/issue/{key}/comment", 502)
+    h.fake.fail_next("POST", rf"/issue/{key}/comment", 429, headers={"Retry-After": "4"})
+    c = t.create_comment(h.ref(key), BODY)
+    assert [x["id"] for x in h.fake.issue(key)["comments"]] == [c.id]
+    assert 10.0 in h.slept and h.slept.count(10.0) == 1  # one settle, after the 502
+    assert h.slept[-1] == 4.0  # the 429's Retry-After, then straight on

@@ -9,6 +9,7 @@ issue, including random ones built from the rules' own words, punctuation, code 
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import random
@@ -23,7 +24,7 @@ from bot.decide.match import Matcher, TextScan, _minimal
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
 from bot.decide.prose import split_prose
-from bot.decide.rules import RuleSet, load_rules
+from bot.decide.rules import RuleSet, label_key, load_rules
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -112,7 +113,10 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
     cues: set[str] = set()
     traditional: list[str] = []
     gates: set[str] = set()
-    title_anchored = False
+    keys = [label_key(lbl) for lbl in issue.labels]
+    label_ctx = {kind for kind, pats in s.context_labels.items()
+               if any(fnmatch.fnmatchcase(k, p) for k in keys if k for p in pats)}
+    title_anchored = "ml" in label_ctx
     for where, text, prose_text in (("title", title, title), ("body", body, prose)):
         if not text:
             continue
@@ -175,10 +179,14 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
             for gate in s.gates.values():
                 if any(re2.search(p, prose_text) for p in gate.patterns):
                     gates.add(gate.id)
-    for label in issue.labels:
+    if "security" in label_ctx:
+        gates.add("vulnerability")
+    for label, key in zip(issue.labels, keys, strict=True):
         for rule in rs.rules.values():
-            if label.casefold() in rule.labels:
-                seen[rule.id].setdefault(f"label: {label}", (1.0, "labels", "label"))
+            own = (label_key(s.label_threat.format(id=rule.id)), rule.id)
+            if key and any(fnmatch.fnmatchcase(key, p) for p in (*rule.labels, *own)):
+                seen[rule.id].setdefault(f"label: {label}",
+                                         (max(1.0, s.threshold), "labels", "label"))
     return {
         "hits": {rid: sorted((n, round(w, 6), wh, k) for n, (w, wh, k) in hits_.items())
                  for rid, hits_ in seen.items() if hits_},

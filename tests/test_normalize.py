@@ -56,7 +56,43 @@ def test_compiled_collapse_agrees_with_split_and_join() -> None:
 def test_pure_python_path_gives_the_same_text(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.decide import normalize as norm
 
-    samples = ["Model  POISONING,\tvia (the) API…", "ＭＯＤＥＬ рoisoning — é", "", "  a  "]
+    samples = ["Model  POISONING,\tvia (the) API…", "ＭＯＤＥＬ рoisoning — é", "", "  a  ",
+               "训练数据投毒，模型 abc日本語テスト", " 投毒", "ａ日本ｘ ", "Отравление данных"]
     compiled = [normalize(s) for s in samples]
     monkeypatch.setattr(norm, "_collapse", None)
     assert [normalize(s) for s in samples] == compiled
+
+
+def test_cjk_characters_are_tokens_so_phrases_match_inside_unspaced_text() -> None:
+    assert normalize("训练数据投毒，模型") == "训 练 数 据 投 毒 模 型"
+    assert f" {normalize('投毒')} " in f" {normalize('训练数据投毒')} "
+    assert normalize("プロンプト注入") == "プ ロ ン プ ト 注 入"
+
+
+def test_latin_accents_fold_so_either_spelling_matches() -> None:
+    assert normalize("Entraînement des données") == normalize("entrainement des donnees")
+    assert normalize("Injeção de prompt") == "injecao de prompt"
+
+
+def test_russian_folds_the_same_way_on_both_sides() -> None:
+    # Look-alike folding turns some Cyrillic letters into Latin ones; a Russian phrase in a
+    # rule goes through the same function, so real Russian text still matches it.
+    phrase = normalize("отравление обучающих данных")
+    text = normalize("Обнаружено ОТРАВЛЕНИЕ обучающих данных в спам-фильтре.")
+    assert f" {phrase} " in f" {text} "
+
+
+def test_compiled_cjk_collapse_agrees_with_the_substitution() -> None:
+    import random
+
+    from bot.decide import normalize as norm
+
+    assert norm._collapse_cjk is not None, "bot/decide/_speedups was not built"
+    rng = random.Random(5)
+    pieces = ["训", "练", "投毒", "テ", "ス", "ー", "a", "B", " ", ".", "\n", "é", "—", "\u3000",
+              "\u303f", "\u3040", "\u9fff", "\ua000", "\u2fff", "Ж"]
+    for _ in range(2000):
+        raw = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))).encode()
+        expected = norm._single_spaced(norm._CJK.sub(rb" \g<0> ", raw).translate(
+            norm._UTF8_LOWER))
+        assert norm._collapse_cjk(raw, norm._UTF8_LOWER) == expected, raw

@@ -685,6 +685,10 @@ def test_periodic_sweep_runs_on_the_leader_only(make: Factory) -> None:
     assert ran == ["a", "a"]
     a_store.close()  # the leading replica dies
     now[0] += timedelta(minutes=30)
+    deadline = time.monotonic() + 30  # PostgreSQL ends the closed session's lock shortly
+    while not b.lead():
+        assert time.monotonic() < deadline, "the dead leader's lock was never released"
+        time.sleep(0.05)
     assert b.run_pending() is False and b.leading  # leads now, but a swept 30 min ago
     now[0] += timedelta(minutes=30)
     assert b.run_pending() is True
@@ -716,3 +720,37 @@ def test_checkpoint_leases(store: StateStore, clock: FakeClock) -> None:
     assert store.claim_checkpoint("sweep:dead", "c", 15) == dead
     assert store.release_dead_claims(lambda owner: owner != dead) >= 1
     assert store.claim_checkpoint("sweep:dead", "c", 15) is None
+
+
+def test_scheduler_survives_a_store_that_cannot_lead(make: Factory) -> None:
+    from datetime import UTC, datetime
+
+    from bot.sweep_cli import Schedule, SweepScheduler
+
+    store = make()
+    ran: list[int] = []
+    scheduler = SweepScheduler(Schedule.parse("1h"), lambda: ran.append(1), store=store,
+                               clock=lambda: datetime(2026, 5, 1, tzinfo=UTC))
+
+    def broken(name: str) -> bool:
+        raise OSError("database unreachable")
+
+    store.try_lead = broken  # type: ignore[method-assign]
+    assert scheduler.run_pending() is False and not scheduler.leading and ran == []
+
+
+def test_corrections_are_kept_latest_per_issue(store: StateStore, clock: FakeClock) -> None:
+    from bot.store import Correction
+
+    assert store.corrections() == []
+    store.record_correction(Correction("github:o/r#1", "T", "B", ("bug",), ("model-stealing",)))
+    clock.advance(1)
+    store.record_correction(Correction("github:o/r#2", "T2", "", (), (), confidential=True))
+    clock.advance(1)
+    store.record_correction(Correction("github:o/r#1", "T1", "B1", (), ()))
+    kept = store.corrections()
+    assert [c.key for c in kept] == ["github:o/r#2", "github:o/r#1"]
+    assert kept[0].confidential and kept[0].expect == ()
+    assert kept[1] == Correction("github:o/r#1", "T1", "B1", (), ())
+    assert kept[1].to_example() == {"id": "github:o/r#1", "title": "T1", "body": "B1",
+                                    "labels": [], "expect": [], "source": "correction"}

@@ -134,8 +134,37 @@ def test_protect_and_escalate_once(classifier: Classifier, store: Store,
 
 def test_bot_labels_are_not_evidence(triage: Triage, tracker: MemoryTracker,
                                      ruleset: RuleSet) -> None:
-    ref = tracker.add_issue("o/r", 1, "Slow dashboard", "", labels=("threat/model-stealing",))
+    # The bot applied threat/model-stealing; the text then stops being a threat: its own label
+    # must not keep the category alive.
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    triage.run(tracker, ref)
+    assert "threat/model-stealing" in tracker.labels(ref)
+    tracker.edit(ref, title="Slow dashboard", body="The page takes 10 s to load.")
     assert triage.run(tracker, ref).decision.threats == ()
+    assert "threat/model-stealing" not in tracker.labels(ref)
+
+
+def test_a_threat_label_a_person_set_is_their_decision(triage: Triage,
+                                                       tracker: MemoryTracker) -> None:
+    # Nothing in the text; a maintainer labelled it. The bot keeps the label, takes the
+    # category (low end of the seed range: no cue), and does not store it as an override.
+    ref = tracker.add_issue("o/r", 1, "Report from the security mailbox",
+                            "Details are in the private report.",
+                            labels=("threat/model-stealing",))
+    result = triage.run(tracker, ref)
+    assert result.decision is not None
+    assert [t.category for t in result.decision.threats] == ["model-stealing"]
+    assert result.decision.severity is not None
+    assert result.decision.severity.label == "important"
+    assert "threat/model-stealing" in tracker.labels(ref)
+    state = triage.store.get_issue_state(str(ref))
+    assert state is not None and "category" not in state.overrides
+    # The person's category wins over what the text alone would say.
+    tracker.edit(ref, body="Someone poisoned the training data of the spam classifier.")
+    result = triage.run(tracker, ref)
+    assert result.decision is not None
+    assert [t.category for t in result.decision.threats] == ["model-stealing"]
+    assert "threat/model-stealing" in tracker.labels(ref)
 
 
 def test_without_a_store_the_marker_remembers_human_removals(classifier: Classifier,
@@ -183,3 +212,42 @@ def test_a_protect_step_that_writes_nothing_is_not_counted(
     result = triage.run(tracker, ref)
     assert result.plan is not None and result.plan.protect
     assert result.outcome == "unchanged" and result.writes == 0
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 at one write: nothing after it runs."""
+
+
+@pytest.mark.parametrize("killed_at", [1, 2])
+def test_killed_between_writes_then_rerun_ends_the_same(
+        classifier: Classifier, store: Store, tracker: MemoryTracker, killed_at: int) -> None:
+    """A run killed after its first or second write, then run again (the redelivery after a
+    restart): the labels and exactly one comment, as if nothing had happened. With the comment
+    written first, its marker would claim labels that never arrived, and the re-run would take
+    them for labels a human removed."""
+    ref = tracker.add_issue("o/r", 1, *STEAL)
+    writes = [0]
+    original_add, original_create = tracker.add_labels, tracker.create_comment
+
+    def count() -> None:
+        writes[0] += 1
+        if writes[0] == killed_at:
+            raise _Killed
+
+    def add_labels(r: object, labels: list[str]) -> None:
+        original_add(r, labels)  # type: ignore[arg-type]
+        count()
+
+    def create_comment(r: object, body: str) -> object:
+        made = original_create(r, body)  # type: ignore[arg-type]
+        count()
+        return made
+
+    tracker.add_labels = add_labels  # type: ignore[method-assign,assignment]
+    tracker.create_comment = create_comment  # type: ignore[method-assign,assignment]
+    with pytest.raises(_Killed):
+        Triage(classifier, store).run(tracker, ref)
+    tracker.add_labels, tracker.create_comment = original_add, original_create  # type: ignore[method-assign]
+    assert Triage(classifier, store).run(tracker, ref).outcome in ("triaged", "unchanged")
+    assert {"threat/model-stealing", "severity/critical", "route/ssirp"} <= set(tracker.labels(ref))
+    assert len(_bot_comments(tracker, ref)) == 1

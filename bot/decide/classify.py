@@ -68,8 +68,12 @@ class Classifier:
         return tuple(r if (r != "ssirp" or exposed) else "security" for r in routes)
 
     def _threat(self, rule: Rule, report: MatchReport, score: float) -> Threat:
-        severity, used = suggest_severity(rule, report.cues)
         category = report.categories.get(rule.id)
+        severity, used = suggest_severity(rule, report.cues)
+        if not used and category is not None and all(h.kind == "label" for h in category.hits):
+            # Only a label (or a person) named the category and the text gives no cue: the
+            # low end of the seed range, not the rule's default.
+            severity = rule.severity_range[0]
         evidence = tuple(dict.fromkeys(h.name for h in category.hits)) if category else ()
         return Threat(rule.id, score, severity, evidence, used)
 
@@ -149,6 +153,9 @@ class Classifier:
                 "evidence_sum": round(cat.score, 3),
                 "raw": round(cat.raw, 3),
                 "fired": cat.score >= settings.threshold,
+                # The gates that kept an otherwise firing category quiet.
+                "held_by": (sorted(g for g in report.gates if g != "vulnerability")
+                            if cat.raw >= settings.threshold > cat.score else []),
                 "evidence": [
                     {"signal": h.name, "kind": h.kind, "where": h.where,
                      "weight": round(h.weight, 2)}
@@ -166,6 +173,7 @@ class Classifier:
             "cues": sorted(report.cues),
             "confusers": report.confusers,
             "traditional": report.traditional,
+            "context_labels": report.context_labels,
             "truncated": report.truncated,
             "categories": cats,
             "notes": list(decision.notes),

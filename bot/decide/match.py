@@ -13,6 +13,7 @@ input is cut at ``settings.max_input_chars`` first, so time per issue is bounded
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import functools
 import operator
 from array import array
@@ -31,7 +32,7 @@ except ImportError:  # pragma: no cover - exercised where no C compiler is found
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize_bytes
 from bot.decide.prose import split_prose
-from bot.decide.rules import NearSignal, RuleSet
+from bot.decide.rules import NearSignal, RuleSet, label_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,8 @@ class MatchReport:
     traditional: list[str]
     confusers: list[str]
     truncated: bool
+    context_labels: dict[str, str] = field(default_factory=dict)
+    """Generic labels that added context, by kind (``ml``, ``security``)."""
 
 
 # (pattern index, key start, key end): offsets into the padded text, as the automaton reports
@@ -230,7 +233,9 @@ class Matcher:
         self._pattern_roles: list[_Role] = []
         self._gate_set = re2.Set.SearchSet()
         self._gate_pattern_ids: list[str] = []
+        # Tracker labels: exact keys in a dict, globs ("threat/*") tried one by one (few).
         self._labels: dict[str, list[str]] = defaultdict(list)
+        self._label_globs: list[tuple[str, str]] = []
         # Proximity signals. A term shared by twenty signals is matched once; its bits say which
         # group of which signal it belongs to (4 bits per signal, one per group), so the
         # signals with every group present are found with a few integer operations.
@@ -262,8 +267,16 @@ class Matcher:
                 self._add_pattern(sig.text, _Role("pattern", rule.id, sig.weight, sig.name))
             for conf in rule.confusers:
                 threat[conf].append(_Role("confuser", rule.id))
-            for label in rule.labels:
-                self._labels[label].append(rule.id)
+            own = (label_key(settings.label_threat.format(id=rule.id)), rule.id)
+            for label in dict.fromkeys((*rule.labels, *own)):
+                if any(c in label for c in "*?["):
+                    self._label_globs.append((label, rule.id))
+                elif rule.id not in self._labels[label]:
+                    self._labels[label].append(rule.id)
+        self._context_labels = {
+            kind: ({p for p in pats if not any(c in p for c in "*?[")},
+                   [p for p in pats if any(c in p for c in "*?[")])
+            for kind, pats in settings.context_labels.items()}
         for conf in settings.confusers:
             threat[conf].append(_Role("confuser"))
         for anchor in settings.anchors:
@@ -446,7 +459,11 @@ class Matcher:
         traditional: list[str] = []
         gates: set[str] = set()
         scanner = self._scanner
-        title_anchored = False
+        label_rules, label_context = self.read_labels(issue.labels)
+        # An ML-context label ("ml", "ai") anchors every ambiguous word, like an anchor in the
+        # title; a security label counts as vulnerability phrasing (cancels the research gate).
+        title_anchored = "ml" in label_context
+        title_mention = False
         for where, text, prose_len in (("title", title, len(title)), ("body", body, len(prose))):
             if not text:
                 continue
@@ -484,18 +501,33 @@ class Matcher:
                 if name not in traditional:
                     traditional.append(name)
             if gate or self._gate_pattern_ids:
-                gates |= self._gate_ids(padded, gate, prose_len + 1)
+                found_gates = self._gate_ids(padded, gate, prose_len + 1)
+                if where == "title" and "mention" in found_gates:
+                    # A title that says what the issue is ("Docs: ...", "Paper summary: ...",
+                    # "feat(...)") holds even where the body describes the attack it is about.
+                    title_mention = True
+                gates |= found_gates
 
-        for label in issue.labels:
-            for rule_id in self._labels.get(label.casefold(), ()):
-                name = f"label: {label}"
-                if name not in seen[rule_id]:
-                    seen[rule_id][name] = (1.0, "labels", "label")
+        # A threat label is a person's statement: it decides its category whatever the text
+        # says and no gate scales it (its weight is the threshold, added after the gates).
+        label_weight = max(settings.threshold, 1.0)
+        for label, rule_id in label_rules:
+            name = f"label: {label}"
+            if name not in seen[rule_id]:
+                seen[rule_id][name] = (label_weight, "labels", "label")
+        if "security" in label_context:
+            gates.add("vulnerability")
 
         factor = 1.0
         gate_defs = settings.gates
-        if "research" in gates and "vulnerability" not in gates:
-            factor *= gate_defs["research"].factor
+        # Research, mention and any other gate an install adds: the strongest one holds,
+        # unless vulnerability phrasing says this is a report after all. Negation always holds.
+        holding = [gate_defs[g].factor for g in gates
+                   if g not in ("vulnerability", "negation") and g in gate_defs]
+        if holding and "vulnerability" not in gates:
+            factor *= min(holding)
+        elif title_mention:
+            factor *= gate_defs["mention"].factor
         if "negation" in gates:
             factor *= gate_defs["negation"].factor
         # Only categories with something to show get a report; the rest scored nothing.
@@ -510,9 +542,33 @@ class Matcher:
                     (Hit(name, w, where, kind) for name, (w, where, kind) in signals.items()),
                     key=_HIT_ORDER)
                 report.raw = sum(h.weight for h in report.hits)
-                report.score = report.raw * factor
+                from_labels = (sum(h.weight for h in report.hits if h.kind == "label")
+                               if label_rules else 0.0)
+                report.score = (report.raw - from_labels) * factor + from_labels
             reports[rule_id] = report
-        return MatchReport(reports, cues, gates, factor, traditional, confusers, truncated)
+        return MatchReport(reports, cues, gates, factor, traditional, confusers, truncated,
+                           label_context)
+
+    def read_labels(
+        self, labels: tuple[str, ...]
+    ) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """(label, rule id) for each threat label, and the generic labels by the context they
+        add (``ml``, ``security``: first label of each)."""
+        rules: list[tuple[str, str]] = []
+        context: dict[str, str] = {}
+        for label in labels:
+            key = label_key(label)
+            if not key:
+                continue
+            ids = list(self._labels.get(key, ()))
+            ids += [rid for pat, rid in self._label_globs
+                    if rid not in ids and fnmatch.fnmatchcase(key, pat)]
+            rules += [(label, rid) for rid in ids]
+            for kind, (exact, globs) in self._context_labels.items():
+                if kind not in context and (key in exact or any(
+                        fnmatch.fnmatchcase(key, p) for p in globs)):
+                    context[kind] = label
+        return rules, context
 
     def _ambiguous(
         self,

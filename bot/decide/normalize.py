@@ -9,6 +9,8 @@ letters, digits and single spaces, so phrases match on word boundaries.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 
 # Characters that render as nothing; attackers put them inside keywords.
@@ -51,10 +53,12 @@ def _single_spaced(raw: bytes) -> bytes:
     return b" ".join(raw.split())
 
 
-try:  # the compiled one-pass version, when the install could build it (setup.py)
+try:  # the compiled one-pass versions, when the install could build them (setup.py)
     from bot.decide._speedups import collapse as _collapse
+    from bot.decide._speedups import collapse_cjk as _collapse_cjk
 except ImportError:  # pragma: no cover - exercised where no C compiler is found
     _collapse = None
+    _collapse_cjk = None
 
 
 def _fold_ascii(raw: bytes, table: bytes) -> bytes:
@@ -65,10 +69,34 @@ def _fold_ascii(raw: bytes, table: bytes) -> bytes:
     return _single_spaced(raw.translate(table))
 
 
+# Kana and CJK ideographs (U+3040..U+9FFF) as UTF-8: scripts written without spaces between
+# words. Each such character becomes its own token, so a phrase matches inside a run of text
+# without spaces ("训练数据投毒" holds "投毒") while matches stay on token boundaries. Done on
+# the bytes with one C-level substitution (a per-character str.translate is several times
+# slower on CJK text).
+_CJK = re.compile(rb"(?:\xe3[\x81-\xbf]|[\xe4-\xe9][\x80-\xbf])[\x80-\xbf]")
+
+
+def _fold_one(c: str) -> str:
+    folded = _FOLD.get(c)
+    if folded is not None:
+        return folded
+    if not c.isalnum():
+        return " "
+    if 0xC0 <= ord(c) <= 0x24F:
+        # Latin letters lose their accents ("entraînement" = "entrainement"): reporters drop
+        # them as often as not, and phrases are folded the same way.
+        return "".join(x for x in unicodedata.normalize("NFD", c)
+                       if not unicodedata.combining(x)) or c
+    return c
+
+
+@functools.lru_cache(maxsize=8192)
 def _fold_char(ch: str) -> str:
-    """One character after NFKC: casefolded, then look-alikes folded, invisibles dropped and
-    other non-letters (’ — “ … emoji) made spaces."""
-    return "".join(_FOLD.get(c, c if c.isalnum() else " ") for c in ch.casefold())
+    """One character after NFKC: casefolded, then look-alikes folded, invisibles dropped,
+    Latin accents dropped and other non-letters (’ — “ … emoji)
+    made spaces. Cached: the same few characters (’ — é) come back in every text."""
+    return "".join(_fold_one(c) for c in ch.casefold())
 
 
 def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:
@@ -94,6 +122,13 @@ def normalize_bytes(text: str, max_chars: int | None = None) -> bytes:
         else:
             for ch, f in folds.items():
                 raw = raw.replace(ch.encode("utf-8", "surrogatepass"), f.encode())
+        # max() is one C call; most texts' largest character is a quote or a dash.
+        if max(distinct, default="") >= "\u3040" and any(
+                "\u3040" <= ch <= "\u9fff" for ch in distinct):
+            if _collapse is not None and _collapse_cjk is not None:
+                spaced: bytes = _collapse_cjk(raw, _UTF8_LOWER)
+                return spaced
+            raw = _CJK.sub(rb" \g<0> ", raw)
         return _fold_ascii(raw, _UTF8_LOWER)
     return _fold_ascii(text.encode("ascii"), _ASCII_LOWER)
 

@@ -89,6 +89,14 @@ def is_bot_label(label: str, settings: Settings) -> bool:
     )
 
 
+def human_category(label: str, settings: Settings) -> str | None:
+    """The category id a ``threat/<id>`` label names (None for any other label)."""
+    prefix, _, suffix = settings.label_threat.partition("{id}")
+    if prefix and label.startswith(prefix) and label.endswith(suffix):
+        return label[len(prefix): len(label) - len(suffix)] or None
+    return None
+
+
 def desired_labels(decision: Decision, settings: Settings) -> list[str]:
     """The bot's labels for ``decision``, in a stable order."""
     if not decision.is_threat:

@@ -142,6 +142,10 @@ class Settings:
     confusers: tuple[str, ...]
     custom_categories: tuple[str, ...] = ()
     """Category ids beyond the nine of the bug bar, declared on purpose in a settings.yml."""
+    context_labels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Generic tracker labels that add context but never a category alone, by what they add:
+    ``ml`` (ML context for ambiguous words), ``security`` (counts as vulnerability phrasing).
+    Label keys (see ``label_key``); may be globs."""
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,15 @@ _EXAMPLE_KEYS = {"title", "body", "labels"}
 _SETTINGS_KEYS = {
     "version", "source", "seed_ranges", "max_input_chars", "threshold", "title_weight",
     "anchor_window", "labels", "routes", "ssirp_requires", "anchors", "cues", "gates",
-    "traditional", "confusers", "custom_categories",
+    "traditional", "confusers", "custom_categories", "context_labels",
 }
+CONTEXT_LABEL_KINDS = ("ml", "security")
+
+
+def label_key(label: str) -> str:
+    """A tracker label as rules compare it: case-folded, runs of spaces, ``_`` and ``-`` made
+    one ``-`` (Jira writes spaces as ``_``), so ``Model Extraction`` = ``model-extraction``."""
+    return "-".join(label.strip().casefold().replace("_", " ").replace("-", " ").split())
 _LABEL_KEYS = {"threat", "severity", "route", "opt_out"}
 
 
@@ -492,7 +503,7 @@ def _load_rule(path: Path, settings: Settings | None, checker: _Checker) -> Rule
     near: list[NearSignal] = []
     if signals is not None:
         checker.keys(signals, _SIGNAL_KEYS, "signals")
-        labels = [lbl.casefold() for lbl, _ in checker.str_list(signals, "labels", "signals")]
+        labels = [label_key(lbl) for lbl, _ in checker.str_list(signals, "labels", "signals")]
         phrases = _signals(checker, signals, "phrases", "signals", 1.0)
         ambiguous = _signals(checker, signals, "ambiguous", "signals", 0.5)
         patterns = _signals(checker, signals, "patterns", "signals", 1.0)
@@ -645,6 +656,16 @@ def _parse_settings(data: LocatedDict, checker: _Checker) -> Settings | None:
         if required not in gates:
             checker.error(gmap.line, f"gates needs {required!r}")
 
+    context_labels: dict[str, tuple[str, ...]] = {}
+    cl = data.get("context_labels")
+    if cl is not None:
+        clmap = checker.mapping(cl, data.line_of("context_labels"), "context_labels")
+        if clmap is not None:
+            checker.keys(clmap, set(CONTEXT_LABEL_KINDS), "context_labels")
+            for kind in CONTEXT_LABEL_KINDS:
+                context_labels[kind] = tuple(
+                    label_key(t) for t, _ in checker.str_list(clmap, kind, "context_labels"))
+
     max_chars = int(checker.number(data, "max_input_chars", 65536, "settings"))
     if checker.issues:
         return None
@@ -661,6 +682,7 @@ def _parse_settings(data: LocatedDict, checker: _Checker) -> Settings | None:
         traditional=tuple(_text_list(checker, data, "traditional", "settings")),
         confusers=tuple(_text_list(checker, data, "confusers", "settings")),
         custom_categories=tuple(custom),
+        context_labels=context_labels,
     )
 
 

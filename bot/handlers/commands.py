@@ -47,7 +47,7 @@ from bot.errors import http_status
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage
 from bot.providers.base import IssueSnapshot, Tracker
-from bot.store import IssueState
+from bot.store import Correction, IssueState
 from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.commands")
@@ -372,7 +372,8 @@ class Commands:
                     "apply that category.")
         if command.kind not in (CommandKind.SET_SEVERITY, CommandKind.SET_ROUTE):
             return None
-        top = self.triage.decide(issue.snapshot, issue.overrides).top
+        top = self.triage.decide(issue.snapshot, issue.overrides,
+                                 self.triage.bot_applied(str(issue.ref))).top
         if top is None:
             what = "a severity" if command.kind is CommandKind.SET_SEVERITY else "a route"
             return (f"this issue has no AI/ML threat category, so it cannot take {what}. "
@@ -440,6 +441,7 @@ class Commands:
                 state.overrides = overrides
 
             self.store.update_issue_state(str(ref), mutate)
+            self._keep_correction(event, issue, applied)
         result = self.triage.run(tracker, ref, snapshot=issue.snapshot,
                                  delivery_id=event.delivery_id)
         log.info("triage after commands", extra={"issue": str(ref), "triage": result.outcome})
@@ -459,6 +461,24 @@ class Commands:
             if http_status(exc) not in (404, 410):
                 raise
             log.info("comment gone before its reaction", extra={"issue": str(ref)})
+
+    def _keep_correction(self, event: Event, issue: _Issue, applied: list[Command]) -> None:
+        """A category or not-a-threat decision becomes a labelled example (the issue's text
+        and labels as they are now), for ``bugbar corrections export``."""
+        decisive = [c for c in applied
+                    if c.kind in (CommandKind.SET_CATEGORY, CommandKind.NOT_A_THREAT)]
+        if not decisive:
+            return
+        last = decisive[-1]
+        expect = (last.arg,) if last.kind is CommandKind.SET_CATEGORY and last.arg else ()
+        snap = issue.snapshot
+        settings = self.ruleset.settings
+        # Labels in the bot's namespaces (threat/*, severity/*, route/*) are the answer, not
+        # part of the example.
+        labels = tuple(lbl for lbl in snap.labels if not is_bot_label(lbl, settings))
+        self.store.record_correction(Correction(
+            str(issue.ref), snap.title, snap.body, labels, expect,
+            confidential=bool(event.confidential or snap.confidential)))
 
     def _reply(self, out: _Outcome, *, confidential: bool) -> str:
         """One reply for everything a person needs to read; empty when nothing is."""
@@ -485,10 +505,12 @@ class Commands:
         """Evidence, gates and cues behind the decision: rule names and scores only."""
         snap = issue.snapshot
         settings = self.ruleset.settings
-        labels = tuple(lbl for lbl in snap.labels if not is_bot_label(lbl, settings))
+        applied = self.triage.bot_applied(str(issue.ref))
+        labels = tuple(lbl for lbl in snap.labels if not is_bot_label(lbl, settings)
+                       or (applied is not None and lbl not in applied))
         report = self.triage.classifier.explain(Issue(str(snap.ref), snap.title, snap.body,
                                                       labels))
-        current = self.triage.decide(snap, issue.overrides)
+        current = self.triage.decide(snap, issue.overrides, applied)
         return render_explain(report, current, self.ruleset)
 
 
@@ -538,7 +560,9 @@ def render_explain(report: Mapping[str, Any], current: Decision, ruleset: RuleSe
             if unanchored:
                 evidence += ("; " if evidence else "") + \
                     f"ignored without ML context: {_phrases(unanchored)}"
-            fired = "yes" if cat["fired"] else "no"
+            held = cat.get("held_by") or []
+            fired = ("yes" if cat["fired"] else
+                     f"no: held by gate {_phrases(list(held))}" if held else "no")
             lines.append(f"| `{cat['category']}` | {cat['score']} | {fired} | "
                          f"{evidence or '—'} |")
     else:

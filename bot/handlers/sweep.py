@@ -787,6 +787,11 @@ class Sweep:
             routes = _bot_labels(snap.labels, settings.label_route)
         plan = result.plan if result is not None else None
         actions = tuple(plan.describe()) if plan is not None and not plan.is_noop else ()
+        if (applied and plan is not None and plan.protect and result is not None
+                and result.handoff is not None and result.handoff.refused):
+            # The report says what happened, not what was planned: a refused step wrote nothing.
+            refused = f"protect refused ({result.handoff.refused}): {plan.protect_step} by hand"
+            actions = tuple(refused if a.startswith("protect: ") else a for a in actions)
         # The comment quotes nothing from the issue, so it is safe to show even when the title
         # is withheld.
         comment = plan.comment_body if actions and plan is not None else ""

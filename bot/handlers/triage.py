@@ -10,14 +10,14 @@ import json
 import logging
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.decide.classify import Classifier
 from bot.decide.handoff import HandOffState
 from bot.decide.model import Decision, Issue, Severity
-from bot.decide.plan import CommentAction, Plan, is_bot_label, plan_issue
+from bot.decide.plan import CommentAction, Plan, human_category, is_bot_label, plan_issue
 from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import RuleSet, Settings
 from bot.events.model import IssueRef
@@ -157,12 +157,36 @@ class Triage:
         return self.classifier.ruleset.settings
 
     def decide(
-        self, snapshot: IssueSnapshot, overrides: Mapping[str, str]
+        self, snapshot: IssueSnapshot, overrides: Mapping[str, str],
+        bot_applied: Iterable[str] | None = None,
     ) -> Decision:
-        """Classify the issue's current text; the bot's own labels are not evidence."""
-        labels = tuple(lbl for lbl in snapshot.labels if not is_bot_label(lbl, self.settings))
+        """Classify the issue's current text and labels; the bot's own labels are not evidence.
+
+        ``bot_applied`` is what the store or the marker says the bot applied (None: unknown).
+        A ``threat/<id>`` label the bot did not apply was set by a person: it is evidence and,
+        unless a ``/triage`` decision says otherwise, that person's choice of category. When
+        the bot's labels are unknown, every label in its namespaces is left out, as before.
+        """
+        applied = set(bot_applied) if bot_applied is not None else None
+        labels = tuple(lbl for lbl in snapshot.labels
+                       if not is_bot_label(lbl, self.settings)
+                       or (applied is not None and lbl not in applied
+                           and human_category(lbl, self.settings) is not None))
         issue = Issue(str(snapshot.ref), snapshot.title, snapshot.body, labels)
+        chosen = [c for lbl in labels if (c := human_category(lbl, self.settings))
+                  and c in self.classifier.ruleset.rules]
+        if chosen and not (overrides.get("category") or overrides.get("not_a_threat")):
+            overrides = {**overrides, "category": chosen[0]}
         return self.classifier.classify(issue, overrides)
+
+    def bot_applied(self, key: str, marker: Marker | None = None) -> set[str] | None:
+        """The bot's labels on an issue as the store (else the marker) remembers them."""
+        state = self.store.get_issue_state(key)
+        if state is not None and state.decision_hash:
+            return set(state.applied_labels)
+        if marker is not None and marker.applied is not None:
+            return set(marker.applied)
+        return None
 
     def run(
         self,
@@ -219,13 +243,17 @@ class Triage:
             self.store.record_decision(key, delivery_id or None,
                                        json.dumps(decision_record(decision, plan)), True)
             return TriageResult("dry-run" if self.dry_run else "held", decision, plan)
+        # Only the /triage decisions are stored: a category taken from a person's label lasts
+        # as long as the label does.
+        stored = (state.overrides if state and state.overrides
+                  else (marker.overrides if marker else {}))
         if plan.is_noop:
-            self._remember(key, snap, plan, comment_id, decision)
+            self._remember(key, snap, plan, comment_id, decision, stored)
             return TriageResult("unchanged", decision, plan, handoff=done)
         request = _request(decision, self.classifier.ruleset, snap)
         comment_id, writes, done = self._apply(tracker, ref, plan, comment_id, done,
                                                planned.replan, request)
-        self._remember(key, snap, plan, comment_id, decision)
+        self._remember(key, snap, plan, comment_id, decision, stored)
         if not writes:
             # Only real writes count as triaged: outcome, metrics and sweep caps follow this.
             return TriageResult("unchanged", decision, plan, handoff=done)
@@ -239,12 +267,14 @@ class Triage:
     ) -> _Planned:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
-        decision = self.decide(snap, overrides)
         # What the bot applied before: the store knows; without it, the marker remembers. A
         # state that triage never wrote (only slash-command bookkeeping) knows nothing of labels.
         applied_before = (state.applied_labels if state is not None and state.decision_hash
                           else (set(marker.applied) if marker and marker.applied is not None
                                 else None))
+        if applied_before is None and comment_id is None:
+            applied_before = set()  # the bot never wrote here: every label is a person's
+        decision = self.decide(snap, overrides, applied_before)
         done = handoff_state(state, marker)
         critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
         needs_protect = (critical and not snap.confidential
@@ -304,9 +334,21 @@ class Triage:
             done, wrote = self._protect(tracker, ref, plan, done, request)
             writes += wrote
             comment_plan = make_plan(done)
-        # Comment next: a failure after it is retried, and the retry finds the comment by its
-        # marker and edits (or leaves) it; it never posts a second one. Before each write the
-        # worker's lease is checked: once it is lost another worker owns this delivery.
+        # Labels before the comment: the comment's marker records the labels the bot applied,
+        # and a run killed between the two must not leave a marker claiming labels that are
+        # not there (the re-run would take them for labels a human removed, and never add
+        # them). Before each write the worker's lease is checked: once it is lost another
+        # worker owns this delivery.
+        if plan.add_labels:
+            ensure_held()
+            tracker.add_labels(ref, list(plan.add_labels))
+            writes += 1
+        for label in plan.remove_labels:
+            ensure_held()
+            tracker.remove_label(ref, label)
+            writes += 1
+        # Then the comment: a failure after it is retried, and the retry finds the comment by
+        # its marker and edits (or leaves) it; it never posts a second one.
         ensure_held()
         if comment_plan.comment is CommentAction.CREATE:
             new_id = tracker.create_comment(ref, comment_plan.comment_body).id
@@ -315,14 +357,6 @@ class Triage:
             writes += 1
         elif comment_plan.comment is CommentAction.EDIT and comment_id is not None:
             tracker.edit_comment(ref, comment_id, comment_plan.comment_body)
-            writes += 1
-        if plan.add_labels:
-            ensure_held()
-            tracker.add_labels(ref, list(plan.add_labels))
-            writes += 1
-        for label in plan.remove_labels:
-            ensure_held()
-            tracker.remove_label(ref, label)
             writes += 1
         if plan.escalate:
             if plan.escalate_write:
@@ -370,7 +404,7 @@ class Triage:
 
     def _remember(
         self, key: str, snap: IssueSnapshot, plan: Plan, comment_id: str | None,
-        decision: Decision,
+        decision: Decision, overrides: Mapping[str, str],
     ) -> None:
         def mutate(state: IssueState) -> None:
             state.applied_labels = set(plan.applied_labels)
@@ -380,7 +414,8 @@ class Triage:
             state.content_hash = content_hash(snap)
             state.updated_at = snap.updated_at.isoformat() if snap.updated_at else None
             state.rules_version = decision.rules_version
-            state.overrides = dict(decision.overrides)
+            state.overrides = {k: v for k, v in decision.overrides.items()
+                               if k in overrides}
 
         self.store.update_issue_state(key, mutate)
 

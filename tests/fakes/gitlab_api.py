@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from tests.fakes._http import FakeHandler, FakeHTTPServer, FaultRule
+from tests.fakes._http import Chaos, FakeHandler, FakeHTTPServer, FaultRule
 
 __all__ = [
     "ACCESS",
@@ -338,6 +338,8 @@ class FakeGitLab(FakeHTTPServer):
         # injected faults; ``writes``: state changes made through the API, as readable
         # strings (see module docstring).
 
+        self.chaos: Chaos | None = None
+        """Random 502 / 429 / slow answers (see :class:`Chaos`); None: none."""
         self.token = token
         self.bot_user = self.add_user(username, bot=bot, name="Bugbar Bot" if bot else username)
         self.add_token(token, username)
@@ -2010,8 +2012,24 @@ class _Handler(FakeHandler):
         fake: FakeGitLab = self.server.fake  # type: ignore[attr-defined]
         body = self.read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
+        chaos, wait = fake.chaos.draw(self.path) if fake.chaos is not None else (None, 0.0)
+        if chaos == "slow":
+            time.sleep(wait)
+        if chaos in ("fail", "rate_limit"):
+            assert fake.chaos is not None
+            status = 429 if chaos == "rate_limit" else 502
+            extra_headers = {"Content-Type": "application/json"}
+            if chaos == "rate_limit":
+                extra_headers["Retry-After"] = str(fake.chaos.retry_after)
+            message = "Retry later" if chaos == "rate_limit" else "502 Bad Gateway"
+            self.write_reply(status, extra_headers,
+                             json.dumps({"message": message}).encode(), bodyless=())
+            return
         try:
             resp = fake._handle(self.command, self.path, headers, body)
+            if chaos == "fail_after" and resp is not None:  # done, answer lost
+                resp = _Response(502, json.dumps({"message": "502 Bad Gateway"}).encode(),
+                                 {"Content-Type": "application/json"})
         except Exception as exc:  # a bug in the fake: answer like GitLab's 500
             resp = _Response(
                 500,
