@@ -6,10 +6,12 @@ Everything here is I/O at the edge: read the environment, build trackers, start 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -175,6 +177,11 @@ def open_store(config: Config, *, create: bool = True, workers: int = 0) -> Stor
     from bot.store_base import is_postgres_url, sqlite_path
 
     path = config.state_path
+    if not is_postgres_url(path):
+        with contextlib.suppress(ValueError):  # reported below, with the other cases
+            if sqlite_path(path).is_dir():
+                raise CliError(f"state {path} is a folder: --state / BUGBAR_STATE names the "
+                               f"database file, e.g. {Path(path) / 'bugbar.db'}")
     if not create and not is_postgres_url(path):
         try:
             exists = sqlite_path(path).is_file()
@@ -196,6 +203,9 @@ def open_store(config: Config, *, create: bool = True, workers: int = 0) -> Stor
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot open state {_shown(path)}: {exc} (--state or BUGBAR_STATE)"
                        ) from None
+    except sqlite3.Error as exc:  # e.g. a file in a folder bugbar may not write to
+        raise CliError(f"cannot open state {_shown(path)}: {exc}; give a file bugbar can "
+                       "create and write (--state or BUGBAR_STATE)") from None
 
 
 def _shown(location: str) -> str:

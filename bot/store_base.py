@@ -24,6 +24,7 @@ The contract (tests/test_store_contract.py runs the same tests against both):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -172,9 +173,14 @@ def sqlite_path(target: str) -> Path:
         rest = target[len("sqlite:"):]
         if rest.startswith("//"):
             rest = rest[2:]  # sqlite:///abs/path -> /abs/path; sqlite://rel -> rel
-        if not rest:
+        if not rest or rest.endswith("/"):
             raise ValueError("sqlite: needs a file, e.g. sqlite:///var/lib/bugbar/bugbar.db")
         return Path(rest)
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", target)
+    if scheme:
+        # Not a file name: "mysql://db/x" would otherwise become the folders ./mysql:/db.
+        raise ValueError(f"{scheme.group(1)}:// is not a state bugbar can use: give a SQLite "
+                         "file (bugbar.db, sqlite:///path/bugbar.db) or a postgresql:// URL")
     return Path(target)
 
 

@@ -160,3 +160,32 @@ def test_old_records_without_comment_say_so() -> None:
                          False, 0.0)
     text = format_decisions([rec])
     assert "not an AI/ML threat" in text and "not recorded" in text
+
+
+# --------------------------------------------------------------------------- wrong state
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["read", "create"])
+def test_a_state_that_is_not_a_file_is_one_usage_error(tmp_path: Path, monkeypatch:
+                                                       pytest.MonkeyPatch, create: bool) -> None:
+    """A folder, another database's URL or an unwritable place: exit 2 naming BUGBAR_STATE,
+    never an sqlite3 error with exit 1, never a folder called ``mysql:``."""
+    from dataclasses import replace
+
+    from bot.app_cli import open_store
+    from bot.cli import CliError
+    from bot.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "state"
+    folder.mkdir()
+    cases = {str(folder): "is a folder", "mysql://db/bugbar": "mysql:// is not a state",
+             "sqlite:///": "sqlite: needs a file"}
+    if create:
+        cases["/proc/bugbar.db"] = "give a file bugbar can create and write"
+    for state, words in cases.items():
+        with pytest.raises(CliError) as info:
+            open_store(replace(Config(), state_path=state), create=create)
+        assert words in str(info.value) and "BUGBAR_STATE" in str(info.value), state
+        assert info.value.code == 2
+    assert not (tmp_path / "mysql:").exists()
