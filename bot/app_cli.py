@@ -488,6 +488,17 @@ def _event_headers(provider: str, event: str, delivery: str) -> dict[str, str]:
     return {"X-Atlassian-Webhook-Identifier": delivery}
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _find_dead(store: Store, ident: str, action: str = "retry") -> int:
     """The number of the dead letter ``ident`` names: ``7``, ``#7`` or its delivery id."""
     dead = store.dead_letters()
@@ -541,7 +552,10 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     config = load_config(args)
     store = open_store(config, create=False)
     try:
-        key = issue_key(args.issue) if args.issue else None
+        try:
+            key = issue_key(args.issue) if args.issue else None
+        except ValueError as exc:
+            raise CliError(f"decisions: {exc}") from None
         records = store.recent_decisions(limit=args.limit, key=key)
     finally:
         store.close()
@@ -652,7 +666,7 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     p.add_argument("issue", nargs="?", metavar="ISSUE",
                    help="only this issue: github:owner/repo#12, gitlab:group/project#3, "
                         "jira:KEY-7 (owner/repo#12 and KEY-7 work too)")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
+    p.add_argument("--limit", type=_positive, default=20, metavar="N",
                    help="show the latest N (default 20)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default) or one JSON object per decision")

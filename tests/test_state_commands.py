@@ -151,6 +151,21 @@ def test_issue_keys() -> None:
     assert issue_key("o/r#12") == "github:o/r#12"
     assert issue_key("gitlab:g/p#3") == "gitlab:g/p#3"
     assert issue_key("SEC-7") == "jira:SEC-7"
+    assert issue_key("gitlab:g/sub/p#3") == "gitlab:g/sub/p#3"
+
+
+@pytest.mark.parametrize("spec", ["o/r", "github:o/r", "o/r#x", "jira:sec-7", "#12"])
+def test_a_key_that_can_match_nothing_is_an_error(db: Path, capsys: Capture, spec: str) -> None:
+    assert main(["decisions", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"decisions: {spec!r} is not an issue" in err
+
+
+def test_limit_must_be_positive(db: Path, capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["decisions", "--limit", "-1"])
+    assert info.value.code == 2
+    assert "--limit: must be at least 1" in capsys.readouterr().err
 
 
 def test_old_records_without_comment_say_so() -> None:
