@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Bot, TrackerFor
-from bot.cli import CliError, load_ruleset
+from bot.cli import CliError, build_classifier, load_ruleset
 from bot.config import Config, ConfigError
-from bot.decide.classify import Classifier
 from bot.decide.commands import CommandPolicy, PolicyError
 from bot.errors import http_status
 from bot.events.model import Event, IssueRef, WebhookError
@@ -154,8 +153,8 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
     """The router with its classifier, store, trackers and handlers."""
     from bot.handlers.commands import Commands
 
-    classifier = Classifier(load_ruleset(getattr(args, "rules", None) or
-                                         list(config.rules_dirs) or None))
+    dirs = getattr(args, "rules", None) or list(config.rules_dirs) or None
+    classifier = build_classifier(load_ruleset(dirs), args, list(dirs or ()))
     try:
         policy = CommandPolicy.from_dict(dict(config.command_policy))
     except PolicyError as exc:

