@@ -715,10 +715,11 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), base_dir: Path | None = No
                     settings_data, data)
             digest.update(settings_path.read_bytes())
         found = sorted(directory.glob("*.y*ml"))
-        if not found:
+        if not found and not (directory / "examples").is_dir():
             # Almost always a wrong --rules / BUGBAR_RULES path (a folder of other files):
             # loading on silently would run the shipped rules as if the override applied.
-            issues.append(RuleIssue(str(directory), 0, "no rule files (*.yml) in this folder"))
+            issues.append(RuleIssue(str(directory), 0, "no rule files (*.yml) and no examples/ "
+                                    "in this folder"))
         for path in found:
             if path.name in ("settings.yml", "settings.yaml"):
                 continue
