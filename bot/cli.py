@@ -368,9 +368,15 @@ def read_labelled(path: Path) -> Iterator[tuple[LabelledItem, Issue]]:
 def evaluate(classifier: Classifier, files: list[Path]) -> EvalResult:
     """Classify every labelled item in ``files`` and score the results."""
     result = EvalResult()
+    items = 0
     for path in files:
         for item, issue in read_labelled(path):
             result.add(item, classifier.classify(issue))
+            items += 1
+    if not items:
+        # 0/0 would print an accuracy of 0.000 and pass any --max-fp-rate gate.
+        raise CliError(f"{', '.join(map(str, files))}: no labelled issues to evaluate "
+                       "(expected one JSON object per line with an 'expect' field)")
     return result
 
 

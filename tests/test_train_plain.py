@@ -26,7 +26,7 @@ KEYS = {"id", "title", "body", "labels", "expect", "severity", "kind", "lang", "
 
 
 def _seed_ranges() -> dict[str, tuple[str, str]]:
-    # The shipped rule set is the single source of the seed ranges (DESIGN.md §1).
+    # The shipped rule set is the single source of the seed ranges (bot/rules/*.yml).
     seed = load_rules().settings.seed_ranges
     return {cat: (low.name.lower(), high.name.lower()) for cat, (low, high) in seed.items()}
 
