@@ -6,19 +6,20 @@ Everything here is I/O at the edge: read the environment, build trackers, start 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bot.app import Bot, TrackerFor
-from bot.cli import CliError, load_ruleset
+from bot.cli import CliError, build_classifier, load_ruleset
 from bot.config import Config, ConfigError
-from bot.decide.classify import Classifier
 from bot.decide.commands import CommandPolicy, PolicyError
 from bot.errors import http_status
 from bot.events.model import Event, IssueRef, WebhookError
@@ -152,8 +153,8 @@ def build_bot(config: Config, args: argparse.Namespace, metrics: Metrics | None,
     """The router with its classifier, store, trackers and handlers."""
     from bot.handlers.commands import Commands
 
-    classifier = Classifier(load_ruleset(getattr(args, "rules", None) or
-                                         list(config.rules_dirs) or None))
+    dirs = getattr(args, "rules", None) or list(config.rules_dirs) or None
+    classifier = build_classifier(load_ruleset(dirs), args, list(dirs or ()))
     try:
         policy = CommandPolicy.from_dict(dict(config.command_policy))
     except PolicyError as exc:
@@ -175,6 +176,11 @@ def open_store(config: Config, *, create: bool = True, workers: int = 0) -> Stor
     from bot.store_base import is_postgres_url, sqlite_path
 
     path = config.state_path
+    if not is_postgres_url(path):
+        with contextlib.suppress(ValueError):  # reported below, with the other cases
+            if sqlite_path(path).is_dir():
+                raise CliError(f"state {path} is a folder: --state / BUGBAR_STATE names the "
+                               f"database file, e.g. {Path(path) / 'bugbar.db'}")
     if not create and not is_postgres_url(path):
         try:
             exists = sqlite_path(path).is_file()
@@ -196,6 +202,9 @@ def open_store(config: Config, *, create: bool = True, workers: int = 0) -> Stor
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot open state {_shown(path)}: {exc} (--state or BUGBAR_STATE)"
                        ) from None
+    except sqlite3.Error as exc:  # e.g. a file in a folder bugbar may not write to
+        raise CliError(f"cannot open state {_shown(path)}: {exc}; give a file bugbar can "
+                       "create and write (--state or BUGBAR_STATE)") from None
 
 
 def _shown(location: str) -> str:
@@ -478,7 +487,18 @@ def _event_headers(provider: str, event: str, delivery: str) -> dict[str, str]:
     return {"X-Atlassian-Webhook-Identifier": delivery}
 
 
-def _find_dead(store: Store, ident: str) -> int:
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _find_dead(store: Store, ident: str, action: str = "retry") -> int:
     """The number of the dead letter ``ident`` names: ``7``, ``#7`` or its delivery id."""
     dead = store.dead_letters()
     by_id = [d.pk for d in dead if d.delivery_id == ident]
@@ -488,24 +508,29 @@ def _find_dead(store: Store, ident: str) -> int:
     if number.isdigit() and any(d.pk == int(number) for d in dead):
         return int(number)
     known = ", ".join(f"#{d.pk} ({d.delivery_id})" for d in dead[:5]) or "none"
-    raise CliError(f"deliveries retry: no dead delivery {ident!r} (dead letters: {known}; "
+    raise CliError(f"deliveries {action}: no dead delivery {ident!r} (dead letters: {known}; "
                    "bugbar deliveries lists them)")
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    """``bugbar deliveries [list|retry]``: the dead-letter queue."""
+    """``bugbar deliveries [list|retry|drop]``: the dead-letter queue."""
     config = load_config(args)
     if args.action == "list" and args.id is not None:
         raise CliError(f"deliveries list takes no id (got {args.id!r}); "
                        f"to queue one again: bugbar deliveries retry {args.id}")
     store = open_store(config, create=False)
     try:
-        if args.action == "retry":
+        if args.action in ("retry", "drop"):
             if args.all == (args.id is not None):
-                raise CliError("deliveries retry needs one delivery (number or id, as "
-                               "bugbar deliveries lists them) or --all")
-            count = store.retry_dead(None if args.all else _find_dead(store, args.id))
-            print(f"{count} delivery(ies) queued again")
+                raise CliError(f"deliveries {args.action} needs one delivery (number or id, "
+                               "as bugbar deliveries lists them) or --all")
+            pk = None if args.all else _find_dead(store, args.id, args.action)
+            if args.action == "retry":
+                print(f"{store.retry_dead(pk)} delivery(ies) queued again")
+            else:
+                # Dropped, not deleted: the id stays known, so a redelivery is a duplicate.
+                print(f"{store.drop_dead(pk)} dead delivery(ies) dropped (not run; "
+                      "no longer dead letters)")
             return 0
         stats = store.stats()
         print(f"inbox: {', '.join(f'{k} {v}' for k, v in sorted(stats.items()))}")
@@ -526,7 +551,10 @@ def cmd_decisions(args: argparse.Namespace) -> int:
     config = load_config(args)
     store = open_store(config, create=False)
     try:
-        key = issue_key(args.issue) if args.issue else None
+        try:
+            key = issue_key(args.issue) if args.issue else None
+        except ValueError as exc:
+            raise CliError(f"decisions: {exc}") from None
         records = store.recent_decisions(limit=args.limit, key=key)
     finally:
         store.close()
@@ -617,14 +645,17 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
                    help="append step outputs decision (JSON) and outcome (e.g. $GITHUB_OUTPUT)")
     p.set_defaults(func=cmd_handle_event)
 
-    p = sub.add_parser("deliveries", parents=[state], help="list or retry dead deliveries",
-                       description="List the inbox and its dead letters, or queue dead "
-                                   "letters again.")
-    p.add_argument("action", nargs="?", choices=("list", "retry"), default="list",
-                   help="list (default) or retry")
+    p = sub.add_parser("deliveries", parents=[state],
+                       help="list, retry or drop dead deliveries",
+                       description="List the inbox and its dead letters, queue dead letters "
+                                   "again (retry), or give them up (drop: they are not run, "
+                                   "stop counting as dead letters in /readyz, and a "
+                                   "redelivery of the same id is still ignored).")
+    p.add_argument("action", nargs="?", choices=("list", "retry", "drop"), default="list",
+                   help="list (default), retry or drop")
     p.add_argument("id", nargs="?", metavar="ID",
-                   help="the dead letter to retry: its number (7 or #7) or delivery id")
-    p.add_argument("--all", action="store_true", help="retry every dead letter")
+                   help="the dead letter to retry or drop: its number (7 or #7) or delivery id")
+    p.add_argument("--all", action="store_true", help="retry or drop every dead letter")
     p.set_defaults(func=cmd_deliveries)
 
     p = sub.add_parser("decisions", parents=[state],
@@ -634,7 +665,7 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     p.add_argument("issue", nargs="?", metavar="ISSUE",
                    help="only this issue: github:owner/repo#12, gitlab:group/project#3, "
                         "jira:KEY-7 (owner/repo#12 and KEY-7 work too)")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
+    p.add_argument("--limit", type=_positive, default=20, metavar="N",
                    help="show the latest N (default 20)")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default) or one JSON object per decision")

@@ -54,6 +54,63 @@ def load_ruleset(arg: list[str] | None) -> RuleSet:
                        + "\n".join(f"  {i}" for i in exc.issues)) from None
 
 
+def semantic_mode(args: argparse.Namespace) -> str:
+    """``off`` (``--no-semantic`` / ``BUGBAR_SEMANTIC=0``), ``on`` (``=1``: required) or
+    ``auto`` (the default: on when ``bugbar[semantic]`` is installed)."""
+    if getattr(args, "no_semantic", False):
+        return "off"
+    value = os.environ.get("BUGBAR_SEMANTIC", "").strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value in ("0", "off", "false", "no"):
+        return "off"
+    if value in ("1", "on", "true", "yes"):
+        return "on"
+    raise CliError(f"BUGBAR_SEMANTIC={value!r}: use 1 (require the semantic model), 0 (rules "
+                   "only) or leave it unset")
+
+
+def example_dirs(args: argparse.Namespace) -> list[str]:
+    """Local example folders: ``--examples`` flags, else ``BUGBAR_EXAMPLES`` (os.pathsep)."""
+    given: list[str] | None = getattr(args, "examples", None)
+    if given:
+        return given
+    env = os.environ.get("BUGBAR_EXAMPLES", "")
+    return [d for d in env.split(os.pathsep) if d]
+
+
+def build_classifier(ruleset: RuleSet, args: argparse.Namespace,
+                     rule_dirs: list[str] | None = None) -> Classifier:
+    """The one classifier every command uses: the rules, plus the semantic model unless it is
+    switched off or not installed (then one info line says so)."""
+    mode = semantic_mode(args)
+    if mode == "off":
+        return Classifier(ruleset)
+    try:
+        from bot.semantic.embed import SemanticUnavailable
+        from bot.semantic.examples import ExamplesError, local_dirs
+        from bot.semantic.model import load
+    except ImportError as exc:  # numpy itself missing: the extra is not installed
+        if mode == "on":
+            raise CliError(f"the semantic model needs {exc.name}: "
+                           "pip install 'bugbar[semantic]'") from None
+        print("bugbar: info: semantic model not installed (pip install 'bugbar[semantic]'); "
+              "triaging with the rules only", file=sys.stderr)
+        return Classifier(ruleset)
+    try:
+        dirs = local_dirs(example_dirs(args), rule_dirs if rule_dirs is not None
+                          else rules_dirs(getattr(args, "rules", None)))
+        model = load(ruleset, dirs)
+    except ExamplesError as exc:
+        raise CliError(str(exc)) from None
+    except SemanticUnavailable as exc:
+        if mode == "on":
+            raise CliError(str(exc)) from None
+        print(f"bugbar: info: {exc}; triaging with the rules only", file=sys.stderr)
+        return Classifier(ruleset)
+    return Classifier(ruleset, semantic=model)
+
+
 def _open_input(path: str | None, sample: bool) -> tuple[TextIO, str]:
     if sample and path is not None:
         raise CliError(f"--sample reads the built-in sample issues; drop it to read {path}, "
@@ -145,7 +202,7 @@ _JSONL = json.JSONEncoder(ensure_ascii=False)
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """``bugbar classify``: JSON Lines (a contract: README "Command line") or readable text."""
-    classifier = Classifier(load_ruleset(args.rules))
+    classifier = build_classifier(load_ruleset(args.rules), args)
     stream, name = _open_input(args.file, args.sample)
     out = sys.stdout
     count = 0
@@ -169,7 +226,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """``bugbar explain``: why each issue matched (rules, phrases, cues, gates)."""
-    classifier = Classifier(load_ruleset(args.rules))
+    classifier = build_classifier(load_ruleset(args.rules), args)
     if args.title is not None or args.body is not None:
         issues = [Issue("cli", args.title or "", args.body or "", tuple(args.label or ()))]
     else:
@@ -213,6 +270,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                 print(f"      + {ev['signal']} [{ev['kind']}, {ev['where']}, {ev['weight']}]")
             for word in cat["ignored_without_ml_context"]:
                 print(f"      - {word} [ignored: no ML context nearby]")
+        sem = info.get("semantic")
+        if sem:
+            scores = ", ".join(f"{c} {p:.2f}" for c, p in list(sem["scores"].items())[:4])
+            print(f"   semantic model: {scores}")
         for note in info["notes"]:
             print(f"   note: {note}")
     return 0
@@ -307,9 +368,15 @@ def read_labelled(path: Path) -> Iterator[tuple[LabelledItem, Issue]]:
 def evaluate(classifier: Classifier, files: list[Path]) -> EvalResult:
     """Classify every labelled item in ``files`` and score the results."""
     result = EvalResult()
+    items = 0
     for path in files:
         for item, issue in read_labelled(path):
             result.add(item, classifier.classify(issue))
+            items += 1
+    if not items:
+        # 0/0 would print an accuracy of 0.000 and pass any --max-fp-rate gate.
+        raise CliError(f"{', '.join(map(str, files))}: no labelled issues to evaluate "
+                       "(expected one JSON object per line with an 'expect' field)")
     return result
 
 
@@ -393,7 +460,7 @@ def write_chart(result: EvalResult, path: str) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """``bugbar eval FILE|DIR``: precision/recall/F1, confusion matrix, false positives."""
-    classifier = Classifier(load_ruleset(args.rules))
+    classifier = build_classifier(load_ruleset(args.rules), args)
     result = evaluate(classifier, _eval_files(args.file))
     if args.format == "json":
         print(json.dumps(result.to_json(), indent=2))
@@ -439,6 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     rules_opt.add_argument("--rules", action="append", metavar="DIR",
                            help="extra rules folder over the shipped rules (repeatable; default "
                                 "$BUGBAR_RULES, os.pathsep-separated)")
+    rules_opt.add_argument("--examples", action="append", metavar="DIR",
+                           help="folder of labelled examples (JSON Lines) the semantic model "
+                                "also learns from (repeatable; default $BUGBAR_EXAMPLES)")
+    rules_opt.add_argument("--no-semantic", action="store_true",
+                           help="rules only: do not load the semantic model "
+                                "(BUGBAR_SEMANTIC=0; =1 requires it)")
 
     p = sub.add_parser("classify", parents=[rules_opt], help="classify issues from JSON Lines",
                        description="One decision per input line, same order (JSON Lines in: "

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -226,6 +227,23 @@ class Config:
 
     def validate(self) -> None:
         """Reject settings that cannot work together."""
+        for name, url in (("BUGBAR_GITHUB_API_URL", self.github_api_url),
+                          ("BUGBAR_GITLAB_URL", self.gitlab_url),
+                          ("BUGBAR_JIRA_URL", self.jira_url)):
+            parts = urllib.parse.urlsplit(url)
+            if url and (parts.scheme not in ("http", "https") or not parts.hostname):
+                # Caught here, a typo is a configuration error (exit 2) naming the variable,
+                # not "cannot reach the API" with a client library's AttributeError.
+                raise ConfigError(f"{name} must be an http(s) URL like https://host/…, not "
+                                  f"{url!r}")
+        if self.github_app_id and not self.github_app_id.isdigit():
+            raise ConfigError(f"BUGBAR_GITHUB_APP_ID must be the App's numeric id (its settings "
+                              f"page shows it), not {self.github_app_id!r}")
+        key = self.github_private_key.strip()
+        if self.github_app_id and key and not key.startswith("-----BEGIN"):
+            raise ConfigError("BUGBAR_GITHUB_PRIVATE_KEY (or the _FILE it names) is not a PEM "
+                              "private key: use the .pem file the App's settings page "
+                              "generates")
         if self.github_app_id and not self.github_private_key:
             raise ConfigError("BUGBAR_GITHUB_APP_ID needs BUGBAR_GITHUB_PRIVATE_KEY or "
                               "BUGBAR_GITHUB_PRIVATE_KEY_FILE")

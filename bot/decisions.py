@@ -12,19 +12,23 @@ from bot.store import DecisionRecord
 
 _PROVIDERS = ("github", "gitlab", "jira")
 _JIRA_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-\d+$")
+_KEY = re.compile(r"^(?:(?:github|gitlab):[^\s#/]+(?:/[^\s#/]+)+#\d+|jira:[A-Z][A-Z0-9_]*-\d+)$")
 
 
 def issue_key(text: str) -> str:
     """The log's key for an issue: ``github:owner/repo#12``, ``gitlab:g/p#3``, ``jira:KEY-7``.
 
     Without a provider prefix, ``KEY-7`` is taken as Jira and ``owner/repo#12`` as GitHub.
+    Raises ``ValueError`` for anything else (e.g. ``owner/repo`` without a number), which
+    could only ever match nothing.
     """
     spec = text.strip()
-    if spec.split(":", 1)[0] in _PROVIDERS:
-        return spec
-    if _JIRA_KEY.match(spec):
-        return f"jira:{spec}"
-    return f"github:{spec}"
+    key = spec if spec.split(":", 1)[0] in _PROVIDERS else (
+        f"jira:{spec}" if _JIRA_KEY.match(spec) else f"github:{spec}")
+    if not _KEY.match(key):
+        raise ValueError(f"{text!r} is not an issue: use github:owner/repo#12, "
+                         "gitlab:group/project#3 or jira:KEY-7")
+    return key
 
 
 def _when(ts: float) -> str:

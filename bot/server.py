@@ -1,6 +1,6 @@
 """The web server: webhook intake into the durable inbox, worker threads, health and metrics.
 
-Request flow for ``POST /webhooks/{github,gitlab,jira}`` (DESIGN.md §3):
+Request flow for ``POST /webhooks/{github,gitlab,jira}`` (the README's "Running it"):
 
 1. size: a ``Content-Length`` over the cap is refused with 413 before reading; a body (chunked
    or not) is read only up to the cap, then 413;

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from bot.cli import CliError
@@ -74,7 +75,10 @@ def _info(args: argparse.Namespace) -> int:
         kind = type(store).__name__
         backend = "PostgreSQL" if kind == "PgStore" else "SQLite"
         stats = store.stats()
-        print(f"{backend} state, schema version {store.schema_version()}")
+        # Which state this is, so a user sees at once the file or database the variable picked
+        # (PgStore.where carries no password).
+        where = getattr(store, "where", None) or str(Path(config.state_path).resolve())
+        print(f"{backend} state at {where}, schema version {store.schema_version()}")
         print("inbox: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.items())))
     finally:
         store.close()

@@ -3,7 +3,7 @@
 Everything lives in one SQLite file in WAL mode with ``synchronous=FULL``, so a delivery for
 which :meth:`Store.put_delivery` has returned is on disk and survives ``kill -9`` (and power
 loss, as far as the file system honours ``fsync``). That is what lets the web layer answer 2xx
-only after the delivery is stored (DESIGN.md §3).
+only after the delivery is stored (the README's "Reliability").
 
 Threads: each thread gets its own connection (created lazily, closed when the thread ends or
 when :meth:`Store.close` is called). Every write runs in ``BEGIN IMMEDIATE`` so that claiming a
@@ -16,7 +16,8 @@ Inbox life cycle of a delivery::
                        ▲                       │ │
                        └──fail (attempts left)─┘ └─fail (no attempts left)──► dead
                        ▲                                                        │
-                       └─────────────────────────retry_dead─────────────────────┘
+                       └─────────────────────────retry_dead─────────────────────┤
+                                                              done ◄──drop_dead──┘
 
 A ``claimed`` delivery whose lease ran out (its worker died) is claimable again, which is how
 work acknowledged just before a crash gets done after restart. Leases are short (15 s by
@@ -45,6 +46,7 @@ __all__ = [
     "DEAD",
     "DEFAULT_LEASE_SECONDS",
     "DONE",
+    "DROPPED",
     "CLAIMED",
     "PENDING",
     "DeadLetter",
@@ -60,6 +62,8 @@ PENDING = "pending"
 CLAIMED = "claimed"
 DONE = "done"
 DEAD = "dead"
+DROPPED = "dropped"
+"""Outcome of a dead letter given up by an operator (``bugbar deliveries drop``)."""
 _STATES = (PENDING, CLAIMED, DONE, DEAD)
 
 MAX_ERROR_CHARS = 2000
@@ -584,6 +588,25 @@ class Store:
             " WHERE state = ?"
         )
         params: tuple[Any, ...] = (PENDING, now, DEAD)
+        if pk is not None:
+            sql += " AND pk = ?"
+            params += (pk,)
+        with self._write() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def drop_dead(self, pk: int | None = None) -> int:
+        """Give up one dead delivery (or all, with ``pk=None``); return how many.
+
+        A dropped delivery becomes ``done`` with outcome ``dropped``: its body, headers and
+        error go, its id stays, so a redelivery of it is still recognised as a duplicate until
+        :meth:`prune` removes it, and it no longer counts as a dead letter (``/readyz``).
+        """
+        now = self._clock()
+        sql = (
+            "UPDATE deliveries SET state = ?, outcome = ?, body = NULL, headers = '{}',"
+            " last_error = NULL, lease_owner = NULL, finished_at = ? WHERE state = ?"
+        )
+        params: tuple[Any, ...] = (DONE, DROPPED, now, DEAD)
         if pk is not None:
             sql += " AND pk = ?"
             params += (pk,)

@@ -15,7 +15,7 @@ The contract (tests/test_store_contract.py runs the same tests against both):
   (``issue_key``) are never under two live claims at once; ``renew_lease`` is the heartbeat;
   an expired lease makes the delivery claimable again, ``max_attempts`` expiries make it dead;
 * ``complete`` / ``fail`` (retry at ``now + retry_in`` or dead), ``dead_letters``,
-  ``retry_dead``, ``depth``, ``oldest_pending_age``, ``stats``, ``prune``;
+  ``retry_dead``, ``drop_dead``, ``depth``, ``oldest_pending_age``, ``stats``, ``prune``;
 * issue state (atomic ``update_issue_state``), checkpoints and their leases (one sweep per
   checkpoint at a time), ETags, the decisions log;
 * ``try_lead`` / ``resign``: a named leader lock, released when its holder dies;
@@ -24,6 +24,7 @@ The contract (tests/test_store_contract.py runs the same tests against both):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -86,6 +87,9 @@ class StateStore(Protocol):
 
     def retry_dead(self, pk: int | None = None) -> int:
         """Requeue one (or every) dead delivery with fresh attempts."""
+
+    def drop_dead(self, pk: int | None = None) -> int:
+        """Give up one (or every) dead delivery: done, outcome ``dropped``, id kept."""
 
     def depth(self) -> int:
         """Pending deliveries."""
@@ -169,9 +173,14 @@ def sqlite_path(target: str) -> Path:
         rest = target[len("sqlite:"):]
         if rest.startswith("//"):
             rest = rest[2:]  # sqlite:///abs/path -> /abs/path; sqlite://rel -> rel
-        if not rest:
+        if not rest or rest.endswith("/"):
             raise ValueError("sqlite: needs a file, e.g. sqlite:///var/lib/bugbar/bugbar.db")
         return Path(rest)
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", target)
+    if scheme:
+        # Not a file name: "mysql://db/x" would otherwise become the folders ./mysql:/db.
+        raise ValueError(f"{scheme.group(1)}:// is not a state bugbar can use: give a SQLite "
+                         "file (bugbar.db, sqlite:///path/bugbar.db) or a postgresql:// URL")
     return Path(target)
 
 

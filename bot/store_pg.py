@@ -39,6 +39,7 @@ from bot.store import (
     CLAIMED,
     DEAD,
     DONE,
+    DROPPED,
     MAX_ERROR_CHARS,
     MAX_OUTCOME_CHARS,
     PENDING,
@@ -235,6 +236,11 @@ class PgStore:
             name="bugbar",
         )
         try:
+            # One plain connection first: a wrong host, port, database or password then fails
+            # at once with libpq's own reason, instead of after the pool's whole timeout with
+            # "pool initialization incomplete" and a log line per reconnect attempt.
+            psycopg.connect(url, autocommit=True,
+                            connect_timeout=max(1, round(connect_timeout))).close()
             self._pool.open(wait=True, timeout=connect_timeout)
             self._migrate()
         except (psycopg.Error, PoolTimeout) as exc:
@@ -529,6 +535,18 @@ class PgStore:
                     (PENDING, now, DEAD, pk),
                 )
             return cur.rowcount
+
+    def drop_dead(self, pk: int | None = None) -> int:
+        """Give up one dead delivery (or all): done, outcome ``dropped``, id kept."""
+        now = self._clock()
+        sql = ("UPDATE deliveries SET state = %s, outcome = %s, body = NULL, headers = '{}',"
+               " last_error = NULL, lease_owner = NULL, finished_at = %s WHERE state = %s")
+        params: tuple[Any, ...] = (DONE, DROPPED, now, DEAD)
+        if pk is not None:
+            sql += " AND pk = %s"
+            params += (pk,)
+        with self._conn() as conn:
+            return conn.execute(sql, params).rowcount
 
     def depth(self) -> int:
         """Pending deliveries (including those waiting for a retry time)."""

@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 MIN_RULES = ROOT / "tests" / "fixtures" / "rules_min"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _semantic_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Heads the semantic model trains during the tests are cached in a temporary folder,
+    never in the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def ruleset() -> RuleSet:
     """The shipped rules (tests of the real configuration)."""

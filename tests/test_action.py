@@ -50,7 +50,9 @@ def test_composite_action_structure() -> None:
     assert STEPS[0]["uses"].startswith("actions/setup-python@")
     install = STEPS[1]
     assert install["env"]["BUGBAR_SOURCE"] == "${{ github.action_path }}"
-    assert 'pip install --quiet --disable-pip-version-check "$BUGBAR_SOURCE"' in install["run"]
+    # With the semantic model: the Action is how most GitHub users run bugbar.
+    assert 'pip install --quiet --disable-pip-version-check "$BUGBAR_SOURCE[semantic]"' \
+        in install["run"]
     assert " -e " not in install["run"]  # a real install: the wheel path users get
     for s in STEPS[1:]:
         assert s["shell"] == "bash"

@@ -100,6 +100,16 @@ def test_eval_on_unlabelled_data_asks_for_expect(tmp_path: Path, capsys: Capture
     assert f"{path}:1: no 'expect' field" in captured.err
 
 
+def test_eval_on_an_empty_file_is_an_error_not_a_pass(tmp_path: Path, capsys: Capture) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    assert main(["eval", str(path), "--max-fp-rate", "0.1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no accuracy 0/0 table
+    assert captured.err == f"bugbar: {path}: no labelled issues to evaluate (expected one JSON " \
+        "object per line with an 'expect' field)\n"
+
+
 def test_classify_and_explain_show_the_same_score(capsys: Capture) -> None:
     assert main(["explain", "--title", STEAL["title"], "--body", STEAL["body"],
                  "--format", "json"]) == 0

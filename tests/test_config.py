@@ -1,5 +1,6 @@
-"""``Config.from_env``: the DESIGN §3 variable names, secrets kept out of reprs, contradictions
-refused with a message naming the variables, and the commands' one-line failure on them."""
+"""``Config.from_env``: the contract variable names (README "Configuration"), secrets kept out
+of reprs, contradictions refused with a message naming the variables, and the commands'
+one-line failure on them."""
 
 from __future__ import annotations
 
@@ -149,6 +150,16 @@ BAD: list[tuple[dict[str, str], str]] = [
     ({"BUGBAR_COMMAND_POLICY": "{severity: write}"}, "BUGBAR_COMMAND_POLICY is not JSON"),
     ({"BUGBAR_COMMAND_POLICY": "[1]"}, "BUGBAR_COMMAND_POLICY must be an object"),
     ({"BUGBAR_LOG_LEVEL": "loud"}, "BUGBAR_LOG_LEVEL 'LOUD' is not a level"),
+    ({"BUGBAR_GITHUB_API_URL": "notaurl"}, "BUGBAR_GITHUB_API_URL must be an http(s) URL"),
+    ({"BUGBAR_GITHUB_API_URL": "ftp://ghe.example"}, "BUGBAR_GITHUB_API_URL must be an http(s)"),
+    ({"BUGBAR_GITLAB_URL": "gitlab.example.com", "BUGBAR_GITLAB_TOKEN": "glpat-s3cr3t-value"},
+     "BUGBAR_GITLAB_URL must be an http(s) URL"),
+    ({"BUGBAR_JIRA_URL": "https://", "BUGBAR_JIRA_PAT": "dc-pat-s3cr3t"},
+     "BUGBAR_JIRA_URL must be an http(s) URL"),
+    ({"BUGBAR_GITHUB_APP_ID": "abc", "BUGBAR_GITHUB_PRIVATE_KEY": "x"},
+     "BUGBAR_GITHUB_APP_ID must be the App's numeric id"),
+    ({"BUGBAR_GITHUB_APP_ID": "12", "BUGBAR_GITHUB_PRIVATE_KEY": "jira-api-s3cr3t"},
+     "BUGBAR_GITHUB_PRIVATE_KEY (or the _FILE it names) is not a PEM private key"),
 ]
 ALL_SECRET_VALUES = ["glpat-s3cr3t-value", "dc-pat-s3cr3t", "jira-api-s3cr3t"]
 

@@ -1,4 +1,4 @@
-"""Validate the project's own labelled corpus (tests/corpus/labelled.jsonl).
+"""Validate the project's own labelled corpus (bot/data/train_labelled.jsonl).
 
 Checks the file's shape only; scoring the classifier against it is a separate test.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CORPUS = Path(__file__).parent / "corpus" / "labelled.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "bot" / "data" / "train_labelled.jsonl"
 
 # The nine fixed category ids (shared/DESIGN.md §1) and their seed severity ranges.
 SEED_RANGES = {

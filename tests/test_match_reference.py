@@ -27,6 +27,7 @@ from bot.decide.prose import split_prose
 from bot.decide.rules import RuleSet, label_key, load_rules
 
 CORPUS = Path(__file__).parent / "corpus"
+ROOT_DATA = Path(__file__).resolve().parents[1] / "bot" / "data"
 
 Occurrence = tuple[int, int, str]  # (token start, token count, phrase)
 
@@ -271,7 +272,7 @@ def test_agrees_with_the_reference_on_random_issues(shipped: tuple[RuleSet, Matc
 
 def test_agrees_with_the_reference_on_the_own_corpus(shipped: tuple[RuleSet, Matcher]) -> None:
     rs, matcher = shipped
-    for line in (CORPUS / "labelled.jsonl").read_text().splitlines()[::3]:
+    for line in (ROOT_DATA / "train_labelled.jsonl").read_text().splitlines()[::3]:
         record = json.loads(line)
         issue = Issue(record["id"], record["title"], record["body"] or "",
                       tuple(record.get("labels") or ()))

@@ -1,4 +1,4 @@
-"""Accuracy floor on the project's own labelled corpus (tests/corpus/labelled.jsonl)."""
+"""Accuracy floor on the project's own labelled corpus (bot/data/train_labelled.jsonl)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.cli import evaluate
 from bot.decide.classify import Classifier
 
-CORPUS = Path(__file__).parent / "corpus" / "labelled.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "bot" / "data" / "train_labelled.jsonl"
 
 # Floors sit a little under the measured numbers (README "Triage quality"): a rule change
 # that loses real accuracy fails here, while ordinary tuning has room to move.

@@ -99,6 +99,14 @@ def test_missing_folder_is_an_error(tmp_path: Path) -> None:
         load_rules([tmp_path / "nope"], base_dir=MIN_RULES)
 
 
+def test_a_folder_without_rule_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("not a rule")
+    with pytest.raises(RulesError, match=r"no rule files \(\*\.yml\) and no examples/ in"):
+        load_rules([tmp_path], base_dir=MIN_RULES)
+    (tmp_path / "examples").mkdir()  # a folder of labelled examples only is a real override
+    load_rules([tmp_path], base_dir=MIN_RULES)
+
+
 def test_new_category_needs_a_seed_range(tmp_path: Path) -> None:
     text = GOOD.replace("id: model-stealing", "id: prompt-leak")
     _user_dir(tmp_path, "settings.yml", "custom_categories: [prompt-leak]\n")

@@ -230,6 +230,19 @@ def test_readyz_degraded_while_dead_letters_wait(store: tuple[Store, Clock]) -> 
     assert client.get("/readyz").status_code == 200
 
 
+def test_dropping_the_dead_letter_makes_readyz_ready(store: tuple[Store, Clock]) -> None:
+    s, _ = store
+    client = _client(s, Readiness())
+    s.put_delivery("github", "d-9", "issues", {}, b"{}")
+    claimed = s.claim_next("w", 60.0, max_attempts=1)
+    assert claimed is not None
+    s.fail(claimed.pk, "boom", 0.0, max_attempts=1)
+    assert client.get("/readyz").status_code == 503
+    assert s.drop_dead() == 1
+    assert client.get("/readyz").status_code == 200
+    assert s.depth() == 0  # dropped, not queued again
+
+
 def test_readyz_degraded_when_the_inbox_is_stale(store: tuple[Store, Clock]) -> None:
     s, clock = store
     client = _client(s, Readiness(max_inbox_age=300.0))

@@ -80,8 +80,30 @@ def test_retry_needs_an_id_or_all(db: Path, capsys: Capture) -> None:
     assert _states(db)["dead"] == 0
 
 
+def test_drop_one_dead_letter_by_id_then_all(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "drop", "d-0001"]) == 0
+    assert capsys.readouterr().out.startswith("1 dead delivery(ies) dropped")
+    assert _states(db) == {"claimed": 0, "dead": 1, "done": 1, "pending": 1}
+    assert main(["deliveries", "drop", "d-0001"]) == 2  # already dropped: not a dead letter
+    assert "deliveries drop: no dead delivery 'd-0001'" in capsys.readouterr().err
+    assert main(["deliveries", "drop", "--all"]) == 0
+    assert _states(db) == {"claimed": 0, "dead": 0, "done": 2, "pending": 1}
+    assert main(["deliveries", "retry", "--all"]) == 0  # nothing dropped comes back
+    assert _states(db)["pending"] == 1
+    with Store(db) as store:  # the dropped id is still known: a redelivery is a duplicate
+        assert not store.put_delivery("github", "d-0002", "issues", {}, b"{}")
+
+
+def test_drop_needs_an_id_or_all(db: Path, capsys: Capture) -> None:
+    assert main(["deliveries", "drop"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "deliveries drop needs one delivery" in err
+    assert _states(db)["dead"] == 2
+
+
 @pytest.mark.parametrize("argv", [["deliveries"], ["deliveries", "retry", "--all"],
-                                  ["decisions"]], ids=["list", "retry", "decisions"])
+                                  ["deliveries", "drop", "--all"], ["decisions"]],
+                         ids=["list", "retry", "drop", "decisions"])
 def test_a_misspelt_state_file_is_not_created(db: Path, tmp_path: Path, capsys: Capture,
                                               argv: list[str]) -> None:
     typo = tmp_path / "typo.db"
@@ -129,6 +151,21 @@ def test_issue_keys() -> None:
     assert issue_key("o/r#12") == "github:o/r#12"
     assert issue_key("gitlab:g/p#3") == "gitlab:g/p#3"
     assert issue_key("SEC-7") == "jira:SEC-7"
+    assert issue_key("gitlab:g/sub/p#3") == "gitlab:g/sub/p#3"
+
+
+@pytest.mark.parametrize("spec", ["o/r", "github:o/r", "o/r#x", "jira:sec-7", "#12"])
+def test_a_key_that_can_match_nothing_is_an_error(db: Path, capsys: Capture, spec: str) -> None:
+    assert main(["decisions", spec]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"decisions: {spec!r} is not an issue" in err
+
+
+def test_limit_must_be_positive(db: Path, capsys: Capture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["decisions", "--limit", "-1"])
+    assert info.value.code == 2
+    assert "--limit: must be at least 1" in capsys.readouterr().err
 
 
 def test_old_records_without_comment_say_so() -> None:
@@ -138,3 +175,32 @@ def test_old_records_without_comment_say_so() -> None:
                          False, 0.0)
     text = format_decisions([rec])
     assert "not an AI/ML threat" in text and "not recorded" in text
+
+
+# --------------------------------------------------------------------------- wrong state
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["read", "create"])
+def test_a_state_that_is_not_a_file_is_one_usage_error(tmp_path: Path, monkeypatch:
+                                                       pytest.MonkeyPatch, create: bool) -> None:
+    """A folder, another database's URL or an unwritable place: exit 2 naming BUGBAR_STATE,
+    never an sqlite3 error with exit 1, never a folder called ``mysql:``."""
+    from dataclasses import replace
+
+    from bot.app_cli import open_store
+    from bot.cli import CliError
+    from bot.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "state"
+    folder.mkdir()
+    cases = {str(folder): "is a folder", "mysql://db/bugbar": "mysql:// is not a state",
+             "sqlite:///": "sqlite: needs a file"}
+    if create:
+        cases["/proc/bugbar.db"] = "give a file bugbar can create and write"
+    for state, words in cases.items():
+        with pytest.raises(CliError) as info:
+            open_store(replace(Config(), state_path=state), create=create)
+        assert words in str(info.value) and "BUGBAR_STATE" in str(info.value), state
+        assert info.value.code == 2
+    assert not (tmp_path / "mysql:").exists()

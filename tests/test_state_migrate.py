@@ -141,10 +141,14 @@ def test_state_info_on_both_backends(tmp_path: Path, empty_pg: str,
 
     Store(tmp_path / "s.db").close()
     assert main(["state", "info", "--state", str(tmp_path / "s.db")]) == 0
-    assert capsys.readouterr().out.startswith(f"SQLite state, schema version {SCHEMA_VERSION}")
-    assert main(["state", "info", "--state", empty_pg]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"SQLite state at {(tmp_path / 's.db').resolve()}, schema version {SCHEMA_VERSION}")
+    secret_url = empty_pg.replace("postgres@", "postgres:hunter2@", 1)
+    assert main(["state", "info", "--state", secret_url]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"PostgreSQL state, schema version {PG_SCHEMA_VERSION}")
+    where = empty_pg.split("@", 1)[1].split("?")[0].replace("127.0.0.1/", "127.0.0.1:5432/")
+    assert out.startswith(f"PostgreSQL state at {where}, schema version {PG_SCHEMA_VERSION}")
+    assert "hunter2" not in out
     assert "pending 0" in out
 
 

@@ -361,6 +361,28 @@ def test_retry_dead_one_and_all(store: StateStore) -> None:
     assert store.dead_letters() == [] and store.depth() == 2
 
 
+def test_drop_dead_one_and_all(store: StateStore) -> None:
+    for name in ("a", "b", "c"):
+        _put(store, name)
+        d = store.claim_next("w")
+        assert d is not None
+        store.fail(d.pk, "nope", retry_in=0, max_attempts=1)
+    _put(store, "live")
+    dead = store.dead_letters()
+    assert store.drop_dead(dead[1].pk) == 1
+    assert store.drop_dead(dead[1].pk) == 0  # no longer dead
+    assert [x.delivery_id for x in store.dead_letters()] == ["a", "c"]
+    # A dropped delivery is done, not pending, and its id is still a duplicate.
+    assert store.stats()["dead"] == 2 and store.depth() == 1
+    assert not _put(store, "b")
+    assert store.drop_dead() == 2
+    assert store.dead_letters() == [] and store.stats()["dead"] == 0
+    assert store.depth() == 1  # the live delivery is untouched
+    live = store.claim_next("w")
+    assert live is not None and live.delivery_id == "live"
+    assert store.retry_dead() == 0  # nothing dropped comes back
+
+
 def test_depth_age_stats_prune(store: StateStore, clock: FakeClock) -> None:
     assert store.depth() == 0 and store.oldest_pending_age() is None
     _put(store, "old")

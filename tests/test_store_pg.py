@@ -74,3 +74,21 @@ def test_serve_sizes_the_pool_for_its_workers(pg: str) -> None:
             assert store._pool.max_size == size
         finally:
             store.close()
+
+
+@pytest.mark.parametrize("change", ["port", "database"])
+def test_a_wrong_url_names_the_cause(pg: str, change: str, caplog: pytest.LogCaptureFixture,
+                                     ) -> None:
+    """The libpq reason (refused, no such database), not the pool's "incomplete after 10 s",
+    and no retry log lines from the pool before the one error."""
+    from bot.store import StoreError
+
+    base = pg.rsplit("/", 1)[0]
+    url = pg.replace(":5432/", ":1/") if change == "port" else base + "/no_such_db_x"
+    with pytest.raises(StoreError) as info:
+        PgStore(url)
+    message = str(info.value)
+    assert "pool initialization incomplete" not in message
+    assert ("refused" in message) if change == "port" else ('"no_such_db_x" does not exist'
+                                                             in message)
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]

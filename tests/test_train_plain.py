@@ -26,7 +26,7 @@ KEYS = {"id", "title", "body", "labels", "expect", "severity", "kind", "lang", "
 
 
 def _seed_ranges() -> dict[str, tuple[str, str]]:
-    # The shipped rule set is the single source of the seed ranges (DESIGN.md §1).
+    # The shipped rule set is the single source of the seed ranges (bot/rules/*.yml).
     seed = load_rules().settings.seed_ranges
     return {cat: (low.name.lower(), high.name.lower()) for cat, (low, high) in seed.items()}
 
@@ -133,7 +133,7 @@ def _norm(text: str) -> str:
 def test_no_item_repeats_the_labelled_test_corpus_or_the_samples() -> None:
     # Training texts must not reappear in the sets the bot is measured on.
     others: set[str] = set()
-    for path in (ROOT / "tests" / "corpus" / "labelled.jsonl", DATA.parent / "sample_issues.jsonl"):
+    for path in (DATA.parent / "train_labelled.jsonl", DATA.parent / "sample_issues.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)

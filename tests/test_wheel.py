@@ -92,6 +92,9 @@ def test_wheel_carries_rules_sample_data_and_license(wheel: Path) -> None:
     rules = [n for n in names if n.startswith("bot/rules/") and n.endswith(".yml")]
     assert len(rules) == RULE_FILES, rules
     assert "bot/data/sample_issues.jsonl" in names and "bot/py.typed" in names
+    # The semantic model's training examples, prebuilt head and code ship in the wheel.
+    assert {"bot/data/train_labelled.jsonl", "bot/data/train_plain.jsonl",
+            "bot/data/semantic_head.npz", "bot/semantic/model.py"} <= set(names)
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     assert "License-Expression: MIT" in text and f"Version: {__version__}" in text
@@ -107,6 +110,13 @@ def test_version_classify_and_rule_tests_from_an_empty_folder(installed: Path,
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) >= 10 and any(d["threats"] for d in lines)
     assert any(not d["threats"] for d in lines)
+    # Installed without [semantic]: the rules alone, and one info line saying so.
+    assert proc.stderr.strip().splitlines() == [
+        "bugbar: info: semantic model not installed (pip install 'bugbar[semantic]'); "
+        "triaging with the rules only"], proc.stderr
+    proc = bugbar(installed, empty, "classify", "--sample", BUGBAR_SEMANTIC="1")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "pip install 'bugbar[semantic]'" in proc.stderr and "Traceback" not in proc.stderr
 
     proc = bugbar(installed, empty, "rules", "test")
     assert proc.returncode == 0, proc.stdout + proc.stderr

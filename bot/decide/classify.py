@@ -12,6 +12,14 @@ from typing import Any
 from bot.decide.match import Matcher, MatchReport
 from bot.decide.model import Decision, Issue, Severity, Threat
 from bot.decide.rules import Rule, RuleSet
+from bot.decide.semantic import (
+    CHOSEN_POLICY,
+    SemanticPolicy,
+    SemanticScorer,
+    combine,
+    hold_note,
+)
+from bot.decide.semantic import evidence as semantic_evidence
 
 ROUTE_ORDER = ("ssirp", "security", "abuse", "privacy")
 OVERRIDE_KEYS = ("category", "severity", "route", "not_a_threat")
@@ -56,9 +64,13 @@ def decision_hash(decision: Decision) -> str:
 class Classifier:
     """The decision core's entry point: ``classify(issue)`` → Decision."""
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, semantic: SemanticScorer | None = None,
+                 policy: SemanticPolicy = CHOSEN_POLICY) -> None:
         self.ruleset = ruleset
         self.matcher = Matcher(ruleset)
+        self.semantic = semantic
+        """The embedded model beside the rules, if any (bot/semantic/ builds it)."""
+        self.policy = policy
 
     def _routes(self, rule: Rule, severity: Severity, cues: set[str]) -> tuple[str, ...]:
         routes = rule.routes_critical if severity is Severity.CRITICAL else rule.routes_default
@@ -81,12 +93,34 @@ class Classifier:
         self, issue: Issue, overrides: Mapping[str, str] | None = None
     ) -> Decision:
         """Classify one issue; ``overrides`` are human decisions that win over the rules."""
-        return self.decide(issue, self.matcher.match(issue), overrides)
+        probs = self.semantic.scores(issue) if self.semantic is not None else None
+        return self.decide(issue, self.matcher.match(issue), overrides, probs)
+
+    def _with_semantic(
+        self, threats: list[Threat], report: MatchReport, probs: Mapping[str, float]
+    ) -> tuple[list[Threat], list[str]]:
+        """Let the semantic model flag where the rules are silent or hold a match back."""
+        fired = [t.category for t in threats]
+        # A threat label on the issue is a person's word: the model never holds it back.
+        protected = any(h.kind == "label" for c in fired for h in report.categories[c].hits)
+        verdict = combine(fired, probs, self.policy, gated=report.factor < 1.0,
+                          protected=protected, traditional=bool(report.traditional),
+                          evidence=bool(report.categories or report.cues))
+        if verdict.action == "hold":
+            return [], [hold_note(verdict.probability)]
+        rule = self.ruleset.rules.get(verdict.category or "")
+        if verdict.action == "flag" and rule is not None:
+            severity, used = suggest_severity(rule, report.cues)
+            ev = (semantic_evidence(rule.id, verdict.probability),)
+            return [Threat(rule.id, verdict.probability, severity, ev, used)], []
+        return threats, []
 
     def decide(
-        self, issue: Issue, report: MatchReport, overrides: Mapping[str, str] | None = None
+        self, issue: Issue, report: MatchReport, overrides: Mapping[str, str] | None = None,
+        probs: Mapping[str, float] | None = None,
     ) -> Decision:
-        """Build the decision from a match report (split out so explain can share the report)."""
+        """Build the decision from a match report (split out so explain can share the report)
+        and, when the semantic model ran, its class probabilities ``probs``."""
         settings = self.ruleset.settings
         rules = self.ruleset.rules
         fired = [
@@ -95,6 +129,8 @@ class Classifier:
         fired.sort(key=lambda x: (-x[0], x[1]))
         threats = [self._threat(rules[rid], report, _to_score(score)) for score, rid in fired]
         notes: list[str] = []
+        if probs is not None:
+            threats, notes = self._with_semantic(threats, report, probs)
         ov = {k: v for k, v in (overrides or {}).items() if k in OVERRIDE_KEYS and v}
         if ov.get("not_a_threat"):
             threats = []
@@ -140,7 +176,8 @@ class Classifier:
     def explain(self, issue: Issue) -> dict[str, Any]:
         """Why the issue matched (or did not): per category evidence, gates, cues, decision."""
         report = self.matcher.match(issue)
-        decision = self.decide(issue, report)
+        probs = self.semantic.scores(issue) if self.semantic is not None else None
+        decision = self.decide(issue, report, probs=probs)
         settings = self.ruleset.settings
         cats = []
         for rid, cat in sorted(report.categories.items(), key=lambda kv: -kv[1].score):
@@ -177,4 +214,9 @@ class Classifier:
             "truncated": report.truncated,
             "categories": cats,
             "notes": list(decision.notes),
+            "semantic": None if probs is None else {
+                "scores": {c: round(p, 3) for c, p in sorted(probs.items(), key=lambda kv: -kv[1])},
+                "policy": {"flag_at": self.policy.flag_at, "hold_at": self.policy.hold_at,
+                           "flag_when_gated": self.policy.flag_when_gated},
+            },
         }

@@ -41,7 +41,7 @@ CATEGORY_IDS: tuple[str, ...] = (
     "adversarial-perturbation",
     "membership-inference",
 )
-"""The nine fixed threat ids of DESIGN.md §1 (tools outside the project rely on them)."""
+"""The nine fixed threat ids of the SDL AI/ML bug bar (tools outside the project use them)."""
 
 ROUTES: tuple[str, ...] = ("ssirp", "security", "abuse", "privacy")
 
@@ -117,7 +117,7 @@ class Decision:
         return self.threats[0] if self.threats else None
 
     def to_json(self) -> dict[str, Any]:
-        """One line of ``bugbar classify --format jsonl`` (DESIGN.md §3)."""
+        """One line of ``bugbar classify --format jsonl`` (a contract: README, Command line)."""
         return {
             "id": self.issue_id,
             "threats": [t.to_json() for t in self.threats],

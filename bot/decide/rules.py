@@ -714,7 +714,13 @@ def load_rules(extra_dirs: Iterable[str | Path] = (), base_dir: Path | None = No
                 settings_data = data if settings_data is None else _merge_settings(
                     settings_data, data)
             digest.update(settings_path.read_bytes())
-        for path in sorted(directory.glob("*.y*ml")):
+        found = sorted(directory.glob("*.y*ml"))
+        if not found and not (directory / "examples").is_dir():
+            # Almost always a wrong --rules / BUGBAR_RULES path (a folder of other files):
+            # loading on silently would run the shipped rules as if the override applied.
+            issues.append(RuleIssue(str(directory), 0, "no rule files (*.yml) and no examples/ "
+                                    "in this folder"))
+        for path in found:
             if path.name in ("settings.yml", "settings.yaml"):
                 continue
             rule_files[path.stem] = path  # later folders replace earlier ones by file stem

@@ -576,6 +576,11 @@ def render_explain(report: Mapping[str, Any], current: Decision, ruleset: RuleSe
                      f"{_phrases(list(report['traditional']))}.")
     if report.get("truncated"):
         extra.append(f"Only the first {settings.max_input_chars} characters were read.")
+    semantic = report.get("semantic")
+    if semantic:
+        top = list(semantic["scores"].items())[:3]
+        extra.append("**Semantic model (similarity to known reports):** "
+                     + ", ".join(f"`{c}` {p:.2f}" for c, p in top) + ".")
     if extra:
         lines += [""] + extra
     return "\n".join(lines)

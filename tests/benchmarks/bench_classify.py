@@ -1,18 +1,23 @@
 """Benchmark: offline classification throughput, rule-load time and peak memory.
 
 Run explicitly: ``python tests/benchmarks/bench_classify.py [--issues N]``. It builds ~2 KB
-issues from the project's own corpus (tests/corpus/labelled.jsonl), writes them as JSON Lines
+issues from the project's own corpus (bot/data/train_labelled.jsonl), writes them as JSON Lines
 and runs the real ``bugbar classify`` in a child process, so the numbers include JSON parsing
 and output, as a user would see them. The own corpus is dense with threat vocabulary (every
 2 KB issue holds several reports and confusers), the hard case; when ``../shared/corpus`` is
 there, the same run on real issue texts is reported too. Bars (issue 2): ≥ 5,000 issues/s in
-one process, rules load < 200 ms, peak memory < 150 MB.
+one process, rules load < 200 ms, peak memory < 150 MB — with the rules only (``--no-semantic``).
+
+``--semantic`` measures the semantic model instead (issue 11; needs ``bugbar[semantic]``):
+issues/s of ``bugbar classify`` with the model on (bar ≥ 50), cold start — process start to the
+first decision printed, including training the head (bar < 3 s) — and peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "corpus" / "labelled.jsonl"
+CORPUS = ROOT / "bot" / "data" / "train_labelled.jsonl"
 # Optional second workload: real issue texts (not part of the repository; skipped if absent).
 SHARED = ROOT.parent / "shared" / "corpus"
 
@@ -62,21 +67,61 @@ def bench_load(repeats: int = 5) -> tuple[float, float]:
             statistics.median(float(r[1]) for r in runs))
 
 
-def bench_cli(path: Path, n: int) -> tuple[float, float]:
+def bench_cli(path: Path, n: int, semantic: bool = False) -> tuple[float, float]:
     """Run ``bugbar classify`` on ``path``; returns (issues per second, peak RSS in MB)."""
     # The child reports its own peak (VmHWM): ru_maxrss survives exec on Linux, so it would
     # also count the parent's memory that the fork copied.
-    code = ("import re, sys; from bot.cli import main; rc = main(['classify', sys.argv[1]]);"
+    # BUGBAR_SEMANTIC=0: the rules-only path; =1: the semantic model must load.
+    code = ("import os, re, sys; os.environ['BUGBAR_SEMANTIC'] = sys.argv[2]; "
+            "from bot.cli import main; rc = main(['classify', sys.argv[1]]);"
             "sys.stdout.flush(); status = open('/proc/self/status').read();"
             "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
             "sys.exit(rc)")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", code, str(path), "1" if semantic else "0"],
+                          cwd=ROOT,
                           capture_output=True, check=True)
     elapsed = time.perf_counter() - start
     assert proc.stdout.count(b"\n") == n
     peak_kb = int(proc.stderr.decode().strip().splitlines()[-1])
     return n / elapsed, peak_kb / 1024
+
+
+def bench_cold_start(repeats: int = 5) -> float:
+    """Median seconds from starting ``bugbar classify`` (semantic model required) to its
+    first decision on stdout: interpreter, imports, rules, embeddings, training the head."""
+    issue = json.dumps({"id": "1", "title": "Anyone can push rows into the refit table",
+                        "body": "The nightly refit learns whatever rows get inserted."})
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "classify", "-"], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                env={**os.environ, "BUGBAR_SEMANTIC": "1"})
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write((issue + "\n").encode())
+        proc.stdin.close()
+        line = proc.stdout.readline()
+        runs.append(time.perf_counter() - start)
+        assert line.startswith(b'{"id": "1"'), line
+        proc.wait()
+    return statistics.median(runs)
+
+
+def bench_semantic(args: argparse.Namespace) -> None:
+    """The ``--semantic`` table."""
+    issues = make_issues(args.issues)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "issues.jsonl"
+        path.write_text("".join(json.dumps(i) + "\n" for i in issues))
+        runs = [bench_cli(path, len(issues), semantic=True) for _ in range(max(1, args.repeat))]
+    rates = [r for r, _ in runs]
+    cold = bench_cold_start()
+    print(f"issues: {len(issues)} of ~2 KB, semantic model on")
+    print(f"bugbar classify (end to end, one process): {statistics.median(rates):,.0f} issues/s"
+          f"   (bar >= 50)   [median of {len(rates)}: {min(rates):,.0f}-{max(rates):,.0f}]")
+    print(f"cold start to the first decision (median of 5): {cold:.2f} s   (bar < 3 s)")
+    print(f"peak memory of bugbar classify:            {max(p for _, p in runs):.0f} MB")
 
 
 def bench_in_process(issues: list[dict[str, object]]) -> float:
@@ -100,7 +145,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each end-to-end measurement; the median is reported "
                              "(a shared 2-core machine swings by 20 %% between runs)")
+    parser.add_argument("--semantic", action="store_true",
+                        help="measure the semantic model (default issues: 5,000)")
     args = parser.parse_args()
+    if args.semantic:
+        if args.issues == 50_000:
+            args.issues = 5_000
+        bench_semantic(args)
+        return
     issues = make_issues(args.issues)
     avg = sum(len(str(i["body"])) + len(str(i["title"])) for i in issues) / len(issues)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +30,8 @@ def instructions(path: Path) -> int:
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          sys.executable, "-m", "bot.cli", "classify", str(path)],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env={**os.environ, "BUGBAR_SEMANTIC": "0"})  # the rules-only path
     found = re.search(r"Collected\s*:\s*(\d+)", proc.stderr)
     if found is None:
         raise SystemExit(f"no instruction count in valgrind's output:\n{proc.stderr[-500:]}")

@@ -1,0 +1,107 @@
+"""Combine the rules' decision with the semantic model's class probabilities (pure).
+
+Two behaviours, each switched by a threshold chosen by cross-validation on the training
+examples (README, Triage quality): *flag* an issue the rules are silent on when the model is
+confident it is a report of one category, and *hold back* a rule match the model strongly
+reads as not a threat. The model's probabilities come in as plain numbers; loading weights and
+embedding text happen outside the decision core (bot/semantic/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.decide.model import CATEGORY_IDS, Issue
+
+NOT_A_THREAT = "none"
+
+
+class SemanticScorer(Protocol):
+    """Anything that gives class probabilities (the nine categories and ``none``) for an issue."""
+
+    def scores(self, issue: Issue) -> Mapping[str, float]:
+        """Probabilities summing to 1 over ``CATEGORY_IDS`` and ``none``."""
+
+
+@dataclass(frozen=True)
+class SemanticPolicy:
+    """When the model may act. ``None`` switches a behaviour off."""
+
+    flag_at: float | None = 0.5
+    """Flag where the rules are silent when the top category's probability reaches this."""
+    hold_at: float | None = None
+    """Hold back a rule match when the probability of not-a-threat reaches this."""
+    flag_when_gated: bool = False
+    """Also flag when a research/negation gate held the rules back."""
+    flag_needs_evidence: bool = False
+    """Flag only when the rules saw something (a weak signal of any category, or a severity
+    cue such as anonymous access or a production system) even though nothing fired."""
+
+
+CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=None, flag_when_gated=False)
+"""Chosen by 5-fold cross-validation on the training examples (``python -m bot.semantic.cv``;
+table in the README; the selection rule is ``bot.semantic.cv.search``): flag where the rules
+are silent at 0.9; no holding back, since at every threshold it also removed right matches."""
+
+
+@dataclass(frozen=True)
+class SemanticVerdict:
+    """What the model does to the rules' decision: ``keep``, ``flag`` or ``hold``."""
+
+    action: str
+    category: str | None = None
+    probability: float = 0.0
+
+
+KEEP = SemanticVerdict("keep")
+
+
+def top_category(probs: Mapping[str, float]) -> tuple[str, float]:
+    """The most probable class (ties broken by category order, ``none`` last)."""
+    best, best_p = NOT_A_THREAT, -1.0
+    for cat in (*CATEGORY_IDS, NOT_A_THREAT):
+        p = probs.get(cat, 0.0)
+        if p > best_p:
+            best, best_p = cat, p
+    return best, best_p
+
+
+def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPolicy,
+            gated: bool = False, protected: bool = False,
+            traditional: bool = False, evidence: bool = True) -> SemanticVerdict:
+    """Decide what the model changes.
+
+    ``fired``: the categories the rules matched (best first); ``gated``: a research/negation
+    gate scaled the rules down; ``protected``: the rules' decision rests on something a person
+    said (a threat label), which the model never holds back; ``traditional``: the rules
+    recognised a traditional security bug (XSS, RCE in a web handler...), which the model
+    never turns into an AI/ML threat — such bugs in ML software read like supply-chain
+    reports to an embedding, and they belong to the normal security process; ``evidence``: the
+    rules saw a weak signal or a severity cue (see ``SemanticPolicy.flag_needs_evidence``).
+    """
+    if fired:
+        p_none = probs.get(NOT_A_THREAT, 0.0)
+        if policy.hold_at is not None and not protected and p_none >= policy.hold_at:
+            return SemanticVerdict("hold", NOT_A_THREAT, p_none)
+        return KEEP
+    if policy.flag_at is None or traditional or (gated and not policy.flag_when_gated):
+        return KEEP
+    if policy.flag_needs_evidence and not evidence:
+        return KEEP
+    cat, p = top_category(probs)
+    if cat != NOT_A_THREAT and p >= policy.flag_at:
+        return SemanticVerdict("flag", cat, p)
+    return KEEP
+
+
+def evidence(category: str, probability: float) -> str:
+    """The evidence string of a semantic flag: says what it is, never quotes the issue."""
+    return f"similar to known reports of {category}, {probability:.2f}"
+
+
+def hold_note(probability: float) -> str:
+    """The note of a held-back rule match."""
+    return (f"The rules matched, but the text is closest to known non-threat issues "
+            f"({probability:.2f}); held back.")

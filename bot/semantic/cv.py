@@ -1,0 +1,226 @@
+"""k-fold cross-validation of the head and of how it combines with the rules.
+
+Run ``python -m bot.semantic.cv`` to print the table recorded in the README. Only the training
+examples (shipped ones) are used: never a held-out set and never ``../shared/corpus``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.decide.semantic import NOT_A_THREAT, SemanticPolicy, combine
+from bot.semantic.head import L2, train
+
+FP_BUDGET = 0.005
+"""Flagging may add false positives on at most 0.5 % of the training non-threats: half the
+1 % bar, because texts from elsewhere (../shared/corpus: 4/308 flagged when 0.9 % was
+allowed here) are less like our examples than our examples are like each other."""
+FLAG_GRID: tuple[float | None, ...] = (None, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+HOLD_GRID: tuple[float | None, ...] = (None, 0.95, 0.9, 0.8, 0.7)
+L2_GRID: tuple[float, ...] = (3e-5, L2, 3e-4, 1e-3, 3e-3)
+
+
+def folds(ids: Sequence[str], labels: Sequence[str], k: int) -> list[int]:
+    """A fold number per item: stratified by label, order fixed by a hash of the id."""
+    out = [0] * len(ids)
+    by_label: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        by_label.setdefault(lab, []).append(i)
+    offset = 0
+    for lab in sorted(by_label):
+        members = sorted(by_label[lab], key=lambda i: hashlib.sha256(ids[i].encode()).digest())
+        for j, i in enumerate(members):
+            out[i] = (j + offset) % k
+        offset += len(members)
+    return out
+
+
+def cross_val_probs(x: npt.NDArray[np.floating], y: npt.NDArray[np.integer], fold: Sequence[int],
+                    n_classes: int, l2: float | None = None) -> npt.NDArray[np.float64]:
+    """Out-of-fold class probabilities: each item scored by a head that never saw it."""
+    fold_arr = np.asarray(fold)
+    probs = np.zeros((len(y), n_classes))
+    for f in sorted(set(fold)):
+        test = fold_arr == f
+        head = train(x[~test], y[~test], n_classes, l2=L2 if l2 is None else l2)
+        probs[test] = head.probabilities(x[test])
+    return probs
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Quality of one way of deciding over the cross-validated items."""
+
+    policy: SemanticPolicy | None
+    correct: int
+    reports: int
+    flagged_none: int
+    negatives: int
+
+    @property
+    def accuracy(self) -> float:
+        """Threat reports whose top category is right."""
+        return self.correct / self.reports if self.reports else 0.0
+
+    @property
+    def fp_rate(self) -> float:
+        """Non-threats flagged."""
+        return self.flagged_none / self.negatives if self.negatives else 0.0
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """What the rules said about one item: categories fired, gate held, traditional bug."""
+
+    fired: tuple[str, ...]
+    gated: bool = False
+    traditional: bool = False
+    evidence: bool = True
+
+
+def score_policy(policy: SemanticPolicy | None, labels: Sequence[str],
+                 rules: Sequence[RuleView], probs: Sequence[dict[str, float]]) -> Outcome:
+    """Apply ``combine`` (``policy`` None: rules only) to every item and count."""
+    correct = reports = flagged = negatives = 0
+    for lab, view, pr in zip(labels, rules, probs, strict=True):
+        fired = view.fired
+        top: str | None = fired[0] if fired else None
+        if policy is not None:
+            verdict = combine(fired, pr, policy, gated=view.gated,
+                              traditional=view.traditional, evidence=view.evidence)
+            if verdict.action == "hold":
+                top = None
+            elif verdict.action == "flag":
+                top = verdict.category
+        if lab == NOT_A_THREAT:
+            negatives += 1
+            flagged += top is not None
+        else:
+            reports += 1
+            correct += top == lab
+    return Outcome(policy, correct, reports, flagged, negatives)
+
+
+def model_only(labels: Sequence[str], probs: Sequence[dict[str, float]]) -> Outcome:
+    """The head alone (argmax), for comparison."""
+    correct = reports = flagged = negatives = 0
+    for lab, pr in zip(labels, probs, strict=True):
+        top = max(pr, key=lambda c: pr[c])
+        if lab == NOT_A_THREAT:
+            negatives += 1
+            flagged += top != NOT_A_THREAT
+        else:
+            reports += 1
+            correct += top == lab
+    return Outcome(None, correct, reports, flagged, negatives)
+
+
+def search(labels: Sequence[str], rules: Sequence[RuleView],
+           probs: Sequence[dict[str, float]], budget: float = FP_BUDGET
+           ) -> tuple[list[Outcome], Outcome]:
+    """Every policy of the grid, and the one chosen. Each behaviour is judged on its own:
+
+    - holding back is used at the lowest threshold where it removed false positives and never
+      a rule match that was right (a strong contradiction must not cost a real report), else
+      not at all;
+    - flagging: among the thresholds where it adds false positives on at most ``budget`` of
+      the non-threats, those within one standard error of the most reports right; of these,
+      the quietest (no flagging past a gate, the highest threshold). Cross-validation on
+      examples written by a few people is optimistic about texts from elsewhere, so near-ties
+      go to the quieter policy.
+    """
+    table = []
+    for flag_at in FLAG_GRID:
+        for hold_at in HOLD_GRID:
+            for when_gated, needs in ((False, True), (False, False), (True, False)):
+                if flag_at is None and (when_gated or not needs):
+                    continue
+                pol = SemanticPolicy(flag_at, hold_at, when_gated, needs)
+                table.append(score_policy(pol, labels, rules, probs))
+    base = score_policy(None, labels, rules, probs)
+    safe_holds = [o.policy.hold_at for o in table
+                  if o.policy is not None and o.policy.flag_at is None
+                  and o.policy.hold_at is not None and o.correct == base.correct
+                  and o.flagged_none < base.flagged_none]
+    hold = min(safe_holds, default=None)
+    flags = [o for o in table if o.policy is not None and o.policy.hold_at == hold
+             and o.flagged_none - base.flagged_none <= budget * o.negatives]
+    if not flags:
+        return table, base
+    top = max(o.correct for o in flags)
+    acc = top / max(1, base.reports)
+    se = math.sqrt(acc * (1 - acc) / max(1, base.reports)) * base.reports
+    near = [o for o in flags if o.correct >= top - se]
+
+    def quiet(o: Outcome) -> tuple[float, ...]:
+        p = o.policy or SemanticPolicy()
+        return (not p.flag_when_gated, p.flag_needs_evidence, p.flag_at or 2.0, o.correct)
+
+    return table, max(near, key=quiet)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the CV table for the shipped examples (markdown)."""
+    from bot.decide.classify import Classifier
+    from bot.decide.model import Issue
+    from bot.decide.rules import load_rules
+    from bot.semantic import examples as ex
+    from bot.semantic.embed import WordLlamaEmbedder, features
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    k = int(args[0]) if args else 5
+    ruleset = load_rules()
+    items = ex.shipped_examples(ruleset)
+    clf = Classifier(ruleset)
+    labels = [e.label for e in items]
+    decisions = [clf.matcher.match(Issue(e.id, e.title, e.body)) for e in items]
+    views = [RuleView(tuple(t.category for t in clf.decide(Issue(e.id, e.title, e.body),
+                                                          r).threats),
+                      r.factor < 1.0, bool(r.traditional), bool(r.categories or r.cues))
+             for e, r in zip(items, decisions, strict=True)]
+    x = features(WordLlamaEmbedder(), [e.text for e in items])
+    y = np.array([ex.CLASSES.index(lab) for lab in labels])
+    fold = folds([e.id for e in items], labels, k)
+    print(f"{len(items)} training examples ({labels.count(NOT_A_THREAT)} not a threat), "
+          f"{k}-fold CV")
+    # Other weight decays are shown for comparison; the policy is chosen for the head's own
+    # (L2). Re-choosing the decay with every rule change made the choice jump between quiet
+    # and loud policies, and the loud ones did not hold on texts from elsewhere (README).
+    results = {}
+    for l2 in L2_GRID:
+        p = cross_val_probs(x, y, fold, len(ex.CLASSES), l2=l2)
+        probs = [dict(zip(ex.CLASSES, map(float, r), strict=True)) for r in p]
+        m = model_only(labels, probs)
+        table, best = search(labels, views, probs)
+        results[l2] = (table, best, probs)
+        pol = best.policy or SemanticPolicy(None)
+        print(f"l2={l2:g}: head alone {m.correct}/{m.reports} right, FP {m.flagged_none}/"
+              f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at}: "
+              f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}")
+    table, best, probs = results[L2]
+    rules = score_policy(None, labels, views, probs)
+    print(f"the head's l2={L2:g} (bot/semantic/head.py); the table is for it")
+    print(f"rules only: reports {rules.correct}/{rules.reports} = {rules.accuracy:.3f}, "
+          f"FP {rules.flagged_none}/{rules.negatives} = {rules.fp_rate:.3f}")
+    print("\n| flag at | hold at | flag when gated | flag needs evidence | reports right | "
+          "accuracy | FP | FP rate |")
+    print("|---|---|---|---|---|---|---|---|")
+    for o in table:
+        pol = o.policy or SemanticPolicy()
+        mark = " **chosen**" if o is best else ""
+        print(f"| {pol.flag_at or 'off'} | {pol.hold_at or 'off'} | "
+              f"{'yes' if pol.flag_when_gated else 'no'} | "
+              f"{'yes' if pol.flag_needs_evidence else 'no'} | {o.correct}/{o.reports} | "
+              f"{o.accuracy:.3f} | {o.flagged_none}/{o.negatives} | {o.fp_rate:.3f}{mark} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The pure combiner (bot/decide/semantic.py) and its use in Classifier, with hand-made
+probabilities: no model, no numpy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.decide.classify import Classifier
+from bot.decide.model import CATEGORY_IDS, Issue
+from bot.decide.rules import RuleSet
+from bot.decide.semantic import (
+    CHOSEN_POLICY,
+    SemanticPolicy,
+    combine,
+    evidence,
+    top_category,
+)
+
+BOTH = SemanticPolicy(flag_at=0.6, hold_at=0.9)
+
+
+def probs(**given: float) -> dict[str, float]:
+    """Probabilities over the ten classes; what is not given shares the rest evenly."""
+    named = {k.replace("_", "-"): v for k, v in given.items()}
+    rest = [c for c in (*CATEGORY_IDS, "none") if c not in named]
+    left = max(0.0, 1.0 - sum(named.values()))
+    return {**named, **{c: left / len(rest) for c in rest}}
+
+
+def test_flags_where_the_rules_are_silent_and_the_model_is_confident() -> None:
+    v = combine([], probs(model_stealing=0.81), BOTH)
+    assert (v.action, v.category, v.probability) == ("flag", "model-stealing", 0.81)
+
+
+def test_no_flag_below_the_threshold_or_when_not_a_threat_is_likeliest() -> None:
+    assert combine([], probs(model_stealing=0.55), BOTH).action == "keep"
+    assert combine([], probs(none=0.7), BOTH).action == "keep"
+    assert combine([], probs(model_stealing=0.81), SemanticPolicy(flag_at=None)).action == "keep"
+
+
+def test_holds_back_a_rule_match_it_strongly_contradicts() -> None:
+    v = combine(["data-poisoning"], probs(none=0.95), BOTH)
+    assert (v.action, v.category, v.probability) == ("hold", "none", 0.95)
+    assert combine(["data-poisoning"], probs(none=0.85), BOTH).action == "keep"
+    assert combine(["data-poisoning"], probs(none=0.99), SemanticPolicy(hold_at=None)) \
+        .action == "keep"
+
+
+def test_never_holds_back_a_label_a_person_set() -> None:
+    assert combine(["data-poisoning"], probs(none=0.99), BOTH, protected=True).action == "keep"
+
+
+def test_a_rule_match_is_never_replaced_by_another_category() -> None:
+    assert combine(["data-poisoning"], probs(model_stealing=0.99), BOTH).action == "keep"
+
+
+def test_gates_and_traditional_bugs_stop_a_flag() -> None:
+    p = probs(ml_supply_chain=0.9)
+    assert combine([], p, BOTH, gated=True).action == "keep"
+    assert combine([], p, SemanticPolicy(0.6, None, flag_when_gated=True), gated=True) \
+        .action == "flag"
+    assert combine([], p, BOTH, traditional=True).action == "keep"
+    needs = SemanticPolicy(0.6, None, flag_needs_evidence=True)
+    assert combine([], p, needs, evidence=False).action == "keep"
+    assert combine([], p, needs, evidence=True).action == "flag"
+
+
+def test_evidence_says_what_it_is_and_ties_are_stable() -> None:
+    assert evidence("model-stealing", 0.812) == "similar to known reports of model-stealing, 0.81"
+    assert top_category({"none": 0.5, "data-poisoning": 0.5}) == ("data-poisoning", 0.5)
+
+
+class FixedScorer:
+    """A stand-in semantic model returning the same probabilities for every issue."""
+
+    def __init__(self, p: Mapping[str, float]) -> None:
+        self.p = dict(p)
+        self.calls = 0
+
+    def scores(self, issue: Issue) -> Mapping[str, float]:
+        self.calls += 1
+        return self.p
+
+
+SILENT = Issue("s", "Partner portal shows every listing's ranking score",
+               "Anyone can page through all of them without limits.")
+MATCHED = Issue("m", "Model stealing attack on our production fraud detection model",
+                "An attacker ran a model extraction attack through the prediction API and "
+                "trained a substitute model that copies ours.")
+
+
+def test_classifier_flag_keeps_the_classify_contract(ruleset: RuleSet) -> None:
+    assert not Classifier(ruleset).classify(SILENT).threats
+    d = Classifier(ruleset, FixedScorer(probs(model_stealing=0.81)), BOTH).classify(SILENT)
+    out = d.to_json()
+    assert [t["category"] for t in out["threats"]] == ["model-stealing"]
+    t = out["threats"][0]
+    assert 0.0 <= t["score"] <= 1.0 and t["score"] == 0.81
+    assert t["evidence"] == ["similar to known reports of model-stealing, 0.81"]
+    low, high = ruleset.rules["model-stealing"].severity_range
+    assert low <= d.threats[0].severity <= high
+    assert out["route"]
+
+
+def test_classifier_hold_and_overrides(ruleset: RuleSet) -> None:
+    assert Classifier(ruleset).classify(MATCHED).threats
+    held = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(MATCHED)
+    assert not held.threats and "held back" in held.notes[0]
+    # A maintainer's category still wins over the model.
+    forced = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(
+        MATCHED, {"category": "model-stealing"})
+    assert forced.top is not None and forced.top.category == "model-stealing"
+    # The shipped policy never holds back.
+    kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(MATCHED)
+    assert kept.top is not None and kept.top.category == "model-stealing"
+
+
+def test_classifier_never_flags_over_a_traditional_bug(ruleset: RuleSet) -> None:
+    xss = Issue("x", "Stored XSS in the model registry UI",
+                "A stored XSS lets an attacker read the session cookie of admins.")
+    clf = Classifier(ruleset, FixedScorer(probs(ml_supply_chain=0.95)), BOTH)
+    assert not clf.classify(xss).threats
+
+
+def test_explain_shows_the_semantic_scores(ruleset: RuleSet) -> None:
+    info = Classifier(ruleset, FixedScorer(probs(model_stealing=0.81)), BOTH).explain(SILENT)
+    assert info["semantic"]["scores"]["model-stealing"] == 0.81
+    assert list(info["semantic"]["scores"])[0] == "model-stealing"
+    assert info["semantic"]["policy"]["flag_at"] == 0.6
+    assert Classifier(ruleset).explain(SILENT)["semantic"] is None
+
+
+def test_triage_explain_reply_shows_the_semantic_scores(ruleset: RuleSet) -> None:
+    from bot.handlers.commands import render_explain
+
+    clf = Classifier(ruleset, FixedScorer(probs(model_stealing=0.81)), BOTH)
+    reply = render_explain(clf.explain(SILENT), clf.classify(SILENT), ruleset)
+    assert "**Semantic model (similarity to known reports):** `model-stealing` 0.81" in reply
+    assert "Partner portal" not in reply  # the reply never quotes the issue
+    plain = render_explain(Classifier(ruleset).explain(SILENT),
+                           Classifier(ruleset).classify(SILENT), ruleset)
+    assert "Semantic model" not in plain

@@ -1,0 +1,82 @@
+"""Cross-validation code on a tiny synthetic set (no model, no shipped data)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.decide.semantic import SemanticPolicy
+from bot.semantic.cv import RuleView, cross_val_probs, folds, model_only, score_policy, search
+from bot.semantic.head import train
+
+
+def test_folds_are_stratified_and_deterministic() -> None:
+    ids = [f"i{n}" for n in range(30)]
+    labels = ["a"] * 10 + ["b"] * 20
+    f = folds(ids, labels, 5)
+    assert f == folds(ids, labels, 5)
+    assert sorted(set(f)) == [0, 1, 2, 3, 4]
+    for k in range(5):
+        members = [lab for lab, fold in zip(labels, f, strict=True) if fold == k]
+        assert members.count("a") == 2 and members.count("b") == 4
+
+
+def test_out_of_fold_probabilities_learn_separable_classes() -> None:
+    rng = np.random.default_rng(7)
+    centres = np.eye(3, 8) * 3.0
+    y = np.repeat(np.arange(3), 20)
+    x = centres[y] + rng.normal(scale=0.3, size=(60, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    f = folds([str(i) for i in range(60)], [str(v) for v in y], 4)
+    p = cross_val_probs(x, y, f, 3)
+    assert p.shape == (60, 3) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert (p.argmax(axis=1) == y).mean() > 0.95
+    # Out of fold really means out: a head trained on everything is more sure of its items.
+    full = train(x, y, 3).probabilities(x)
+    assert full[np.arange(60), y].mean() >= p[np.arange(60), y].mean()
+
+
+def _p(cat: str, value: float) -> dict[str, float]:
+    rest = (1.0 - value) / 2
+    return {cat: value, **{c: rest for c in ("data-poisoning", "none") if c != cat}}
+
+
+def test_policy_scoring_and_search_respect_the_budget() -> None:
+    # 4 reports the rules miss, the model finds with 0.65..0.95; 100 non-threats of which two
+    # look like reports to the model at 0.55 and 0.75.
+    labels = ["data-poisoning"] * 4 + ["none"] * 100
+    views = [RuleView(())] * 104
+    probs = [_p("data-poisoning", v) for v in (0.65, 0.75, 0.85, 0.95)]
+    probs += [_p("data-poisoning", 0.55), _p("data-poisoning", 0.75)]
+    probs += [_p("none", 0.9)] * 98
+    rules = score_policy(None, labels, views, probs)
+    assert (rules.correct, rules.flagged_none) == (0, 0)
+    low = score_policy(SemanticPolicy(0.5), labels, views, probs)
+    assert (low.correct, low.flagged_none) == (4, 2)
+    # Budget 1 %: one added false positive allowed; flag at 0.6 finds all four with one.
+    table, best = search(labels, views, probs, budget=0.01)
+    assert best.policy is not None and best.policy.flag_at == 0.6
+    assert (best.correct, best.flagged_none) == (4, 1) and best.policy.hold_at is None
+    assert len(table) > 20
+    # No budget: only 0.8 and 0.9 add nothing; 0.8 finds 2, 0.9 finds 1, within one standard
+    # error of 2 (of 4), so the quieter 0.9 is chosen.
+    zero = search(labels, views, probs, budget=0.0)[1]
+    assert zero.policy is not None and zero.policy.flag_at == 0.9 and zero.flagged_none == 0
+    # Near-ties go to the quieter policy: 0.5 is allowed at 2 %, but 0.6 is as good.
+    loose = search(labels, views, probs, budget=0.02)[1]
+    assert loose.policy is not None and loose.policy.flag_at == 0.6
+    only = model_only(labels, probs)
+    assert (only.correct, only.flagged_none) == (4, 2)
+
+
+def test_hold_back_only_where_it_never_costs_a_right_match() -> None:
+    # The rules fire on three items: a real report the model doubts (none 0.85) and two
+    # non-threats the model is sure about (none 0.92 and 0.97).
+    labels = ["data-poisoning", "none", "none"] + ["none"] * 50
+    views = [RuleView(("data-poisoning",))] * 3 + [RuleView(())] * 50
+    probs = [_p("none", 0.85), _p("none", 0.92), _p("none", 0.97)] + [_p("none", 0.9)] * 50
+    table, best = search(labels, views, probs, budget=0.0)
+    assert best.policy is not None and best.policy.hold_at == 0.9
+    assert (best.correct, best.flagged_none) == (1, 0)
+    # Holding at 0.8 would remove all three: never chosen, though it is in the table.
+    at_08 = [o for o in table if o.policy and o.policy.hold_at == 0.8 and o.policy.flag_at is None]
+    assert at_08 and at_08[0].correct == 0
