@@ -13,8 +13,8 @@ from typing import Protocol
 
 from bot.decide.classify import Classifier
 from bot.events.model import Event, EventKind, IssueRef
-from bot.handlers.triage import DecisionMetrics, ResultListener, Triage
-from bot.providers.base import Tracker
+from bot.handlers.triage import DecisionMetrics, ResultListener, Triage, log_gone
+from bot.providers.base import IssueGone, Tracker
 from bot.providers.recording import DryRunTracker
 from bot.store_base import StateStore as Store
 
@@ -75,5 +75,9 @@ class Bot:
         if event.kind in COMMENT_EVENTS:
             if self.commands is None:
                 return "ignored"
-            return self.commands.handle(tracker, event)
+            try:
+                return self.commands.handle(tracker, event)
+            except IssueGone as exc:  # deleted after the comment was written: nothing to do
+                log_gone(exc)
+                return "gone"
         return "ignored"

@@ -24,7 +24,7 @@ from bot.decide.commands import CommandPolicy, PolicyError
 from bot.errors import http_status
 from bot.events.model import Event, IssueRef, WebhookError
 from bot.handlers.triage import ResultListener
-from bot.logs import configure_logging, register_secret
+from bot.logs import SHORT_SECRET, configure_logging, register_secret
 from bot.metrics import Metrics
 from bot.preflight import (
     CREDENTIAL_VARIABLES,
@@ -229,6 +229,19 @@ def _webhook_secrets(config: Config) -> dict[str, tuple[str, ...]]:
             "jira": config.jira_webhook_secrets}
 
 
+def check_webhook_secret_length(config: Config) -> None:
+    """Refuse webhook secrets shorter than 8 characters (``serve``, ``handle-event``).
+
+    A short shared secret is guessable, and the log redaction skips values that short (a
+    one-letter secret would blank that letter from every line), so it would also leak.
+    """
+    for provider, values in _webhook_secrets(config).items():
+        if any(len(v) < SHORT_SECRET for v in values):
+            raise CliError(f"{WEBHOOK_SECRET_VARIABLES[provider]} is too short: use at least "
+                           f"{SHORT_SECRET} characters (e.g. `openssl rand -hex 32`) in both "
+                           "the webhook and this variable")
+
+
 def check_serve_config(config: Config) -> None:
     """Refuse to serve half-configured: every provider needs credentials and a webhook secret.
 
@@ -272,6 +285,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     configure_logging(config.log_level)
+    check_webhook_secret_length(config)
     if args.port is None:
         args.port = _env_port()
     check_serve_config(config)
@@ -429,6 +443,7 @@ def cmd_handle_event(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     configure_logging(config.log_level, stream=sys.stderr)
+    check_webhook_secret_length(config)
     event_name = _check_event_name(args.provider, args.event)
     body = _read_payload(args.payload, args.provider)
     delivery = "cli-" + hashlib.sha256(body).hexdigest()[:16]

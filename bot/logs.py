@@ -5,12 +5,14 @@ Every line is one JSON object: ``{"ts", "level", "logger", "msg", ...fields}``. 
 carries its ``delivery_id``). Two layers keep secrets out:
 
 * values registered with :func:`register_secret` (webhook secrets, API tokens) are replaced by
-  ``***`` wherever they appear: message, fields, nested fields, tracebacks;
+  ``***`` wherever they appear: message, fields, nested fields, tracebacks (values shorter than
+  8 characters are not: redacting them would blank common letters from every line);
 * fields whose name looks sensitive (token, secret, authorization, password, private key,
   cookie, signature, body) are redacted whatever their value, because issue and comment text is
   untrusted and may be confidential, and credentials we were never told about must not leak
   either. ``secret=``/``token=``-style query parameters in URLs are redacted too (Jira webhooks
-  may carry the shared secret in the query string, which ends up in access logs).
+  may carry the shared secret in the query string, which ends up in access logs), and so is
+  the password in a ``scheme://user:password@host`` URL, whatever its length.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ _SENSITIVE_QUERY = re.compile(
     re.IGNORECASE,
 )
 
+# The password of a ``scheme://user:password@host`` location (BUGBAR_STATE's PostgreSQL URL):
+# redacted whatever its length, so a short one, which register_secret skips, stays hidden too.
+_URL_PASSWORD = re.compile(r"(?P<key>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"']*:)"
+                           r"(?P<value>[^@\s/\"']+)(?=@)")
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` or a filter.
 _RECORD_ATTRS = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
@@ -73,13 +80,16 @@ _secret_pattern: re.Pattern[str] | None = None
 
 
 SHORT_SECRET = 8
-"""Secrets shorter than this are redacted only where they stand as a whole word."""
+"""Registered values shorter than this are never redacted. Tokens, keys and passwords are
+longer; a one-letter "secret" would blank that letter from every log line and make the logs
+useless (``serve`` and ``handle-event`` refuse such webhook secrets outright)."""
 
 
 def register_secret(value: str | None) -> None:
-    """Never log ``value`` (nor its URL- or JSON-escaped forms). Empty values are ignored."""
+    """Never log ``value`` (nor its URL- or JSON-escaped forms). Empty values and values
+    shorter than :data:`SHORT_SECRET` are ignored (see there)."""
     global _secret_pattern
-    if not value:
+    if not value or len(value) < SHORT_SECRET:
         return
     forms = {
         value,
@@ -89,13 +99,9 @@ def register_secret(value: str | None) -> None:
     }
     with _secrets_lock:
         _secrets.update(f for f in forms if f)
-        # Longest first, so a secret containing another is replaced whole. A short secret
-        # (a misconfiguration, but it happens) is replaced only as a whole word, or a one-letter
-        # token would blank that letter from every log line.
+        # Longest first, so a secret containing another is replaced whole.
         ordered = sorted(_secrets, key=len, reverse=True)
-        _secret_pattern = re.compile("|".join(
-            re.escape(s) if len(s) >= SHORT_SECRET else
-            rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])" for s in ordered))
+        _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
 def clear_secrets() -> None:
@@ -112,10 +118,12 @@ def is_sensitive_key(key: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """``text`` with registered secrets and sensitive query-string values replaced by ``***``."""
+    """``text`` with registered secrets, URL passwords and sensitive query-string values
+    replaced by ``***``."""
     pattern = _secret_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group("key") + REDACTED, text)
     return _SENSITIVE_QUERY.sub(lambda m: m.group("key") + REDACTED, text)
 
 

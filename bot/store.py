@@ -285,6 +285,23 @@ class _ConnHolder:
             self.close()
 
 
+def _set_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL and return the journal mode SQLite reports.
+
+    On a new file, processes opening it at the same moment race for the switch, and SQLite
+    answers "database is locked" at once without calling the busy handler; try again for
+    up to the busy timeout (the switch itself takes microseconds).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -328,7 +345,7 @@ class Store:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _set_wal(conn)
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: SQLite refused WAL journal mode (got {mode!r})")
             conn.execute("PRAGMA synchronous = FULL")

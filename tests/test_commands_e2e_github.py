@@ -219,3 +219,15 @@ def test_issue_edit_and_sweep_keep_the_humans_choice(world: World, min_ruleset: 
     assert world.writes() == 0
     (bot_comment,) = world.bot_comments()
     assert "Set by a maintainer" in bot_comment["body"]
+
+
+def test_command_on_an_issue_deleted_since_is_gone(world: World) -> None:
+    """The issue was deleted after the comment was written: GitHub's 410 Gone ends the
+    event with outcome ``gone`` (not an error to retry) and nothing is written."""
+    body = "/triage severity important"
+    comment_id = world.fake.add_comment(REPO, world.number, body, user="maint")
+    world.fake.delete_issue(REPO, world.number)
+    world.fake.reset_log()
+    assert world.deliver("created", comment_id, body, "maint") == "gone"
+    assert world.writes() == 0
+    assert world.fake.count("GET", rf"/issues/{world.number}$") == 1

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
 import shutil
 import signal
@@ -476,6 +477,35 @@ def test_404_on_get_issue_becomes_a_dead_letter_then_retry_dead_after_the_fix(
     assert world.store.dead_letters() == []
     assert world.labels(n) == STEAL_LABELS
     world.one_bot_comment(n)
+
+
+def test_delivery_for_a_deleted_issue_is_done_gone_and_readyz_stays_ready(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An admin deleted the issue (spam) before the worker got to it: GitHub answers 410
+    Gone. The delivery ends ``done`` with outcome ``gone`` at the first attempt (no dead
+    letter, no retry), one info line says so, and /readyz stays ready."""
+    n = world.fake.add_issue(REPO, *STEAL)
+    world.fake.delete_issue(REPO, n)
+    r = world.post("issues", issues_payload("opened", n, *STEAL), delivery="d-gone")
+    assert r.status_code == 202
+    with caplog.at_level(logging.INFO):
+        assert world.work() == ["gone"]
+    world.clock.advance(3600.0)
+    assert world.work() == []
+    assert world.store.dead_letters() == []
+    assert world.store.stats()["done"] == 1 and world.store.stats()["dead"] == 0
+    [(state, outcome)] = world.store._conn().execute(
+        "SELECT state, outcome FROM deliveries WHERE delivery_id = 'd-gone'").fetchall()
+    assert (state, outcome) == ("done", "gone")
+    assert world.fake.count("GET", rf"/issues/{n}$", status=410) == 1
+    assert world.fake.writes == [] and world.sleeps == []
+    gone = [rec for rec in caplog.records if rec.getMessage() == "issue was deleted; nothing to do"]
+    assert len(gone) == 1 and gone[0].levelno == logging.INFO
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
+    ready = world.client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
 
 
 def test_the_same_delivery_twice_is_processed_once(world: World) -> None:

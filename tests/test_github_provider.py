@@ -20,7 +20,7 @@ from github import Auth, Github, GithubException, UnknownObjectException
 
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
-from bot.providers.base import Access, HandOffRequest, Tracker
+from bot.providers.base import Access, HandOffRequest, IssueGone, Tracker
 from bot.providers.github import GitHubApp, GitHubTracker, classify_failure
 from bot.providers.retry import (
     Action,
@@ -402,12 +402,15 @@ def test_other_4xx_are_not_retried(fake: FakeGitHub, sleeps: Sleeps, status: int
     n = fake.add_issue("o/r", "t", "b")
     fake.fail_next(method, path, status)
     t = make(fake, sleeps)
-    with pytest.raises(GithubException) as err:
+    with pytest.raises((GithubException, IssueGone)) as err:
         if method == "GET":
             t.get_issue(ref(n))
         else:
             t.add_labels(ref(n), ["x"])
-    assert err.value.status == status
+    # 410 Gone on an issue: the definite answer IssueGone, raised from the 410.
+    exc = err.value.__cause__ if isinstance(err.value, IssueGone) else err.value
+    assert isinstance(exc, GithubException) and exc.status == status
+    assert isinstance(err.value, IssueGone) == (status == 410)
     assert fake.count(method, path) == 1 and sleeps.calls == []
 
 
@@ -670,3 +673,33 @@ def test_rate_limited_post_retries_without_settle_or_look(fake: FakeGitHub,
     assert sleeps.calls == [7.0]  # exactly the Retry-After: a 429 was not carried out
     assert fake.count("GET", r"/issues/1/comments") == 0
     assert len(fake.comments("o/r", n)) == 1
+
+
+# ----------------------------------------------------------------------------- deleted issues
+
+
+def test_deleted_issue_is_gone_after_one_request(fake: FakeGitHub, sleeps: Sleeps) -> None:
+    """GitHub answers 410 Gone for an issue deleted from a readable repository: a definite
+    answer (IssueGone), one request, no retry."""
+    n = fake.add_issue("o/r", "spam", "buy now")
+    fake.delete_issue("o/r", n)
+    t = make(fake, sleeps)
+    with pytest.raises(IssueGone) as err:
+        t.get_issue(ref(n))
+    assert err.value.ref == ref(n) and "410" in err.value.reason
+    assert fake.count("GET", rf"/issues/{n}$", status=410) == 1 and sleeps.calls == []
+
+
+def test_missing_issue_or_repository_is_not_gone(fake: FakeGitHub, sleeps: Sleeps) -> None:
+    """404 (never existed, or no access to the repository) and 401 stay errors."""
+    t = make(fake, sleeps)
+    for missing in (ref(99), ref(1, "o/no-access")):
+        with pytest.raises(UnknownObjectException) as err:
+            t.get_issue(missing)
+        assert not isinstance(err.value, IssueGone) and err.value.status == 404
+    n = fake.add_issue("o/r", "title", "body")
+    fake.fail_next("GET", rf"/issues/{n}$", 401)
+    with pytest.raises(GithubException) as err401:
+        t.get_issue(ref(n))
+    assert err401.value.status == 401
+    assert sleeps.calls == []

@@ -24,7 +24,7 @@ from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX
 from bot.events.model import IssueRef
 from bot.handlers.triage import Triage
-from bot.providers.base import HandOffRequest, Tracker
+from bot.providers.base import HandOffRequest, IssueGone, Tracker
 from bot.providers.gitlab import GitLabTracker, access_from_level, classify_gitlab_failure
 from bot.providers.retry import Action, RateLimited, RetryPolicy, WritePacer
 from bot.store import Store
@@ -531,3 +531,37 @@ def test_settle_waits_follow_only_ambiguous_failures(fake: FakeGitLab, tracker: 
     tracker.create_comment(ref(PUBLIC, iid), MARKED)
     assert len(fake.notes(PUBLIC, iid, include_system=False)) == 1
     assert sleeps == [1.0, 10.0, 2.0, 10.0, 4.0]
+
+
+# --------------------------------------------------------------------------- deleted issues
+
+
+def test_deleted_issue_is_gone_after_one_project_check(fake: FakeGitLab, sleeps: list[float],
+                                                       tracker: GitLabTracker) -> None:
+    """GitLab answers 404 for a deleted issue; the project still being readable (one more
+    GET, only on this path) makes it IssueGone: no retry."""
+    iid = fake.add_issue(PUBLIC, "spam", "buy now")
+    fake.delete_issue(PUBLIC, iid)
+    with pytest.raises(IssueGone) as err:
+        tracker.get_issue(ref(PUBLIC, iid))
+    assert err.value.ref == ref(PUBLIC, iid)
+    assert fake.count("GET", rf"/issues/{iid}$") == 1
+    assert fake.count("GET", r"/projects/[^/]+$") == 1 and sleeps == []
+
+
+def test_no_access_to_the_project_is_not_gone(fake: FakeGitLab, sleeps: list[float],
+                                              tracker: GitLabTracker) -> None:
+    """A 404 on a project the bot cannot read (or that does not exist) stays an error, and a
+    401 asks nothing more."""
+    fake.add_project("sec/hidden", visibility="private", bot_access=None)
+    for scope in ("sec/hidden", "sec/never-existed"):
+        with pytest.raises(glexc.GitlabGetError) as err:
+            tracker.get_issue(ref(scope, 1))
+        assert err.value.response_code == 404 and not isinstance(err.value, IssueGone)
+    assert fake.count("GET", r"/projects/[^/]+$") == 2
+    iid = fake.add_issue(PUBLIC, "title", "body")
+    fake.revoke_token(fake.token)
+    with pytest.raises(glexc.GitlabError) as err401:
+        tracker.get_issue(ref(PUBLIC, iid))
+    assert err401.value.response_code == 401
+    assert fake.count("GET", r"/projects/[^/]+$") == 2 and sleeps == []

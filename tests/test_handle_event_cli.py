@@ -302,3 +302,17 @@ def test_log_level_debug_shows_the_traceback(env: Path, fake: FakeGitHub, capsys
     err = capsys.readouterr().err
     assert "bugbar: github: the tracker answered 404" in err and "Traceback" in err
     assert TOKEN not in err
+
+
+def test_short_webhook_secret_is_one_line_and_exit_2(env: Path, fake: FakeGitHub,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: Capture) -> None:
+    """A webhook secret under 8 characters would be guessable and (the log redaction skips
+    such values) unredacted: refused before any request, naming the variable."""
+    n = fake.add_issue(REPO, *STEAL)
+    path = payload_file(env, issues_payload("opened", n, *STEAL))
+    monkeypatch.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "s")
+    assert main(["handle-event", "github", "--event", "issues", "--payload", path]) == 2
+    line = one_error_line(capsys)
+    assert "BUGBAR_GITHUB_WEBHOOK_SECRET is too short" in line
+    assert fake.requests == [] and not (env / "state.db").exists()

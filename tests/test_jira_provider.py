@@ -16,7 +16,7 @@ from jira import JIRA, JIRAError
 from bot.decide.model import Access
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.events.model import IssueRef
-from bot.providers.base import HandOffRefused, HandOffRequest
+from bot.providers.base import HandOffRefused, HandOffRequest, IssueGone
 from bot.providers.jira import (
     PROPERTY_KEY,
     JiraTracker,
@@ -538,9 +538,11 @@ def test_429_is_retried_once_by_our_layer_only(
 
 def test_4xx_is_not_retried(h: Harness) -> None:
     t = h.tracker()
-    with pytest.raises(JIRAError) as err:
+    # A 404 on an issue of a readable project: gone (Jira does not tell "deleted" from "never
+    # existed"), a definite answer that is not retried either.
+    with pytest.raises(IssueGone) as err:
         t.get_issue(IssueRef("jira", "PROJ", 99, "PROJ-99"))
-    assert err.value.status_code == 404
+    assert isinstance(err.value.__cause__, JIRAError) and err.value.__cause__.status_code == 404
     key = h.fake.add_issue("PROJ", "s")
     h.fake.fail_next("PUT", rf"/issue/{key}$", 400)
     with pytest.raises(JIRAError):
@@ -615,3 +617,38 @@ def test_settle_waits_follow_only_ambiguous_failures(h: Harness) -> None:
     assert [x["id"] for x in h.fake.issue(key)["comments"]] == [c.id]
     assert 10.0 in h.slept and h.slept.count(10.0) == 1  # one settle, after the 502
     assert h.slept[-1] == 4.0  # the 429's Retry-After, then straight on
+
+
+# --------------------------------------------------------------------------- deleted issues
+
+
+def test_deleted_issue_is_gone_after_one_project_check(h: Harness) -> None:
+    """Jira's 404 "Issue does not exist or you do not have permission to see it." on an issue
+    of a project the bot can still read (one more GET, only on this path) is IssueGone."""
+    key = h.fake.add_issue("PROJ", "spam", "buy now")
+    h.fake.delete_issue(key)
+    with pytest.raises(IssueGone) as err:
+        h.tracker().get_issue(h.ref(key))
+    assert err.value.ref == h.ref(key)
+    assert h.fake.count("GET", rf"/issue/{key}(\?|$)") == 1
+    assert h.fake.count("GET", r"/project/PROJ$") == 1 and h.slept == []
+
+
+def test_no_access_to_the_project_is_not_gone(h: Harness) -> None:
+    """A project the bot may not browse (or that does not exist) keeps the 404 an error; a
+    401 asks nothing more."""
+    key = h.fake.add_issue("PROJ", "title", "body")
+    t = h.tracker()
+    h.fake.revoke("bot", None, "BROWSE_PROJECTS")
+    for missing in (h.ref(key), h.ref("NOPE-1")):
+        with pytest.raises(JIRAError) as err:
+            t.get_issue(missing)
+        assert err.value.status_code == 404 and not isinstance(err.value, IssueGone)
+        assert "Issue does not exist" in str(err.value.text)
+    assert h.fake.count("GET", r"/project/[A-Z]+$") == 2
+    h.fake.grant("bot", None, "BROWSE_PROJECTS")
+    h.fake.fail_next("GET", rf"/issue/{key}(\?|$)", 401, headers={})
+    with pytest.raises(JIRAError) as err401:
+        t.get_issue(h.ref(key))
+    assert err401.value.status_code == 401
+    assert h.fake.count("GET", r"/project/[A-Z]+$") == 2 and h.slept == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -174,12 +175,61 @@ def test_redact_helper_and_empty_secret_ignored() -> None:
         clear_secrets()
 
 
-def test_short_secret_redacted_only_as_a_whole_word() -> None:
-    from bot.logs import clear_secrets, redact, register_secret
+def test_values_shorter_than_eight_characters_are_never_redacted() -> None:
+    """A one-letter "secret" must not blank that letter from every log line; from 8
+    characters on a value is redacted wherever it appears, even inside words."""
+    from bot.logs import SHORT_SECRET, clear_secrets, redact, register_secret
 
     clear_secrets()
     try:
-        register_secret("t")
-        assert redact("token t and tests") == "token *** and tests"
+        assert SHORT_SECRET == 8
+        for short in ("s", "t", "seven77"):
+            register_secret(short)
+        line = "tests: it's s and t, seven77 settings"
+        assert redact(line) == line
+        register_secret("eight888")
+        assert redact("xeight888y eight888") == f"x{REDACTED}y {REDACTED}"
+        assert redact(line) == line
     finally:
+        clear_secrets()
+
+
+def test_every_configured_secret_stays_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``load_config`` registers (tokens, the private key, webhook secrets) is still
+    redacted, and a PostgreSQL password in BUGBAR_STATE is hidden even when it is short."""
+    import argparse
+
+    from bot.app_cli import load_config
+
+    key = "-----BEGIN PRIVATE KEY-----\nMIIsecretkeymaterial\n-----END PRIVATE KEY-----"
+    env = {
+        "BUGBAR_GITHUB_TOKEN": "ghp_s3cr3t-token-value",
+        "BUGBAR_GITHUB_APP_ID": "4242",
+        "BUGBAR_GITHUB_PRIVATE_KEY": key,
+        "BUGBAR_GITHUB_WEBHOOK_SECRET": "gh-hook-secret-1",
+        "BUGBAR_GITLAB_URL": "https://gitlab.example",
+        "BUGBAR_GITLAB_TOKEN": "glpat-s3cr3t-value",
+        "BUGBAR_STATE": "postgresql://bugbar:pw@127.0.0.1:5432/test",
+    }
+    for name in list(os.environ):
+        if name.startswith("BUGBAR_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = io.StringIO()
+    handler = configure_logging("INFO", stream=out)
+    clear_secrets()
+    try:
+        load_config(argparse.Namespace())
+        values = [v for k, v in env.items() if k not in ("BUGBAR_GITHUB_APP_ID",
+                                                         "BUGBAR_GITLAB_URL")]
+        logging.getLogger("bugbar.test").info("config: %s", " | ".join(values),
+                                              extra={"where": env["BUGBAR_STATE"]})
+        text = out.getvalue()
+        for secret in [*values[:-1], "MIIsecretkeymaterial", ":pw@"]:
+            assert secret not in text
+        record = json.loads(text.splitlines()[-1])
+        assert record["where"] == f"postgresql://bugbar:{REDACTED}@127.0.0.1:5432/test"
+    finally:
+        logging.getLogger().removeHandler(handler)
         clear_secrets()

@@ -79,11 +79,33 @@ def test_token_without_webhook_secret_refuses_to_start_naming_the_variable(
 
 def test_secret_without_credentials_refuses_to_start(
         started: list[Any], clean_env: pytest.MonkeyPatch, capsys: Capture) -> None:
-    clean_env.setenv("BUGBAR_GITLAB_WEBHOOK_SECRET", "s3cret")
+    clean_env.setenv("BUGBAR_GITLAB_WEBHOOK_SECRET", "s3cret-hook-01")
     assert main(["serve", "--port", "0"]) == 2
     line = _one_line(capsys)
     assert "BUGBAR_GITLAB_WEBHOOK_SECRET is set but gitlab has no credentials" in line
     assert "BUGBAR_GITLAB_TOKEN" in line and "s3cret" not in line
+
+
+@pytest.mark.parametrize("variable", ["BUGBAR_GITHUB_WEBHOOK_SECRET",
+                                      "BUGBAR_GITLAB_WEBHOOK_SECRET",
+                                      "BUGBAR_JIRA_WEBHOOK_SECRET"])
+def test_short_webhook_secret_refuses_to_start_naming_the_variable(
+        started: list[Any], clean_env: pytest.MonkeyPatch, capsys: Capture,
+        variable: str) -> None:
+    """A secret under 8 characters (here "s", and a short one beside a good one while
+    rotating) is refused before anything else: one line naming the variable, exit 2."""
+    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
+    for value in ("s", "hook-secret-0002,seven77"):
+        clean_env.setenv(variable, value)
+        assert main(["serve", "--port", "0"]) == 2
+        line = _one_line(capsys)
+        assert f"{variable} is too short" in line and "at least 8 characters" in line
+        assert "seven77" not in line
+    clean_env.setenv(variable, "eight888")  # 8 is enough: on to the next check
+    assert main(["serve", "--port", "0"]) == 2
+    line = _one_line(capsys)
+    assert "too short" not in line and "has no credentials" in line
+    assert started == []
 
 
 @pytest.mark.parametrize(("env", "variable"), [
@@ -101,7 +123,7 @@ def test_rejected_token_refuses_to_start(started: list[Any], clean_env: pytest.M
                                          capsys: Capture) -> None:
     with FakeGitHub(tokens=["the-right-token"]) as fake:
         clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook")
+        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
         clean_env.setenv("BUGBAR_GITHUB_API_URL", fake.url)
         assert main(["serve", "--port", "0"]) == 2
         line = _one_line(capsys)
@@ -114,7 +136,7 @@ def test_accepted_token_starts_and_readyz_is_ready(
         started: list[Any], clean_env: pytest.MonkeyPatch) -> None:
     with FakeGitHub(tokens=[TOKEN]) as fake:
         clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook")
+        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
         clean_env.setenv("BUGBAR_GITHUB_API_URL", fake.url)
         assert main(["serve", "--port", "0"]) == 0
     [app] = started
@@ -286,7 +308,7 @@ def test_bad_serve_variables_are_one_line(started: list[Any], clean_env: pytest.
                                           capsys: Capture, name: str, value: str,
                                           needle: str) -> None:
     clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook")
+    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
     clean_env.setenv(name, value)
     assert main(["serve"]) == 2
     assert needle in _one_line(capsys) and started == []

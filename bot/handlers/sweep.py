@@ -866,6 +866,8 @@ class Sweep:
             return self._row(repo, snap, SKIPPED, "opted-out")
         if res.outcome == "skipped-pull-request":
             return self._row(repo, snap, SKIPPED, "pull-request")
+        if res.outcome == "gone":
+            return self._row(repo, snap, SKIPPED, "gone")
         if res.outcome == "triaged":
             # Only a step that took the issue out of public view (not a lock or an advisory)
             # redacts its title.

@@ -26,6 +26,7 @@ from bot.providers.base import (
     Comment,
     HandOffRefused,
     HandOffRequest,
+    IssueGone,
     IssueSnapshot,
     Tracker,
 )
@@ -48,7 +49,7 @@ class TriageResult:
 
     outcome: str
     """triaged (something was written) | unchanged | opted-out | skipped-pull-request |
-    dry-run | held"""
+    dry-run | held | gone (the issue was deleted; nothing to do)"""
     decision: Decision | None = None
     plan: Plan | None = None
     writes: int = 0
@@ -95,6 +96,12 @@ def decision_record(decision: Decision, plan: Plan) -> dict[str, object]:
         "comment_action": plan.comment.value,
         "comment": plan.comment_body if plan.comment is not CommentAction.NONE else None,
     }
+
+
+def log_gone(exc: IssueGone) -> None:
+    """The one info line for an event about a deleted issue."""
+    log.info("issue was deleted; nothing to do", extra={"issue": str(exc.ref),
+                                                        "reason": exc.reason})
 
 
 ResultListener = Callable[[IssueRef, TriageResult], None]
@@ -216,7 +223,12 @@ class Triage:
         delivery_id: str, trust_state: bool, hint: CommentHint | None = None,
         hold_changes: bool = False,
     ) -> TriageResult:
-        snap = snapshot or tracker.get_issue(ref)
+        try:
+            snap = snapshot or tracker.get_issue(ref)
+        except IssueGone as exc:
+            # A definite answer (an admin deleted it, e.g. spam): done, not a failure to retry.
+            log_gone(exc)
+            return TriageResult("gone")
         if snap.is_pull_request:
             return TriageResult("skipped-pull-request")
         if self.settings.label_opt_out in snap.labels:

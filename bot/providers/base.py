@@ -12,7 +12,7 @@ from bot.decide.model import Access
 from bot.events.model import IssueRef
 
 __all__ = ["Access", "BotCommentIndex", "Comment", "HandOff", "HandOffRefused", "HandOffRequest",
-           "IssueSnapshot", "ListPage", "Tracker"]
+           "IssueGone", "IssueSnapshot", "ListPage", "Tracker"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,20 @@ class HandOffRefused(Exception):  # noqa: N818 - a refusal, not a bug
         self.reason = reason
 
 
+class IssueGone(Exception):  # noqa: N818 - a definite answer, not a bug
+    """The issue was deleted (an admin removed spam, say) while its project is still readable.
+
+    A definite answer, never retried: the delivery ends with the outcome ``gone``. Losing
+    access to the project itself (401, or a 403/404 on the project) is NOT this: it stays an
+    error, so it reaches dead letters and readiness. Raised by :meth:`Tracker.get_issue`.
+    """
+
+    def __init__(self, ref: IssueRef, reason: str) -> None:
+        super().__init__(f"{ref}: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+
 class Tracker(Protocol):
     """What the handlers need from a tracker. Each adapter implements exactly this."""
 
@@ -107,7 +121,8 @@ class Tracker(Protocol):
         ...
 
     def get_issue(self, ref: IssueRef) -> IssueSnapshot:
-        """Fetch the issue fresh (webhook payloads go stale)."""
+        """Fetch the issue fresh (webhook payloads go stale). Raises :class:`IssueGone` when
+        the tracker says the issue was deleted and its project is still readable."""
         ...
 
     def add_labels(self, ref: IssueRef, labels: list[str]) -> None:

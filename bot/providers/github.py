@@ -55,6 +55,7 @@ from bot.providers.base import (
     Comment,
     HandOffRefused,
     HandOffRequest,
+    IssueGone,
     IssueSnapshot,
     ListPage,
 )
@@ -586,9 +587,19 @@ class GitHubTracker:
             return self._identity
 
     def get_issue(self, ref: IssueRef) -> IssueSnapshot:
-        """``GET /repos/{o}/{r}/issues/{n}`` (pull requests come back flagged)."""
-        reply = self._http.call("GET", f"{_repo_path(ref.scope)}/issues/{int(ref.number)}",
-                                what=f"get issue {ref}")
+        """``GET /repos/{o}/{r}/issues/{n}`` (pull requests come back flagged).
+
+        GitHub answers 410 Gone for an issue deleted from a repository the token can read (a
+        404 means no access, or no such issue: an error as before; a transferred issue's 301
+        is followed by the client). https://docs.github.com/en/rest/issues/issues#get-an-issue
+        """
+        try:
+            reply = self._http.call("GET", f"{_repo_path(ref.scope)}/issues/{int(ref.number)}",
+                                    what=f"get issue {ref}")
+        except GithubException as exc:
+            if exc.status == 410:
+                raise IssueGone(ref, "410 Gone: the issue was deleted") from exc
+            raise
         return _snapshot(ref.scope, reply.data)
 
     def add_labels(self, ref: IssueRef, labels: list[str]) -> None:

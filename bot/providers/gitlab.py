@@ -44,6 +44,7 @@ from bot.providers.base import (
     HandOff,
     HandOffRefused,
     HandOffRequest,
+    IssueGone,
     IssueSnapshot,
     ListPage,
 )
@@ -349,9 +350,25 @@ class GitLabTracker:
         )
 
     def get_issue(self, ref: IssueRef) -> IssueSnapshot:
-        """``GET /projects/:id/issues/:iid``. https://docs.gitlab.com/api/issues/#single-project-issue"""
-        issue = self._call(f"get issue {ref}",
-                           lambda: self._issue_manager(ref).get(ref.number, **_NO_CLIENT_RETRY))
+        """``GET /projects/:id/issues/:iid``. https://docs.gitlab.com/api/issues/#single-project-issue
+
+        GitLab answers a deleted issue, an unreadable project and a project that does not
+        exist alike: 404. Only on that path one more ``GET /projects/:id`` tells them apart:
+        a readable project means the issue is gone; otherwise the first error stands.
+        """
+        try:
+            issue = self._call(
+                f"get issue {ref}",
+                lambda: self._issue_manager(ref).get(ref.number, **_NO_CLIENT_RETRY))
+        except glexc.GitlabError as exc:
+            if exc.response_code != 404:
+                raise
+            try:
+                self._call(f"project {ref.scope}",
+                           lambda: self._get(f"/projects/{self._pid(ref.scope)}"))
+            except glexc.GitlabError:
+                raise exc from None
+            raise IssueGone(ref, "404 on the issue of a readable project: deleted") from exc
         return self._snapshot(ref, issue.attributes)
 
     def _update_issue(self, ref: IssueRef, what: str, data: dict[str, Any]) -> None:

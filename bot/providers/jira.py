@@ -56,6 +56,7 @@ from bot.providers.base import (
     HandOff,
     HandOffRefused,
     HandOffRequest,
+    IssueGone,
     IssueSnapshot,
     ListPage,
 )
@@ -463,8 +464,21 @@ class JiraTracker:
     def get_issue(self, ref: IssueRef) -> IssueSnapshot:
         """``GET /issue/{key}`` with the fields triage reads; labels mapped back to bot names."""
         key = self._key(ref)
-        raw = self._call("get issue", lambda: self._request(
-            "GET", f"issue/{key}", params={"fields": ISSUE_FIELDS}))
+        try:
+            raw = self._call("get issue", lambda: self._request(
+                "GET", f"issue/{key}", params={"fields": ISSUE_FIELDS}))
+        except JIRAError as exc:
+            # Jira's 404 "Issue does not exist or you do not have permission to see it." covers
+            # a deleted issue and a project we cannot browse alike; one ``GET /project/{key}``
+            # (only on this path) tells them apart: a readable project means the issue is gone.
+            if exc.status_code != 404:
+                raise
+            project = ref.scope or key.rsplit("-", 1)[0]
+            try:
+                self._call("get project", lambda: self._request("GET", f"project/{project}"))
+            except JIRAError:
+                raise exc from None
+            raise IssueGone(ref, "404 on the issue of a readable project: deleted") from exc
         return self._snapshot(ref, raw)
 
     def add_labels(self, ref: IssueRef, labels: list[str]) -> None:

@@ -190,6 +190,7 @@ class _Repo:
     private_vulnerability_reporting: bool = False
     advisories: list[dict[str, Any]] = field(default_factory=list)
     moved: dict[int, tuple[str, int]] = field(default_factory=dict)  # transferred issues
+    deleted: set[int] = field(default_factory=set)  # issues an admin deleted: 410 Gone
 
     @property
     def full_name(self) -> str:
@@ -565,6 +566,13 @@ class FakeGitHub(FakeHTTPServer):
                     issue.labels.append(label.name.lower())
             r.issues[number] = issue
             return number
+
+    def delete_issue(self, repo: str, number: int) -> None:
+        """Delete an issue as an admin would (spam): reading it answers 410 Gone from now on."""
+        with self._lock:
+            r = self._repo(repo)
+            del r.issues[number]
+            r.deleted.add(number)
 
     def edit_issue(
         self,
@@ -1456,6 +1464,10 @@ class FakeGitHub(FakeHTTPServer):
     def _get_issue(self, repo: _Repo, num: str) -> _Issue:
         issue = repo.issues.get(int(num))
         if issue is None:
+            if int(num) in repo.deleted:
+                # "If the issue was deleted from a repository where the authenticated user has
+                # read access, the API returns a 410 Gone status" (REST docs, Get an issue).
+                raise _HTTPError(410, _error_body(410, "This issue was deleted"))
             raise _not_found()
         return issue
 

@@ -592,6 +592,14 @@ class FakeGitLab(FakeHTTPServer):
 
     # -- inspection helpers --------------------------------------------------------------
 
+    def delete_issue(self, path: str, iid: int) -> None:
+        """Delete an issue as an admin would: GitLab then answers 404 "404 Not found" for it
+        while the project stays readable."""
+        with self._lock:
+            project = self._need_project(path)
+            self._need_issue(project, iid)
+            del project.issues[int(iid)]
+
     def issue(self, path: str, iid: int) -> dict[str, Any]:
         """The issue's current JSON (as an admin would see it)."""
         with self._lock:

@@ -558,6 +558,13 @@ class FakeJira(FakeHTTPServer):
             issue = self._issues[key]
             return self._new_comment(issue, author or self.bot, body, None).id
 
+    def delete_issue(self, key: str) -> None:
+        """Delete an issue as an admin would: Jira then answers 404 "Issue does not exist or
+        you do not have permission to see it." while the project stays readable."""
+        with self._lock:
+            issue = self._issues.pop(key)
+            self._issue_ids.pop(issue.id, None)
+
     def issue(self, key: str) -> dict[str, Any]:
         """A plain snapshot of an issue for assertions."""
         with self._lock:
@@ -1148,6 +1155,9 @@ class FakeJira(FakeHTTPServer):
 
     def _get_project(self, ctx: _Ctx, key: str) -> tuple[int, Json]:
         proj = self._project_or_404(key)
+        if not self.has_permission(ctx.user.handle, proj.key, "BROWSE_PROJECTS"):
+            # Jira hides a project the caller may not browse: the same 404 as no project.
+            raise JiraFault(404, [f"No project could be found with key '{key}'."])
         return 200, self._project_json(proj, ctx.version, ctx.q("expand") or "")
 
     def _get_project_levels(self, ctx: _Ctx, key: str) -> tuple[int, Json]:
