@@ -146,3 +146,19 @@ def test_console_script_runs_without_traceback() -> None:
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "bugbar: /nope.jsonl: no such file"
+
+
+def test_sample_threat_reports_are_caught_by_the_rules(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's first command shows these: each sample report gets its category from the
+    rules alone (a gate phrase that swallowed an ordinary word once hid demo-03)."""
+    monkeypatch.setenv("BUGBAR_SEMANTIC", "0")
+    assert main(["classify", "--sample"]) == 0
+    got = {d["id"]: [t["category"] for t in d["threats"]][:1]
+           for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert got["demo-01"] == ["adversarial-perturbation"]
+    assert got["demo-02"] == ["ml-supply-chain"]
+    assert got["demo-03"] == ["data-poisoning"]
+    assert got["demo-04"] == ["model-stealing"]
+    assert got["demo-05"] == ["physical-adversarial-example"]
+    assert all(got[f"demo-{n:02d}"] == [] for n in range(7, 13))
