@@ -39,7 +39,16 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel built from a clean copy of the sources (no build dirs, caches or .so)."""
+    """The wheel built from a clean copy of the sources (no build dirs, caches or .so).
+
+    ``.ci/run`` builds it from the clean clone before anything else and names it in
+    ``BUGBAR_TEST_WHEEL``; then that wheel, the one CI built, is the one tested.
+    """
+    given = os.environ.get("BUGBAR_TEST_WHEEL")
+    if given:
+        path = Path(given)
+        assert path.is_file() and path.name.startswith("bugbar-"), f"BUGBAR_TEST_WHEEL={given}"
+        return path
     src = tmp_path_factory.mktemp("src")
     for name in SOURCES:
         path = ROOT / name
