@@ -5,44 +5,18 @@ Checks the file's shape only; scoring the classifier against it is a separate te
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
-import pytest
+from tests.corpus_schema import LEVELS, SEED_RANGES, load_jsonl
 
 CORPUS = Path(__file__).resolve().parents[1] / "bot" / "data" / "train_labelled.jsonl"
 
-# The nine fixed category ids (shared/DESIGN.md §1) and their seed severity ranges.
-SEED_RANGES = {
-    "data-poisoning": ("important", "critical"),
-    "model-stealing": ("important", "critical"),
-    "model-inversion": ("critical", "critical"),
-    "physical-adversarial-example": ("critical", "critical"),
-    "ml-supply-chain": ("critical", "critical"),
-    "malicious-ml-provider": ("critical", "critical"),
-    "neural-net-reprogramming": ("important", "critical"),
-    "adversarial-perturbation": ("important", "critical"),
-    "membership-inference": ("moderate", "critical"),
-}
-LEVELS = ["low", "moderate", "important", "critical"]
 KINDS = {"report", "confuser", "ordinary", "feature-request", "traditional-security"}
 KEYS = {"id", "title", "body", "labels", "expect", "severity", "kind", "note"}
 
 
-def _load() -> list[dict]:
-    items = []
-    with CORPUS.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            assert line.strip(), f"line {n} is blank"
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as exc:  # pragma: no cover - failure path
-                pytest.fail(f"line {n} does not parse: {exc}")
-    return items
-
-
-ITEMS = _load()
+ITEMS = load_jsonl(CORPUS)
 
 
 def test_every_line_has_the_schema() -> None:
