@@ -302,10 +302,18 @@ def _set_wal(conn: sqlite3.Connection) -> str:
             time.sleep(0.005)
 
 
-def _truncate(text: str, limit: int) -> str:
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
     if len(text) <= limit:
         return text
     return text[: limit - 15] + "… [truncated]"
+
+
+def failure_text(error: str, body: bytes | None) -> str:
+    """The error kept with a failed delivery: the body redacted if it appears, then cut."""
+    if body and len(body) >= 16:
+        error = error.replace(bytes(body).decode("utf-8", "replace"), "<body redacted>")
+    return truncate(error, MAX_ERROR_CHARS)
 
 
 # --------------------------------------------------------------------------- store
@@ -528,7 +536,7 @@ class Store:
             cur = conn.execute(
                 "UPDATE deliveries SET state = ?, outcome = ?, body = NULL, headers = '{}',"
                 " last_error = NULL, lease_owner = NULL, finished_at = ? WHERE pk = ?",
-                (DONE, _truncate(outcome, MAX_OUTCOME_CHARS), now, delivery_pk),
+                (DONE, truncate(outcome, MAX_OUTCOME_CHARS), now, delivery_pk),
             )
             if cur.rowcount != 1:
                 raise KeyError(delivery_pk)
@@ -551,10 +559,7 @@ class Store:
             state, attempts, body = str(row[0]), int(row[1]), row[2]
             if state == DONE:
                 return DONE
-            if body and len(body) >= 16:
-                text = bytes(body).decode("utf-8", "replace")
-                error = error.replace(text, "<body redacted>")
-            error = _truncate(error, MAX_ERROR_CHARS)
+            error = failure_text(error, body)
             if attempts >= max_attempts:
                 conn.execute(
                     "UPDATE deliveries SET state = ?, last_error = ?, lease_owner = NULL,"

@@ -40,7 +40,6 @@ from bot.store import (
     DEAD,
     DONE,
     DROPPED,
-    MAX_ERROR_CHARS,
     MAX_OUTCOME_CHARS,
     PENDING,
     Correction,
@@ -49,6 +48,8 @@ from bot.store import (
     Delivery,
     IssueState,
     StoreError,
+    failure_text,
+    truncate,
 )
 
 __all__ = ["PG_SCHEMA_VERSION", "PgStore"]
@@ -162,12 +163,6 @@ _ISSUE_COLUMNS = (
     " updated_at, rules_version, overrides, seen_commands, extra"
 )
 _DELIVERY_COLUMNS = "pk, provider, delivery_id, event_name, headers, body, attempts, received_at"
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 15] + "… [truncated]"
 
 
 def _lead_key(name: str) -> int:
@@ -467,7 +462,7 @@ class PgStore:
             cur = conn.execute(
                 "UPDATE deliveries SET state = %s, outcome = %s, body = NULL, headers = '{}',"
                 " last_error = NULL, lease_owner = NULL, finished_at = %s WHERE pk = %s",
-                (DONE, _truncate(outcome, MAX_OUTCOME_CHARS), now, delivery_pk),
+                (DONE, truncate(outcome, MAX_OUTCOME_CHARS), now, delivery_pk),
             )
             if cur.rowcount != 1:
                 raise KeyError(delivery_pk)
@@ -485,9 +480,7 @@ class PgStore:
             state, attempts, body = str(row[0]), int(row[1]), row[2]
             if state == DONE:
                 return DONE
-            if body and len(body) >= 16:
-                error = error.replace(bytes(body).decode("utf-8", "replace"), "<body redacted>")
-            error = _truncate(error, MAX_ERROR_CHARS)
+            error = failure_text(error, body)
             if attempts >= max_attempts:
                 conn.execute(
                     "UPDATE deliveries SET state = %s, last_error = %s, lease_owner = NULL,"
