@@ -108,6 +108,12 @@ def desired_labels(decision: Decision, settings: Settings) -> list[str]:
     return out
 
 
+def wants_protect(decision: Decision, already_protected: bool, done: HandOffState) -> bool:
+    """A critical or ssirp threat not yet out of public view, nor refused by the tracker."""
+    critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
+    return critical and not already_protected and not done.protected and not done.refused
+
+
 def plan_issue(
     decision: Decision,
     ruleset: RuleSet,
@@ -155,9 +161,7 @@ def plan_issue(
     now_applied &= set(desired)
 
     digest = decision_hash(decision)
-    critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
-    protect = (critical and bool(caps.protect) and not already_protected
-               and not done.protected and not done.refused)
+    protect = bool(caps.protect) and wants_protect(decision, already_protected, done)
     needs_people = any(r in caps.escalate_routes for r in decision.routes)
     escalate = (needs_people and caps.escalates and not already_escalated
                 and not done.escalated)

@@ -16,8 +16,15 @@ from typing import Protocol
 
 from bot.decide.classify import Classifier
 from bot.decide.handoff import HandOffState
-from bot.decide.model import Decision, Issue, Severity
-from bot.decide.plan import CommentAction, Plan, human_category, is_bot_label, plan_issue
+from bot.decide.model import Decision, Issue
+from bot.decide.plan import (
+    CommentAction,
+    Plan,
+    human_category,
+    is_bot_label,
+    plan_issue,
+    wants_protect,
+)
 from bot.decide.render import Marker, parse_marker
 from bot.decide.rules import RuleSet, Settings
 from bot.events.model import IssueRef
@@ -288,9 +295,7 @@ class Triage:
             applied_before = set()  # the bot never wrote here: every label is a person's
         decision = self.decide(snap, overrides, applied_before)
         done = handoff_state(state, marker)
-        critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
-        needs_protect = (critical and not snap.confidential
-                         and not done.protected and not done.refused)
+        needs_protect = wants_protect(decision, snap.confidential, done)
         # Asked for every decision: a comment that turns into "no threat" keeps the mention
         # line it had, so a later flip back to a threat never mentions anyone a second time.
         caps = tracker.handoff(snap.ref, protect=needs_protect)
