@@ -10,9 +10,12 @@ from bot.decide.model import CATEGORY_IDS, Issue
 from bot.decide.rules import RuleSet
 from bot.decide.semantic import (
     CHOSEN_POLICY,
+    RULE_FEATURES,
+    RuleSignals,
     SemanticPolicy,
     combine,
     evidence,
+    rule_features,
     top_category,
 )
 
@@ -77,8 +80,9 @@ class FixedScorer:
         self.p = dict(p)
         self.calls = 0
 
-    def scores(self, issue: Issue) -> Mapping[str, float]:
+    def scores(self, issue: Issue, signals: RuleSignals | None = None) -> Mapping[str, float]:
         self.calls += 1
+        self.signals = signals
         return self.p
 
 
@@ -140,3 +144,24 @@ def test_triage_explain_reply_shows_the_semantic_scores(ruleset: RuleSet) -> Non
     plain = render_explain(Classifier(ruleset).explain(SILENT),
                            Classifier(ruleset).classify(SILENT), ruleset)
     assert "Semantic model" not in plain
+
+
+def test_the_scorer_is_told_what_the_rules_saw(ruleset: RuleSet) -> None:
+    scorer = FixedScorer(probs(none=0.9))
+    clf = Classifier(ruleset, scorer, BOTH)
+    clf.classify(MATCHED)
+    assert scorer.signals is not None and scorer.signals.top == "model-stealing"
+    assert scorer.signals.strength["model-stealing"] >= 1.0
+    clf.classify(SILENT)
+    assert scorer.signals is not None and scorer.signals.top is None
+
+
+def test_rule_features_encode_the_rules_view() -> None:
+    silent = rule_features(RuleSignals())
+    assert len(silent) == RULE_FEATURES and silent[9] == 1.0 and sum(silent) == 1.0
+    fired = rule_features(RuleSignals(top="model-stealing",
+                                      strength={"model-stealing": 3.0, "data-poisoning": 0.5},
+                                      gated=True, traditional=False, cues=True))
+    assert fired[1] == 1.0 and fired[9] == 0.0  # one-hot: model-stealing is the second id
+    assert fired[10 + 1] == 1.0 and fired[10] == 0.5  # strength, capped at 1
+    assert fired[-3:] == (1.0, 0.0, 1.0)

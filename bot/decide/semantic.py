@@ -10,7 +10,7 @@ embedding text happen outside the decision core (bot/semantic/).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.decide.model import CATEGORY_IDS, Issue
@@ -18,11 +18,45 @@ from bot.decide.model import CATEGORY_IDS, Issue
 NOT_A_THREAT = "none"
 
 
+@dataclass(frozen=True)
+class RuleSignals:
+    """What the rules saw in an issue, as the semantic head reads it beside the text.
+
+    The head is trained on these next to the embedding (a stacked model), so it learns from
+    examples how far to trust a rule match, a weak signal or a gate, instead of the policy
+    guessing it."""
+
+    top: str | None = None
+    """The category the rules decided first, or None when they were silent."""
+    strength: Mapping[str, float] = field(default_factory=dict)
+    """Per category, its evidence as a fraction of the firing threshold (capped at 1)."""
+    gated: bool = False
+    traditional: bool = False
+    cues: bool = False
+
+
+SILENT = RuleSignals()
+
+
+def rule_features(signals: RuleSignals) -> tuple[float, ...]:
+    """The head's rule inputs: the decided category (one-hot, last slot = silent), each
+    category's evidence strength, then gate held, traditional bug, severity cue seen."""
+    top = [0.0] * (len(CATEGORY_IDS) + 1)
+    top[CATEGORY_IDS.index(signals.top) if signals.top in CATEGORY_IDS else -1] = 1.0
+    strength = [min(1.0, max(0.0, signals.strength.get(c, 0.0))) for c in CATEGORY_IDS]
+    flags = [float(signals.gated), float(signals.traditional), float(signals.cues)]
+    return (*top, *strength, *flags)
+
+
+RULE_FEATURES = 2 * len(CATEGORY_IDS) + 4
+
+
 class SemanticScorer(Protocol):
     """Anything that gives class probabilities (the nine categories and ``none``) for an issue."""
 
-    def scores(self, issue: Issue) -> Mapping[str, float]:
-        """Probabilities summing to 1 over ``CATEGORY_IDS`` and ``none``."""
+    def scores(self, issue: Issue, signals: RuleSignals | None = None) -> Mapping[str, float]:
+        """Probabilities summing to 1 over ``CATEGORY_IDS`` and ``none``; ``signals`` is what
+        the rules saw (computed by the scorer when not given)."""
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,39 @@ def bag_of_words(texts: list[str], dims: int = BOW_DIMS) -> Matrix:
     return out
 
 
+CHAR_DIMS = 4096
+GRAM_SIZES = (3, 4, 5)
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+"""Scripts written without spaces (Chinese, Japanese, Korean): ``\\w+`` would take a whole
+clause as one word, so these are read as characters and character pairs instead."""
+
+
+def char_grams(texts: list[str], dims: int = CHAR_DIMS) -> Matrix:
+    """Hashed character 3-5-grams of each word (characters and pairs for CJK), log-scaled,
+    unit length. Word stems survive inflection (German, Russian, Portuguese...) and typos,
+    so the head can learn "Vergiftung" from "vergiftet": in cross-validation on the
+    training examples it added about 6 % of reports right (README)."""
+    out = np.zeros((len(texts), dims), dtype=np.float32)
+    for i, text in enumerate(texts):
+        row = out[i]
+        for word in WORDS.findall(text[:MAX_CHARS].lower()):
+            if CJK.search(word):
+                grams = [*word, *(a + b for a, b in zip(word, word[1:], strict=False))]
+            else:
+                padded = f" {word} "
+                grams = [padded[k:k + n] for n in GRAM_SIZES
+                         for k in range(len(padded) - n + 1)]
+            for gram in grams:
+                row[zlib.crc32(gram.encode()) % dims] += 1.0
+    np.log1p(out, out=out)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0)
+    return out
+
+
 def features(embedder: WordLlamaEmbedder, texts: list[str]) -> Matrix:
-    """What the head reads: the sentence embedding next to the hashed bag of words."""
-    both = np.hstack([embedder.embed(texts), bag_of_words(texts)])
-    both *= np.float32(1 / np.sqrt(2))
-    return both
+    """What the head reads of the text: the sentence embedding, the hashed bag of words and
+    the hashed character grams, each unit length, weighted equally."""
+    parts = np.hstack([embedder.embed(texts), bag_of_words(texts), char_grams(texts)])
+    parts *= np.float32(1 / np.sqrt(3))
+    return parts
