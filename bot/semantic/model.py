@@ -28,7 +28,7 @@ from bot.semantic.head import L2, SCALE, STEPS, Head, train
 SHIPPED_HEAD = Path(__file__).resolve().parents[1] / "data" / "semantic_head.npz"
 """The head for the shipped examples, built by ``python -m bot.semantic.build``; used only when
 its digest matches the training set, so a stale file costs time, never correctness."""
-RULE_SCALE = 0.3
+RULE_SCALE = 0.1
 """Weight of the rule inputs beside the unit-length text features (cross-validated, README)."""
 VERSION = (f"{WEIGHTS}|bow{BOW_DIMS}|char{CHAR_DIMS}{GRAM_SIZES}|rules{RULE_FEATURES}x"
            f"{RULE_SCALE}|l2={L2}|steps={STEPS}|scale={SCALE}")
