@@ -68,7 +68,7 @@ def test_policy_scoring_and_search_respect_the_budget() -> None:
     assert (only.correct, only.flagged_none) == (4, 2)
 
 
-def test_hold_back_only_where_it_never_costs_a_right_match() -> None:
+def test_hold_back_only_where_it_removes_three_false_positives_per_right_match() -> None:
     # The rules fire on three items: a real report the model doubts (none 0.85) and two
     # non-threats the model is sure about (none 0.92 and 0.97).
     labels = ["data-poisoning", "none", "none"] + ["none"] * 50
@@ -80,3 +80,20 @@ def test_hold_back_only_where_it_never_costs_a_right_match() -> None:
     # Holding at 0.8 would remove all three: never chosen, though it is in the table.
     at_08 = [o for o in table if o.policy and o.policy.hold_at == 0.8 and o.policy.flag_at is None]
     assert at_08 and at_08[0].correct == 0
+
+    # Four non-threats the model is sure about (none 0.8), one real report it doubts as much
+    # and one it doubts less (none 0.6): holding at 0.7 or 0.8 removes four false positives
+    # for one right match, the trade HOLD_TRADE (3) allows, and the lowest such threshold is
+    # used; 0.6 and 0.5 would also cost the second report.
+    labels = ["data-poisoning"] * 2 + ["none"] * 4 + ["none"] * 50
+    views = [RuleView(("data-poisoning",))] * 6 + [RuleView(())] * 50
+    probs = [_p("none", 0.8), _p("none", 0.6)] + [_p("none", 0.8)] * 4 + [_p("none", 0.9)] * 50
+    best = search(labels, views, probs, budget=0.0)[1]
+    assert best.policy is not None and best.policy.hold_at == 0.7
+    assert (best.correct, best.flagged_none) == (1, 0)
+    # With only two false positives to remove, the same doubt is not worth a report.
+    labels = ["data-poisoning"] + ["none"] * 2 + ["none"] * 50
+    views = [RuleView(("data-poisoning",))] * 3 + [RuleView(())] * 50
+    probs = [_p("none", 0.8)] * 3 + [_p("none", 0.9)] * 50
+    best = search(labels, views, probs, budget=0.0)[1]
+    assert best.policy is None or best.policy.hold_at is None
