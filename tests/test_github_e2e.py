@@ -908,3 +908,16 @@ def test_a_persons_threat_label_beats_the_text(world: World) -> None:
     after = world.one_bot_comment(n)
     assert after["id"] == first["id"] and "model-stealing" in after["body"]
     assert world.fake.count("POST", COMMENT_POSTS) == 1
+
+
+def test_taking_the_opt_out_label_off_triages_and_putting_it_on_does_not(world: World) -> None:
+    n = open_threat(world, labels=("bugbar:ignore",))
+    assert world.work() == ["opted-out"]
+    person_unlabels(world, n, STEAL, "bugbar:ignore")
+    assert world.work() == ["triaged"]
+    assert world.labels(n) == STEAL_LABELS
+    world.one_bot_comment(n)
+    writes, requests = list(world.fake.writes), len(world.fake.requests)
+    person_labels(world, n, STEAL, "bugbar:ignore")  # from now on left alone, as it is
+    assert world.work() == ["ignored-label"]
+    assert world.fake.writes == writes and len(world.fake.requests) == requests
