@@ -68,6 +68,13 @@ HELD = [
     ("CTF write-up: evading the toy malware classifier",
      "We crafted adversarial examples that evade a small malware classifier and got the flag; an "
      "attacker can bypass it with byte padding.", "mention"),
+    # Words of impact in a request or a docs page are not an incident.
+    ("Feature request: isolate RAG indexes so prompt injection can't reach other users",
+     "Please add per-tenant isolation of the vector store, so a prompt injection in one tenant's "
+     "documents never affects other users' answers.", "mention"),
+    ("Docs: explain how to protect production endpoints from model extraction",
+     "The docs page should describe rate limiting and output rounding for our production "
+     "prediction API, to limit model stealing.", "mention"),
     # A defence discussed, not an attack reported.
     ("Should we round confidence scores to make model extraction harder?",
      "Returning only the top label, or rounding probabilities, is often cited as a defence "
@@ -121,6 +128,21 @@ def test_reports_with_mention_words_are_flagged(
         classifier: Classifier, title: str, body: str, category: str) -> None:
     d = classifier.classify(Issue("t", title, body))
     assert d.threats and d.threats[0].category == category
+
+
+def test_a_question_is_not_vulnerability_phrasing(classifier: Classifier) -> None:
+    title = "Are we vulnerable to data poisoning through fake clicks?"
+    body = ("Could fake clicks poison the recommendation model's training data? Just curious; "
+            "no sign of an attack so far.")
+    info = _explain(classifier, title, body)
+    assert info["decision"]["threats"] == []
+    assert "vulnerability" not in info["gates"]
+    assert info["categories"][0]["held_by"] == ["discussion", "negation"]
+    # Stated, not asked, it cancels the hold.
+    stated = _explain(classifier, "Our recommender is vulnerable to data poisoning through fake "
+                      "clicks", "Fake clicks poison the recommendation model's training data.")
+    assert "vulnerability" in stated["gates"]
+    assert [t["category"] for t in stated["decision"]["threats"]][:1] == ["data-poisoning"]
 
 
 def test_explain_names_only_the_gate_that_applied(classifier: Classifier) -> None:

@@ -528,10 +528,12 @@ class Matcher:
         holds: list[str] = []
         # Research, mention and any other gate an install adds: the strongest one holds,
         # unless vulnerability phrasing says this is a report after all. An attack said to be
-        # happening to a live system (``incident``: "right now", "other users") cancels every
-        # hold, a mention in the title included. Negation always holds.
+        # happening to a live system (``incident``: "someone is scraping", "was compromised")
+        # cancels every hold, a mention in the title included. Negation always holds. A gate
+        # of factor 1 holds nothing: its phrases only swallow the gate words they contain
+        # ("the docs assistant" is a product, not a docs page).
         holding = sorted((gate_defs[g].factor, g) for g in gates
-                         if g not in _NOT_HOLDING and g in gate_defs)
+                         if g not in _NOT_HOLDING and g in gate_defs and gate_defs[g].factor < 1)
         if "incident" not in gates:
             if holding and "vulnerability" not in gates:
                 factor *= holding[0][0]
