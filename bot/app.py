@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.decide.classify import Classifier
+from bot.decide.plan import label_change_matters
 from bot.events.model import Event, EventKind, IssueRef
 from bot.handlers.triage import DecisionMetrics, ResultListener, Triage, log_gone
 from bot.providers.base import IssueGone, Tracker
@@ -20,7 +21,8 @@ from bot.store_base import StateStore as Store
 
 log = logging.getLogger("bugbar.app")
 
-ISSUE_EVENTS = {EventKind.ISSUE_OPENED, EventKind.ISSUE_EDITED, EventKind.ISSUE_REOPENED}
+ISSUE_EVENTS = {EventKind.ISSUE_OPENED, EventKind.ISSUE_EDITED, EventKind.ISSUE_REOPENED,
+                EventKind.ISSUE_LABELED}
 COMMENT_EVENTS = {EventKind.COMMENT_CREATED, EventKind.COMMENT_EDITED}
 
 TrackerFor = Callable[[IssueRef, int | None], Tracker]
@@ -67,8 +69,12 @@ class Bot:
         if event.actor_is_bot:
             # Bots, including this one: our own label and comment writes come back as events.
             return "ignored-bot"
+        if event.kind is EventKind.ISSUE_LABELED and not label_change_matters(
+                self.classifier, event.labels_added, event.labels_removed):
+            # No rule reads these labels: the decision cannot move, so no request at all.
+            return "ignored-label"
         tracker = self.tracker(event.issue, event.installation_id)
-        if event.actor and event.actor == tracker.bot_identity():
+        if event.actor and _from_self(event, tracker.bot_identity()):
             return "ignored-self"
         if event.kind in ISSUE_EVENTS:
             return self.triage.run(tracker, event.issue, delivery_id=event.delivery_id).outcome
@@ -81,3 +87,14 @@ class Bot:
                 log_gone(exc)
                 return "gone"
         return "ignored"
+
+
+def _from_self(event: Event, identity: str) -> bool:
+    """Did the bot itself cause ``event`` (its own label and comment writes come back)?
+
+    Jira Cloud names the bot by ``accountId``, which a payload may carry beside an old-style
+    ``name``: the event's user id is compared too there (elsewhere ids are numbers, never a
+    login)."""
+    if not identity:
+        return False
+    return event.actor == identity or (event.provider == "jira" and event.actor_id == identity)

@@ -241,7 +241,10 @@ def test_malformed_form_body_is_400(body: bytes) -> None:
         pytest.param("issues.opened", "issues", None, EventKind.ISSUE_OPENED, id="opened"),
         pytest.param("issues.edited", "issues", None, EventKind.ISSUE_EDITED, id="edited"),
         pytest.param("issues.opened", "issues", "reopened", EventKind.ISSUE_REOPENED, id="reopen"),
-        pytest.param("issues.opened", "issues", "labeled", EventKind.IGNORED, id="labeled"),
+        pytest.param("issues.opened", "issues", "labeled", EventKind.ISSUE_LABELED, id="labeled"),
+        pytest.param(
+            "issues.opened", "issues", "unlabeled", EventKind.ISSUE_LABELED, id="unlabeled"
+        ),
         pytest.param("issues.opened", "issues", "closed", EventKind.IGNORED, id="closed"),
         pytest.param("issues.opened", "issues", "transferred", EventKind.IGNORED, id="new-action"),
         pytest.param(
@@ -291,6 +294,41 @@ def test_event_mapping(fixture: str, event: str, action: str | None, kind: Event
     assert result.name == event
     assert result.delivery_id == DELIVERY
     assert (result.ignore_reason != "") is (kind is EventKind.IGNORED)
+
+
+def _label(name: str) -> dict[str, Any]:
+    """A ``label`` object as GitHub sends it with ``labeled``/``unlabeled``."""
+    return {"id": 6012345678, "node_id": "LA_kwDOB1a2b88AAAABZj1fTg", "name": name,
+            "url": f"https://api.github.com/repos/acme-ml/vision-api/labels/{name}",
+            "color": "b60205", "default": False, "description": None}
+
+
+@pytest.mark.parametrize(
+    ("action", "added", "removed"),
+    [
+        pytest.param("labeled", ("model-stealing",), (), id="labeled"),
+        pytest.param("unlabeled", (), ("model-stealing",), id="unlabeled"),
+    ],
+)
+def test_label_change_names_the_label_and_who(
+    action: str, added: tuple[str, ...], removed: tuple[str, ...]
+) -> None:
+    payload = load("issues.opened")
+    payload.update(action=action, label=_label("model-stealing"))
+    event = deliver("issues", payload)
+    assert event.kind is EventKind.ISSUE_LABELED and event.action == action
+    assert (event.labels_added, event.labels_removed) == (added, removed)
+    assert event.issue == IssueRef("github", "acme-ml/vision-api", 42)
+    assert event.actor == "mlsec-reporter" and not event.actor_is_bot
+
+
+def test_label_change_without_a_label_object_is_an_unknown_change() -> None:
+    """``label`` is optional in GitHub's schema (a label deleted from the repository)."""
+    payload = load("issues.opened")
+    payload["action"] = "unlabeled"
+    event = deliver("issues", payload)
+    assert event.kind is EventKind.ISSUE_LABELED
+    assert event.labels_added == () and event.labels_removed == ()
 
 
 def test_issue_opened_fields() -> None:

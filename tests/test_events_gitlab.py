@@ -315,8 +315,8 @@ def _note(**attrs: Any) -> dict[str, Any]:
         pytest.param(
             "Issue Hook",
             load("issue_hook.update.labels"),
-            EventKind.IGNORED,
-            "no title or description change",
+            EventKind.ISSUE_LABELED,
+            "",
             id="update-labels-only",
         ),
         pytest.param(
@@ -511,8 +511,37 @@ def test_bot_detection(user: dict[str, Any], is_bot: bool) -> None:
     assert event.actor == user["username"]
 
 
-def test_bot_label_write_is_flagged_and_ignored() -> None:
+def test_bot_label_write_is_flagged_as_a_bot() -> None:
+    """The router drops it by its author (the parser cannot know the bot's own name)."""
     event = deliver("Issue Hook", load("issue_hook.update.labels"))
     assert event.actor_is_bot
-    assert event.kind is EventKind.IGNORED
+    assert event.kind is EventKind.ISSUE_LABELED
     assert event.changed_fields == ("labels", "updated_at")
+    assert event.labels_added == ("threat/data-poisoning",) and event.labels_removed == ()
+
+
+def _titles(*names: str) -> list[dict[str, Any]]:
+    return [{"id": 3300 + i, "title": n, "color": "#428bca", "project_id": 9120,
+             "template": False, "description": None, "type": "ProjectLabel", "group_id": None}
+            for i, n in enumerate(names)]
+
+
+def test_label_change_by_a_person_lists_added_and_removed() -> None:
+    payload = load("issue_hook.update.labels")
+    payload["user"] = {"id": 77, "name": "Mia Chen", "username": "mchen",
+                       "avatar_url": "https://gitlab.example.com/uploads/-/system/user/77.png"}
+    payload["changes"]["labels"] = {"previous": _titles("bug", "needs-triage"),
+                                    "current": _titles("bug", "prompt-injection")}
+    event = deliver("Issue Hook", payload)
+    assert event.kind is EventKind.ISSUE_LABELED and not event.actor_is_bot
+    assert event.actor == "mchen"
+    assert event.labels_added == ("prompt-injection",)
+    assert event.labels_removed == ("needs-triage",)
+
+
+def test_label_and_text_change_together_is_an_edit() -> None:
+    payload = load("issue_hook.update.labels")
+    payload["changes"]["title"] = {"previous": "old", "current": "new"}
+    event = deliver("Issue Hook", payload)
+    assert event.kind is EventKind.ISSUE_EDITED
+    assert event.labels_added == ("threat/data-poisoning",)

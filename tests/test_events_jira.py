@@ -241,11 +241,18 @@ def _dc_no_type(updated: str) -> dict[str, Any]:
             EventKind.ISSUE_EDITED,
             id="summary",
         ),
-        pytest.param(load("cloud.issue_updated.labels"), EventKind.IGNORED, id="labels-only"),
+        pytest.param(
+            load("cloud.issue_updated.labels"), EventKind.ISSUE_LABELED, id="labels-only"
+        ),
         pytest.param(
             _updated("issue_updated", [_item("labels"), _item("priority")]),
-            EventKind.IGNORED,
+            EventKind.ISSUE_LABELED,
             id="labels-and-priority",
+        ),
+        pytest.param(
+            _updated("issue_updated", [_item("priority")]),
+            EventKind.IGNORED,
+            id="priority-only",
         ),
         pytest.param(
             _updated("issue_updated", [_item("labels"), _item("description")]),
@@ -352,10 +359,22 @@ def test_event_mapping(payload: dict[str, Any], kind: EventKind) -> None:
 
 def test_labels_only_update_records_fields_and_bot() -> None:
     event = deliver(load("cloud.issue_updated.labels"))
+    assert event.kind is EventKind.ISSUE_LABELED
     assert event.changed_fields == ("labels",)
-    assert event.ignore_reason == "no summary or description change"
-    assert event.actor_is_bot  # the Cloud app user that wrote the labels
+    assert event.actor_is_bot  # the Cloud app user that wrote the labels: the router drops it
     assert event.issue == IssueRef("jira", "MLSEC", 31, key="MLSEC-31")
+
+
+def test_label_diff_from_the_changelog_strings() -> None:
+    """Jira sends the whole label set before and after, space-separated."""
+    payload = _updated("issue_updated", [
+        _item("labels", "bug needs-triage", "bug prompt-injection ml")])
+    event = deliver(payload)
+    assert event.kind is EventKind.ISSUE_LABELED
+    assert event.labels_added == ("prompt-injection", "ml")
+    assert event.labels_removed == ("needs-triage",)
+    cleared = deliver(_updated("issue_updated", [_item("labels", "threat/model-stealing", None)]))
+    assert cleared.labels_added == () and cleared.labels_removed == ("threat/model-stealing",)
 
 
 def test_cloud_issue_created_fields() -> None:

@@ -747,3 +747,177 @@ def test_github_app_acts_as_its_bot_with_an_installation_token(
             auth = {k.lower(): v for k, v in hdrs.items()}["authorization"]
             assert auth == f"token {token}"
         assert sleeps == []
+
+
+# --------------------------------------------------------------------------- label changes
+
+TERSE = ("Unusual traffic on the scoring endpoint",
+         "Lots of requests from a few accounts since Monday.")
+MAINTAINER = _user("mlsec-lead", 7002)
+
+
+def label_payload(action: str, number: int, text: tuple[str, str], label: str, *,
+                  labels: tuple[str, ...], sender: dict[str, Any] = MAINTAINER
+                  ) -> dict[str, Any]:
+    """An ``issues`` ``labeled``/``unlabeled`` delivery: the issue as it is after the change,
+    and the one label that changed (GitHub sends one delivery per label)."""
+    payload = issues_payload(action, number, *text, labels=labels, sender=sender)
+    payload["label"] = {"id": 6_000_000 + len(label), "node_id": f"LA_{label}", "name": label,
+                        "url": f"https://api.github.com/repos/{REPO}/labels/{label}",
+                        "color": "b60205", "default": False, "description": None}
+    return payload
+
+
+def person_labels(world: World, n: int, text: tuple[str, str], label: str) -> None:
+    """A maintainer adds ``label`` on GitHub and GitHub delivers ``issues.labeled``."""
+    now = [*world.fake.issue_labels(REPO, n), label]
+    world.fake.edit_issue(REPO, n, labels=now)
+    r = world.post("issues", label_payload("labeled", n, text, label, labels=tuple(now)))
+    assert r.status_code == 202 and r.json()["status"] == "accepted"
+
+
+def person_unlabels(world: World, n: int, text: tuple[str, str], label: str) -> None:
+    now = [x for x in world.fake.issue_labels(REPO, n) if x != label]
+    world.fake.edit_issue(REPO, n, labels=now)
+    r = world.post("issues", label_payload("unlabeled", n, text, label, labels=tuple(now)))
+    assert r.status_code == 202 and r.json()["status"] == "accepted"
+
+
+def test_a_person_labelling_a_terse_issue_threat_triages_it_once(world: World) -> None:
+    n = open_threat(world, TERSE)
+    assert world.work() == ["unchanged"]  # nothing in the text: no label, no comment
+    assert world.fake.writes == [] and world.bot_comments(n) == []
+
+    person_labels(world, n, TERSE, "threat/model-stealing")
+    assert world.work() == ["triaged"]
+    assert world.labels(n) == STEAL_LABELS
+    comment = world.one_bot_comment(n)
+    assert "model-stealing" in comment["body"]
+    assert world.fake.count("POST", COMMENT_POSTS) == 1
+    # The person's label is theirs: the bot added only severity and route.
+    added = sorted(w.split(":+label ")[1] for w in world.fake.writes if ":+label " in w)
+    assert added == ["route/security", "severity/important"]
+    state = world.store.get_issue_state(f"github:{REPO}#{n}")
+    assert state is not None
+    assert set(state.applied_labels) == {"route/security", "severity/important"}
+    writes = list(world.fake.writes)
+
+    # The bot's own label writes come back, one delivery per label, from the bot's account
+    # (a token's plain user, or an App's [bot]): no triage, no request, no write. Severity
+    # and route labels are no rule's evidence in any case.
+    app_bot = _user("bugbar[bot]", 900001, "Bot")
+    for label, sender in (("severity/important", _user(BOT, 8001)),
+                          ("route/security", app_bot)):
+        r = world.post("issues", label_payload("labeled", n, TERSE, label,
+                                               labels=tuple(sorted(STEAL_LABELS)),
+                                               sender=sender))
+        assert r.status_code == 202
+    requests = len(world.fake.requests)
+    assert world.work() == ["ignored-label", "ignored-bot"]
+    assert len(world.fake.requests) == requests
+    assert world.fake.writes == writes and len(world.bot_comments(n)) == 1
+
+    # Another label a rule reads: re-decided, the same decision, nothing written.
+    person_labels(world, n, TERSE, "model-extraction")
+    assert world.work() == ["unchanged"]
+    assert world.fake.writes == writes
+    world.one_bot_comment(n)
+
+
+def test_irrelevant_label_change_is_ignored_without_a_request(world: World) -> None:
+    n = open_threat(world)
+    assert world.work() == ["triaged"]
+    writes, requests = list(world.fake.writes), len(world.fake.requests)
+    person_labels(world, n, STEAL, "good first issue")
+    person_unlabels(world, n, STEAL, "good first issue")
+    # Severity and route labels are the bot's output, never evidence.
+    person_labels(world, n, STEAL, "severity/low")
+    assert world.work() == ["ignored-label"] * 3
+    assert len(world.fake.requests) == requests and world.fake.writes == writes
+    assert world.labels(n) == STEAL_LABELS | {"severity/low"}
+    world.one_bot_comment(n)
+
+
+def test_unlabelling_the_persons_threat_label_re_decides(world: World) -> None:
+    n = open_threat(world, TERSE, labels=("needs-info",))
+    assert world.work() == ["unchanged"]
+    person_labels(world, n, TERSE, "threat/model-stealing")
+    assert world.work() == ["triaged"]
+    first = world.one_bot_comment(n)
+
+    person_unlabels(world, n, TERSE, "threat/model-stealing")
+    assert world.work() == ["triaged"]
+    # Nothing in the text is a threat any more: the bot takes its own labels off and says so
+    # in the same comment; the person's other label stays.
+    assert world.labels(n) == {"needs-info"}
+    after = world.one_bot_comment(n)
+    assert after["id"] == first["id"] and "no longer matches" in after["body"]
+    assert world.fake.count("POST", COMMENT_POSTS) == 1
+    assert world.fake.count("PATCH", r"/issues/comments/\d+$") == 1
+
+    # The redelivered unlabel (same GUID) is a duplicate; a fresh copy of it writes nothing.
+    writes = list(world.fake.writes)
+    payload = label_payload("unlabeled", n, TERSE, "threat/model-stealing",
+                            labels=("needs-info",))
+    assert world.post("issues", payload, "guid-unlabel-1").status_code == 202
+    assert world.post("issues", payload, "guid-unlabel-1").json()["status"] == "duplicate"
+    assert world.work() == ["unchanged"]
+    assert world.fake.writes == writes
+
+
+def test_unlabelling_an_evidence_label_takes_the_bots_labels_off(world: World) -> None:
+    n = open_threat(world, TERSE)
+    assert world.work() == ["unchanged"]
+    person_labels(world, n, TERSE, "model-stealing")  # a rule's evidence label, not threat/*
+    assert world.work() == ["triaged"]
+    assert world.labels(n) == STEAL_LABELS | {"model-stealing"}
+    first = world.one_bot_comment(n)
+    # The bot's own threat label comes back from its own account: dropped by the sender.
+    writes = list(world.fake.writes)
+    echo = label_payload("labeled", n, TERSE, "threat/model-stealing",
+                         labels=tuple(world.labels(n)), sender=_user(BOT, 8001))
+    assert world.post("issues", echo).status_code == 202
+    assert world.work() == ["ignored-self"]
+    assert world.fake.writes == writes
+
+    person_unlabels(world, n, TERSE, "model-stealing")
+    assert world.work() == ["triaged"]
+    assert world.labels(n) == set()
+    after = world.one_bot_comment(n)
+    assert after["id"] == first["id"] and "no longer matches" in after["body"]
+    assert world.fake.count("POST", COMMENT_POSTS) == 1
+
+
+def test_a_persons_threat_label_beats_the_text(world: World) -> None:
+    """A maintainer re-files a prompt-injection report as model stealing by label: the
+    category is theirs, the bot's old threat label goes, the one comment is edited."""
+    text = ("Jailbreak of the support assistant",
+            "A prompt injection in a customer message makes the chatbot ignore its system "
+            "prompt and reveal internal notes.")
+    n = open_threat(world, text)
+    assert world.work() == ["triaged"]
+    before = world.labels(n)
+    assert "threat/adversarial-perturbation" in before
+    first = world.one_bot_comment(n)
+
+    person_labels(world, n, text, "threat/model-stealing")
+    assert world.work() == ["triaged"]
+    labels = world.labels(n)
+    assert "threat/model-stealing" in labels
+    assert "threat/adversarial-perturbation" not in labels
+    after = world.one_bot_comment(n)
+    assert after["id"] == first["id"] and "model-stealing" in after["body"]
+    assert world.fake.count("POST", COMMENT_POSTS) == 1
+
+
+def test_taking_the_opt_out_label_off_triages_and_putting_it_on_does_not(world: World) -> None:
+    n = open_threat(world, labels=("bugbar:ignore",))
+    assert world.work() == ["opted-out"]
+    person_unlabels(world, n, STEAL, "bugbar:ignore")
+    assert world.work() == ["triaged"]
+    assert world.labels(n) == STEAL_LABELS
+    world.one_bot_comment(n)
+    writes, requests = list(world.fake.writes), len(world.fake.requests)
+    person_labels(world, n, STEAL, "bugbar:ignore")  # from now on left alone, as it is
+    assert world.work() == ["ignored-label"]
+    assert world.fake.writes == writes and len(world.fake.requests) == requests

@@ -154,7 +154,7 @@ def test_redelivery_and_replays_write_nothing(fake: FakeGitLab, hooks: Hooks,
     ev, outcome = hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, iid, "update",
                                                                by="bugbar-bot",
                                                                changes=label_change))
-    assert ev.kind is EventKind.IGNORED
+    assert ev.kind is EventKind.ISSUE_LABELED and outcome == "ignored-self"
     note = bot_notes(fake, PRIVATE, iid)[0]
     ev, outcome = hooks.deliver("Note Hook", hooks.note_hook(PRIVATE, iid, note["id"],
                                                              note["body"], by="bugbar-bot"))
@@ -289,3 +289,91 @@ def test_escalation_mentions_the_group_once_and_assigns(fake: FakeGitLab, store:
     notes = bot_notes(fake, PRIVATE, iid)
     assert len(notes) == 1 and notes[0]["body"].count("@sec/ml-security") == 1
     assert len([w for w in fake.writes if ":assignees " in w]) == 1
+
+
+# --------------------------------------------------------------------------- label changes
+
+ODD = ("Odd answers from the support bot",
+       "It replied with something strange after a customer message yesterday.")
+
+
+def _label_objects(path: str, names: list[str]) -> list[dict[str, Any]]:
+    """Label objects as ``changes.labels`` carries them."""
+    return [{"id": 4000 + i, "title": n, "color": "#6699cc", "project_id": 1,
+             "created_at": "2026-01-05T10:00:00Z", "updated_at": "2026-01-05T10:00:00Z",
+             "template": False, "description": None, "type": "ProjectLabel", "group_id": None}
+            for i, n in enumerate(names)]
+
+
+def relabel(fake: FakeGitLab, hooks: Hooks, path: str, iid: int, labels: list[str], *,
+            by: str = "alice") -> tuple[Event, str]:
+    """``by`` sets the issue's labels in GitLab, which sends an Issue Hook ``update`` whose
+    ``changes`` name ``labels`` (and ``updated_at``) only."""
+    before = fake.labels_of(path, iid)
+    fake.edit_issue(path, iid, labels=",".join(labels), by=by)
+    changes = {"labels": {"previous": _label_objects(path, before),
+                          "current": _label_objects(path, fake.labels_of(path, iid))},
+               "updated_at": {"previous": "2026-01-05 10:00:00 UTC",
+                              "current": "2026-01-05 10:05:00 UTC"}}
+    return hooks.deliver("Issue Hook", hooks.issue_hook(path, iid, "update", by=by,
+                                                        changes=changes))
+
+
+def test_label_changes_by_a_person_re_triage_once_and_the_bots_own_are_dropped(
+        fake: FakeGitLab, hooks: Hooks) -> None:
+    iid = fake.add_issue(PRIVATE, *ODD, labels=["bug"])
+    assert hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, iid, "open"))[1] == "unchanged"
+    assert bot_notes(fake, PRIVATE, iid) == [] and fake.writes == []
+
+    event, outcome = relabel(fake, hooks, PRIVATE, iid, ["bug", "prompt-injection"])
+    assert event.kind is EventKind.ISSUE_LABELED
+    assert event.labels_added == ("prompt-injection",)
+    assert outcome == "triaged"
+    assert bot_labels(fake, PRIVATE, iid) == ["route/security", "severity/important",
+                                              "threat/adversarial-perturbation"]
+    [note] = bot_notes(fake, PRIVATE, iid)
+    assert "adversarial-perturbation" in note["body"]
+    writes = list(fake.writes)
+
+    # GitLab reports the bot's label write as an update by the bot: dropped by its author.
+    ours = sorted(fake.labels_of(PRIVATE, iid))
+    mine = {"labels": {"previous": _label_objects(PRIVATE, ["bug", "prompt-injection"]),
+                       "current": _label_objects(PRIVATE, ours)}}
+    ev, outcome = hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, iid, "update",
+                                                               by="bugbar-bot", changes=mine))
+    assert ev.labels_added == ("route/security", "severity/important",
+                               "threat/adversarial-perturbation")
+    assert outcome == "ignored-self"
+
+    # A label no rule reads: no request at all.
+    requests = len(fake.requests)
+    assert relabel(fake, hooks, PRIVATE, iid, [*ours, "frontend"])[1] == "ignored-label"
+    assert len(fake.requests) == requests
+    assert fake.writes == writes and len(bot_notes(fake, PRIVATE, iid)) == 1
+
+    # The person takes their evidence label off: re-decided, the bot's labels follow, the
+    # same note is edited (never a second one).
+    keep = [x for x in fake.labels_of(PRIVATE, iid) if x != "prompt-injection"]
+    assert relabel(fake, hooks, PRIVATE, iid, keep)[1] == "triaged"
+    assert fake.labels_of(PRIVATE, iid) == ["bug", "frontend"]
+    [edited] = bot_notes(fake, PRIVATE, iid)
+    assert edited["id"] == note["id"] and "no longer matches" in edited["body"]
+    assert not [w for w in fake.writes[len(writes):] if "note+" in w]
+
+
+def test_a_persons_threat_label_is_their_decision_on_gitlab(fake: FakeGitLab,
+                                                           hooks: Hooks, store: Store) -> None:
+    iid = fake.add_issue(PRIVATE, *ODD)
+    hooks.deliver("Issue Hook", hooks.issue_hook(PRIVATE, iid, "open"))
+    assert relabel(fake, hooks, PRIVATE, iid, ["threat/model-stealing"])[1] == "triaged"
+    assert bot_labels(fake, PRIVATE, iid) == ["route/security", "severity/important",
+                                              "threat/model-stealing"]
+    state = store.get_issue_state(f"gitlab:{PRIVATE}#{iid}")
+    assert state is not None and "threat/model-stealing" not in state.applied_labels
+    assert "category" not in state.overrides
+    assert len(bot_notes(fake, PRIVATE, iid)) == 1
+    # Taken off again: nothing in the text, so the bot's labels go and the note says so.
+    assert relabel(fake, hooks, PRIVATE, iid, [])[1] == "triaged"
+    assert fake.labels_of(PRIVATE, iid) == []
+    [note] = bot_notes(fake, PRIVATE, iid)
+    assert "no longer matches" in note["body"]

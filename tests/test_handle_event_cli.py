@@ -29,10 +29,12 @@ from tests.test_github_e2e import (
     REPO,
     STEAL,
     STEAL_LABELS,
+    TERSE,
     TOKEN,
     _user,
     comment_payload,
     issues_payload,
+    label_payload,
 )
 
 Capture = pytest.CaptureFixture[str]
@@ -316,3 +318,25 @@ def test_short_webhook_secret_is_one_line_and_exit_2(env: Path, fake: FakeGitHub
     line = one_error_line(capsys)
     assert "BUGBAR_GITHUB_WEBHOOK_SECRET is too short" in line
     assert fake.requests == [] and not (env / "state.db").exists()
+
+
+def test_label_events_in_github_actions(env: Path, fake: FakeGitHub, capsys: Capture) -> None:
+    """The workflow subscribes to ``labeled``/``unlabeled``: a person's threat label triages
+    the issue, a label no rule reads writes nothing and asks nothing of the issue."""
+    n = fake.add_issue(REPO, *TERSE, labels=["threat/model-stealing"])
+    path = payload_file(env, label_payload("labeled", n, TERSE, "threat/model-stealing",
+                                           labels=("threat/model-stealing",)))
+    assert main(["handle-event", "github", "--event", "issues", "--payload", path]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["outcome"] == "triaged"
+    assert set(fake.issue_labels(REPO, n)) == STEAL_LABELS
+    assert [c["user"]["login"] for c in fake.comments(REPO, n)] == [BOT]
+
+    writes = list(fake.writes)
+    fake.edit_issue(REPO, n, labels=[*fake.issue_labels(REPO, n), "docs"])
+    path = payload_file(env, label_payload("labeled", n, TERSE, "docs",
+                                           labels=tuple(fake.issue_labels(REPO, n))))
+    issue_reads = fake.count("GET", rf"/issues/{n}$")
+    assert main(["handle-event", "github", "--event", "issues", "--payload", path]) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "ignored-label"
+    assert fake.writes == writes and fake.count("GET", rf"/issues/{n}$") == issue_reads

@@ -216,7 +216,8 @@ def test_redelivery_and_own_writes_write_nothing(fake: FakeJira, hooks: Hooks) -
     assert hooks.bot.process(event) == "unchanged"
     # Our own writes come back: a labels-only update, and the bot's own comment.
     labels = hooks.issue_updated(key, {"labels": ("", "threat/model-stealing")}, by="bot")
-    assert hooks.deliver(labels)[0].kind is EventKind.IGNORED
+    event, outcome = hooks.deliver(labels)
+    assert event.kind is EventKind.ISSUE_LABELED and outcome == "ignored-self"
     mine = bot_comments(fake, key)[0]["id"]
     assert hooks.deliver(hooks.comment_created(key, mine, by="bot"))[1] in (
         "ignored-self", "ignored-bot")
@@ -354,3 +355,77 @@ def test_escalation_steps_jira_refuses_are_skipped(fake: FakeJira, store: Store,
     assert fake.issue(key)["assignee"] is None and fake.issue(key)["watchers"] == []
     assert len([r for r in caplog.records if "refused an escalation" in r.getMessage()]) == 2
     assert len(bot_comments(fake, key)) == 1
+
+
+# --------------------------------------------------------------------------- label changes
+
+TERSE = ("Unusual traffic on the scoring endpoint",
+         "Lots of requests from a few accounts since Monday.")
+
+
+def relabel(fake: FakeJira, hooks: Hooks, key: str, labels: list[str], *,
+            by: str = "alice") -> tuple[Event, str]:
+    """``by`` sets the issue's labels; Jira sends ``jira:issue_updated`` whose changelog has
+    one ``labels`` item with the whole set before and after, space-separated."""
+    before = " ".join(fake.issue(key)["labels"])
+    fake.edit_issue(key, labels=labels)
+    return hooks.deliver(hooks.issue_updated(key, {"labels": (before, " ".join(labels))},
+                                             by=by))
+
+
+def test_a_persons_threat_label_triages_once_and_unlabelling_re_decides(
+        fake: FakeJira, hooks: Hooks) -> None:
+    key = fake.add_issue("PROJ", *TERSE, labels=["bug"], reporter="alice")
+    assert hooks.deliver(hooks.issue_created(key))[1] == "unchanged"
+    assert bot_comments(fake, key) == [] and fake.writes == []
+
+    event, outcome = relabel(fake, hooks, key, ["bug", "threat/model-stealing"])
+    assert event.kind is EventKind.ISSUE_LABELED
+    assert event.labels_added == ("threat/model-stealing",)
+    assert outcome == "triaged"
+    assert bot_labels(fake, key) == ["route/security", "severity/important",
+                                     "threat/model-stealing"]
+    [comment] = bot_comments(fake, key)
+    assert "model-stealing" in comment["body"]
+    writes = list(fake.writes)
+
+    # The bot's label write comes back as an update by the bot. It added severity and route
+    # only (the threat label is the person's): no rule reads those. Had it added a threat
+    # label, its author drops it (test_redelivery_and_own_writes_write_nothing).
+    ours = list(fake.issue(key)["labels"])
+    mine = hooks.issue_updated(key, {"labels": ("bug threat/model-stealing", " ".join(ours))},
+                               by="bot")
+    assert hooks.deliver(mine)[1] == "ignored-label"
+    # A label no rule reads: nothing asked, nothing written.
+    requests = len(fake.requests)
+    assert relabel(fake, hooks, key, [*ours, "customer-x"])[1] == "ignored-label"
+    assert len(fake.requests) == requests and fake.writes == writes
+
+    # The person takes their threat label off: nothing in the text, so the bot's own labels
+    # go and the same comment says so.
+    keep = [x for x in fake.issue(key)["labels"] if x != "threat/model-stealing"]
+    assert relabel(fake, hooks, key, keep)[1] == "triaged"
+    assert fake.issue(key)["labels"] == ["bug", "customer-x"]
+    [edited] = bot_comments(fake, key)
+    assert edited["id"] == comment["id"] and "no longer matches" in edited["body"]
+    assert not [w for w in fake.writes if "comment+" in w and w not in writes]
+
+
+def test_the_bots_own_threat_label_is_known_by_account_id_beside_an_old_name(
+        classifier: Classifier, store: Store) -> None:
+    """Some Cloud payloads still carry ``name``/``key`` beside ``accountId``; the bot is
+    known by its ``accountId`` (what ``/myself`` names it by on Cloud) all the same."""
+    with FakeJira("cloud") as fake:
+        fake.add_project("PROJ", name="Product")
+        fake.add_user("alice")
+        fake.grant("alice", "PROJ", "BROWSE_PROJECTS", "ADD_COMMENTS", "EDIT_ISSUES")
+        hooks = Hooks(fake, store, make_bot(classifier, store, make_tracker(fake)))
+        key = fake.add_issue("PROJ", *MILD, reporter="alice")
+        assert hooks.deliver(hooks.issue_created(key))[1] == "triaged"
+        writes = list(fake.writes)
+        payload = json.loads(hooks.issue_updated(key, {"labels": ("", "threat/model-stealing")},
+                                                 by="bot"))
+        payload["user"].update(name="bugbar-service", key="bugbar-service")
+        event, outcome = hooks.deliver(json.dumps(payload).encode())
+        assert event.actor == "bugbar-service" and outcome == "ignored-self"
+        assert fake.writes == writes

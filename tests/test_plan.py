@@ -7,7 +7,13 @@ import pytest
 from bot.decide.classify import Classifier
 from bot.decide.handoff import HandOff, HandOffState
 from bot.decide.model import Issue
-from bot.decide.plan import CommentAction, desired_labels, is_bot_label, plan_issue
+from bot.decide.plan import (
+    CommentAction,
+    desired_labels,
+    is_bot_label,
+    label_change_matters,
+    plan_issue,
+)
 from bot.decide.render import parse_marker
 from bot.decide.rules import RuleSet
 
@@ -153,3 +159,28 @@ def test_is_bot_label(min_ruleset: RuleSet) -> None:
     s = min_ruleset.settings
     assert is_bot_label("threat/x", s) and is_bot_label("route/abuse", s)
     assert not is_bot_label("security", s) and not is_bot_label("threatened", s)
+
+
+@pytest.mark.parametrize(
+    ("added", "removed", "matters"),
+    [
+        pytest.param(("model-stealing",), (), True, id="rule-evidence-label"),
+        pytest.param(("Prompt Injection",), (), True, id="evidence-any-case-and-space"),
+        pytest.param((), ("ml-supply-chain",), True, id="evidence-removed"),
+        pytest.param(("threat/model-stealing",), (), True, id="threat-label"),
+        pytest.param((), ("threat/model-stealing",), True, id="threat-label-removed"),
+        pytest.param(("threat/some-new-thing",), (), True, id="threat-namespace-unknown-id"),
+        pytest.param(("security",), (), True, id="context-label"),
+        pytest.param(("area/ml-serving",), (), True, id="context-glob"),
+        pytest.param((), ("bugbar:ignore",), True, id="opt-out-removed"),
+        pytest.param((), (), True, id="unknown-change"),
+        pytest.param(("good first issue",), (), False, id="irrelevant"),
+        pytest.param(("bugbar:ignore",), (), False, id="opt-out-added"),
+        pytest.param(("severity/critical", "route/ssirp"), (), False, id="bot-output-labels"),
+        pytest.param(("needs-info",), ("wontfix",), False, id="irrelevant-both-ways"),
+    ],
+)
+def test_label_change_matters_only_for_labels_the_rules_read(
+    classifier: Classifier, added: tuple[str, ...], removed: tuple[str, ...], matters: bool
+) -> None:
+    assert label_change_matters(classifier, added, removed) is matters

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from bot.decide.classify import Classifier
-from bot.decide.render import MARKER_PREFIX
+from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import RuleSet
 from bot.handlers.triage import Triage
 from bot.providers.recording import DryRunTracker
@@ -251,3 +251,26 @@ def test_killed_between_writes_then_rerun_ends_the_same(
     assert Triage(classifier, store).run(tracker, ref).outcome in ("triaged", "unchanged")
     assert {"threat/model-stealing", "severity/critical", "route/ssirp"} <= set(tracker.labels(ref))
     assert len(_bot_comments(tracker, ref)) == 1
+
+
+@pytest.mark.parametrize("store_kept", [True, False], ids=["store", "marker-only"])
+def test_a_persons_threat_label_lasts_as_long_as_the_label(
+        classifier: Classifier, tmp_path, tracker: MemoryTracker, store_kept: bool) -> None:
+    """The category a person's label chose is not remembered as a /triage decision, neither
+    by the store nor by the comment's marker: once the label is off, the text decides."""
+    ref = tracker.add_issue("o/r", 1, "Report from the security mailbox",
+                            "Details are in the private report.",
+                            labels=("threat/model-stealing",))
+    first = Store(tmp_path / "a.db")
+    assert Triage(classifier, first).run(tracker, ref).outcome == "triaged"
+    (comment,) = _bot_comments(tracker, ref)
+    marker = parse_marker(comment.body)
+    assert marker is not None and marker.overrides == {}
+    tracker.remove_label(ref, "threat/model-stealing")  # the person takes it off again
+    later = first if store_kept else Store(tmp_path / "b.db")
+    result = Triage(classifier, later).run(tracker, ref)
+    assert result.outcome == "triaged" and result.decision is not None
+    assert result.decision.threats == ()
+    assert tracker.labels(ref) == ()
+    (comment,) = _bot_comments(tracker, ref)
+    assert "no longer matches" in comment.body

@@ -10,11 +10,11 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.decide.classify import decision_hash
+from bot.decide.classify import Classifier, decision_hash
 from bot.decide.handoff import HandOff, HandOffState, HandOffView
 from bot.decide.model import Decision, Severity
 from bot.decide.render import Marker, render_comment
-from bot.decide.rules import RuleSet, Settings
+from bot.decide.rules import RuleSet, Settings, label_key
 
 
 class CommentAction(enum.Enum):
@@ -95,6 +95,34 @@ def human_category(label: str, settings: Settings) -> str | None:
     if prefix and label.startswith(prefix) and label.endswith(suffix):
         return label[len(prefix): len(label) - len(suffix)] or None
     return None
+
+
+def label_change_matters(
+    classifier: Classifier, added: Iterable[str], removed: Iterable[str]
+) -> bool:
+    """Can adding ``added`` and removing ``removed`` change the decision on an issue?
+
+    Yes for a label a rule reads (a category's evidence label, a generic ``ml``/``security``
+    context label), any label in the threat namespace (a person's ``threat/<id>`` is their
+    decision) and the opt-out label coming off; also when the change is unknown (nothing
+    named). Labels are compared the way the rules compare them (case, ``_``/``-``/space), so
+    a Jira label written with ``_`` for a space still counts. Severity and route labels are
+    the bot's output, never its evidence: changing them changes nothing.
+    """
+    added, removed = tuple(added), tuple(removed)
+    if not added and not removed:
+        return True
+    settings = classifier.ruleset.settings
+    threat_prefix = label_key(_prefix(settings.label_threat))
+
+    def read(label: str) -> bool:
+        key = label_key(label)
+        rules, context = classifier.matcher.read_labels((label,))
+        return bool(rules or context or (threat_prefix and key.startswith(threat_prefix)))
+
+    opt_out = label_key(settings.label_opt_out)
+    return (any(read(lbl) for lbl in (*added, *removed))
+            or any(label_key(lbl) == opt_out for lbl in removed))
 
 
 def desired_labels(decision: Decision, settings: Settings) -> list[str]:

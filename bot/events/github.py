@@ -35,6 +35,10 @@ _ISSUE_ACTIONS = {
     "opened": EventKind.ISSUE_OPENED,
     "edited": EventKind.ISSUE_EDITED,
     "reopened": EventKind.ISSUE_REOPENED,
+    # One delivery per label, also for the bot's own writes (sender = the bot): the router
+    # drops those and labels no rule reads.
+    "labeled": EventKind.ISSUE_LABELED,
+    "unlabeled": EventKind.ISSUE_LABELED,
 }
 _COMMENT_ACTIONS = {
     "created": EventKind.COMMENT_CREATED,
@@ -142,6 +146,14 @@ def _to_event(event_name: str, delivery_id: str, payload: dict[str, Any]) -> Eve
     changes = opt_dict(payload, "changes") or {}
     changed_fields = tuple(sorted(changes))
     if event_name == "issues":
+        if kind is EventKind.ISSUE_LABELED:
+            # ``label`` is optional in GitHub's schema (a label deleted from the repository);
+            # then the change is unknown and the router re-triages, as for an unnamed edit.
+            name = opt_str(opt_dict(payload, "label"), "name")
+            named = (name,) if name else ()
+            added, removed = (named, ()) if action == "labeled" else ((), named)
+            return Event(kind=kind, issue=ref, changed_fields=changed_fields,
+                         labels_added=added, labels_removed=removed, **base)
         return Event(kind=kind, issue=ref, changed_fields=changed_fields, **base)
 
     comment = req_dict(payload, "comment", "comment")

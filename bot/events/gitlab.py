@@ -17,8 +17,10 @@ name and the body: a resend repeats the body byte for byte, and two deliveries w
 bytes can only produce identical events, so deduplicating them loses nothing.
 
 Edits. ``update`` on an issue fires for every change (labels, assignees, milestone...). It maps
-to ``ISSUE_EDITED`` only when ``changes`` names ``title`` or ``description`` (or is missing, when
-we cannot tell); other updates, including the labels bugbar itself writes, are ``IGNORED``.
+to ``ISSUE_EDITED`` when ``changes`` names ``title`` or ``description`` (or is missing, when we
+cannot tell); to ``ISSUE_LABELED`` when it names ``labels`` (with the titles added and removed;
+the router drops the bot's own label writes by their author and labels no rule reads); other
+updates are ``IGNORED``.
 
 Docs: https://docs.gitlab.com/user/project/integrations/webhook_events/
 """
@@ -226,13 +228,20 @@ def _issue_event(event_name: str, payload: dict[str, Any], base: dict[str, Any])
         scope=_project_path(payload),
         number=req_int(attrs, "iid", "object_attributes.iid"),
     )
+    added, removed = _label_diff(changes)
+    base.update(labels_added=added, labels_removed=removed)
     if kind is EventKind.ISSUE_EDITED and changes and not _TEXT_FIELDS.intersection(changes):
+        if "labels" in changes:
+            # The router re-triages only when a rule reads one of these labels, and drops the
+            # bot's own label writes by their author.
+            return Event(kind=EventKind.ISSUE_LABELED, issue=ref, confidential=confidential,
+                         changed_fields=changed_fields, **base)
         return Event(
             kind=EventKind.IGNORED,
             issue=ref,
             confidential=confidential,
             changed_fields=changed_fields,
-            ignore_reason="no title or description change",
+            ignore_reason="no title, description or label change",
             **base,
         )
     return Event(
@@ -277,6 +286,23 @@ def _note_event(event_name: str, payload: dict[str, Any], base: dict[str, Any]) 
         confidential=confidential,
         **base,
     )
+
+
+def _label_diff(changes: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(added, removed)`` label titles from ``changes.labels`` (``previous``/``current``)."""
+    change = opt_dict(changes, "labels")
+    if change is None:
+        return (), ()
+
+    def titles(key: str) -> list[str]:
+        items = change.get(key)
+        if not isinstance(items, list):
+            return []
+        return [t for i in items if isinstance(i, dict) and (t := opt_str(i, "title"))]
+
+    before, after = titles("previous"), titles("current")
+    return (tuple(t for t in after if t not in before),
+            tuple(t for t in before if t not in after))
 
 
 def _project_path(payload: dict[str, Any]) -> str:

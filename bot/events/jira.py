@@ -26,9 +26,10 @@ change. In this order it becomes ``COMMENT_CREATED``/``COMMENT_EDITED`` for
 ``issue_reopened`` or a cleared resolution; ``ISSUE_EDITED`` when a changelog item touches
 ``summary`` or ``description``; a comment event when it still carries a ``comment`` (old Server
 without a type name, transitions with a comment); ``ISSUE_EDITED`` when there is no changelog
-at all and the type is unknown or ``issue_updated`` (we cannot tell what changed); ``IGNORED``
-otherwise. So a labels-only update — the very update bugbar makes when it labels an issue —
-does not trigger another triage, and neither do assignee, status or custom-field changes.
+at all and the type is unknown or ``issue_updated`` (we cannot tell what changed);
+``ISSUE_LABELED`` when an item touches ``labels`` (with the labels added and removed: the
+router re-triages only for labels a rule reads, and drops the bot's own label writes by their
+author); ``IGNORED`` otherwise, so assignee, status or custom-field changes trigger nothing.
 ``comment_created``/``comment_updated`` map to the comment kinds when they carry the issue
 (Cloud). Server sends them without any issue (and sends the same comment again as
 ``jira:issue_updated``), so the issue-less ones are ``IGNORED``. A Cloud hook subscribed to both
@@ -138,12 +139,15 @@ def _to_event(delivery_id: str, payload: dict[str, Any]) -> Event:
     raw_items = changelog.get("items")
     items = [i for i in raw_items if isinstance(i, dict)] if isinstance(raw_items, list) else []
     changed = sorted({opt_str(i, "field") or opt_str(i, "fieldId") for i in items} - {""})
+    added, removed = _label_diff(items)
     base: dict[str, Any] = {
         "provider": PROVIDER,
         "delivery_id": delivery_id,
         "name": name,
         "action": type_name,
         "changed_fields": tuple(changed),
+        "labels_added": added,
+        "labels_removed": removed,
         "payload": payload,
     }
     _set_actor(base, opt_dict(payload, "user"))
@@ -171,9 +175,11 @@ def _to_event(delivery_id: str, payload: dict[str, Any]) -> Event:
         edited = opt_str(comment, "updated") != opt_str(comment, "created")
         kind = EventKind.COMMENT_EDITED if edited else EventKind.COMMENT_CREATED
         return _comment_event(kind, base, issue, comment)
+    if any(_is_labels_field(i) for i in items):
+        return _issue_event(EventKind.ISSUE_LABELED, base, issue)
     if not items and type_name in ("", "issue_updated"):
         return _issue_event(EventKind.ISSUE_EDITED, base, issue)
-    return _ignored(base, issue, "no summary or description change")
+    return _ignored(base, issue, "no summary, description or label change")
 
 
 def _issue_event(kind: EventKind, base: dict[str, Any], issue: dict[str, Any] | None) -> Event:
@@ -253,6 +259,25 @@ def _is_app(user: dict[str, Any] | None) -> bool:
 
 def _is_text_field(item: dict[str, Any]) -> bool:
     return (opt_str(item, "fieldId") or opt_str(item, "field")).lower() in _TEXT_FIELDS
+
+
+def _is_labels_field(item: dict[str, Any]) -> bool:
+    return (opt_str(item, "fieldId") or opt_str(item, "field")).lower() == "labels"
+
+
+def _label_diff(items: list[dict[str, Any]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(added, removed)`` from the ``labels`` changelog items: Jira sends the whole label
+    set before and after as space-separated ``fromString``/``toString`` (labels hold no
+    whitespace)."""
+    added: list[str] = []
+    removed: list[str] = []
+    for item in items:
+        if _is_labels_field(item):
+            before = (opt_str(item, "fromString")).split()
+            after = (opt_str(item, "toString")).split()
+            added += [x for x in after if x not in before and x not in added]
+            removed += [x for x in before if x not in after and x not in removed]
+    return tuple(added), tuple(removed)
 
 
 def _clears_resolution(item: dict[str, Any]) -> bool:

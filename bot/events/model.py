@@ -13,6 +13,8 @@ class EventKind(enum.Enum):
     ISSUE_OPENED = "issue_opened"
     ISSUE_EDITED = "issue_edited"
     ISSUE_REOPENED = "issue_reopened"
+    ISSUE_LABELED = "issue_labeled"
+    """Only labels changed (added and/or removed): see ``labels_added``/``labels_removed``."""
     COMMENT_CREATED = "comment_created"
     COMMENT_EDITED = "comment_edited"
     PING = "ping"
@@ -76,6 +78,11 @@ class Event:
     """What the provider says changed, by its own names, sorted: GitHub/GitLab ``changes`` keys,
     Jira changelog ``field`` values (Jira lists the initial fields on creation too); empty when
     not sent."""
+    labels_added: tuple[str, ...] = ()
+    """Labels this change added, by the tracker's own names (GitHub ``labeled``, GitLab
+    ``changes.labels``, Jira's ``labels`` changelog item); empty when not sent."""
+    labels_removed: tuple[str, ...] = ()
+    """Labels this change removed, the same way."""
     ignore_reason: str = ""
     """For ``IGNORED`` events: why, in a few words (``pull request``, ``system note``)."""
     payload: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -189,9 +189,14 @@ class Triage:
         issue = Issue(str(snapshot.ref), snapshot.title, snapshot.body, labels)
         chosen = [c for lbl in labels if (c := human_category(lbl, self.settings))
                   and c in self.classifier.ruleset.rules]
-        if chosen and not (overrides.get("category") or overrides.get("not_a_threat")):
-            overrides = {**overrides, "category": chosen[0]}
-        return self.classifier.classify(issue, overrides)
+        if not chosen or overrides.get("category") or overrides.get("not_a_threat"):
+            return self.classifier.classify(issue, overrides)
+        decision = self.classifier.classify(issue, {**overrides, "category": chosen[0]})
+        # The label decided the category, but it is not a /triage decision: kept out of the
+        # decision's overrides, so the comment's marker (which the next run reads when the
+        # store has none) never keeps the category alive after the label comes off.
+        return replace(decision, overrides={k: v for k, v in decision.overrides.items()
+                                            if k != "category"})
 
     def bot_applied(self, key: str, marker: Marker | None = None) -> set[str] | None:
         """The bot's labels on an issue as the store (else the marker) remembers them."""
