@@ -58,6 +58,12 @@ HELD = [
     ("L'exemple d'attaque par extraction de modèle calcule mal l'accord",
      "Dans l'exemple, l'accord entre le modèle volé et le modèle cible est mesuré sur les données "
      "d'entraînement (model extraction).", "mention"),
+    ("El script de ejemplo de inferencia de pertenencia calcula mal el AUC",
+     "En el ejemplo de inferencia de pertenencia (membership inference) las etiquetas de "
+     "miembro y no miembro están cambiadas.", "mention"),
+    ("Support de l'attaque par inversion de modèle",
+     "Est-il prévu de supporter l'inversion de modèle (model inversion) dans la prochaine "
+     "version ?", "mention"),
     # A template, a checklist, a CTF write-up.
     ("Red team report template for LLM features",
      "Here is a report template: scope, prompt injection attempts, jailbreak attempts, "
