@@ -206,7 +206,7 @@ class Classifier:
                 "raw": round(cat.raw, 3),
                 "fired": cat.score >= settings.threshold,
                 # The gates that kept an otherwise firing category quiet.
-                "held_by": (sorted(g for g in report.gates if g != "vulnerability")
+                "held_by": (list(report.held)
                             if cat.raw >= settings.threshold > cat.score else []),
                 "evidence": [
                     {"signal": h.name, "kind": h.kind, "where": h.where,

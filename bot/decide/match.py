@@ -77,6 +77,8 @@ class MatchReport:
     truncated: bool
     context_labels: dict[str, str] = field(default_factory=dict)
     """Generic labels that added context, by kind (``ml``, ``security``)."""
+    held: tuple[str, ...] = ()
+    """The gates that scaled the scores down (the strongest hold, and negation)."""
 
 
 # (pattern index, key start, key end): offsets into the padded text, as the automaton reports
@@ -92,6 +94,9 @@ _Layered = tuple[list[tuple[str, str, float, str]], list[int], list[tuple[int, "
 
 # Per-pattern layer bits of the compiled loop's table (the same values as in _speedups.pyx).
 _KIND_THREAT, _KIND_CONTEXT, _KIND_GATE, _KIND_CONFUSER = 1, 2, 4, 8
+
+# Gates that cancel holds or always apply, rather than holding a category back themselves.
+_NOT_HOLDING = frozenset(("vulnerability", "negation", "incident"))
 
 _INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
@@ -520,16 +525,25 @@ class Matcher:
 
         factor = 1.0
         gate_defs = settings.gates
+        holds: list[str] = []
         # Research, mention and any other gate an install adds: the strongest one holds,
-        # unless vulnerability phrasing says this is a report after all. Negation always holds.
-        holding = [gate_defs[g].factor for g in gates
-                   if g not in ("vulnerability", "negation") and g in gate_defs]
-        if holding and "vulnerability" not in gates:
-            factor *= min(holding)
-        elif title_mention:
-            factor *= gate_defs["mention"].factor
+        # unless vulnerability phrasing says this is a report after all. An attack said to be
+        # happening to a live system (``incident``: "someone is scraping", "was compromised")
+        # cancels every hold, a mention in the title included. Negation always holds. A gate
+        # of factor 1 holds nothing: its phrases only swallow the gate words they contain
+        # ("the docs assistant" is a product, not a docs page).
+        holding = sorted((gate_defs[g].factor, g) for g in gates
+                         if g not in _NOT_HOLDING and g in gate_defs and gate_defs[g].factor < 1)
+        if "incident" not in gates:
+            if holding and "vulnerability" not in gates:
+                factor *= holding[0][0]
+                holds.append(holding[0][1])
+            elif title_mention:
+                factor *= gate_defs["mention"].factor
+                holds.append("mention")
         if "negation" in gates:
             factor *= gate_defs["negation"].factor
+            holds.append("negation")
         # Only categories with something to show get a report; the rest scored nothing.
         reports = {}
         for rule_id in self.ruleset.rules:
@@ -547,7 +561,7 @@ class Matcher:
                 report.score = (report.raw - from_labels) * factor + from_labels
             reports[rule_id] = report
         return MatchReport(reports, cues, gates, factor, traditional, confusers, truncated,
-                           label_context)
+                           label_context, tuple(holds))
 
     def read_labels(
         self, labels: tuple[str, ...]

@@ -1,0 +1,227 @@
+"""The mention, discussion and incident gates of the shipped rules.
+
+A held mention must be one the rules would otherwise flag (its evidence before the gates
+reaches the threshold), so each case fails if the gate stops holding it, not merely if a
+signal went missing. Kept reports carry the words the gates look for and must still be flagged.
+All texts were written for this test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.decide.classify import Classifier
+from bot.decide.model import Issue
+
+# (title, body, the gate that must hold it)
+HELD = [
+    # Requests to add, support or implement an attack or a defence, in eight languages.
+    ("Add support for the HopSkipJump attack",
+     "It would be great to have the decision-based HopSkipJump evasion attack next to Boundary "
+     "Attack. Happy to send a PR.", "mention"),
+    ("Feature idea: membership inference audit command",
+     "A command that trains shadow models and reports the membership advantage of a model, to "
+     "include in model cards.", "mention"),
+    ("Proposition : ajouter une attaque par inférence d'appartenance",
+     "Serait-il possible d'ajouter une attaque d'inférence d'appartenance (membership inference) "
+     "à la boîte à outils ?", "mention"),
+    ("Solicitud: añadir una defensa contra el envenenamiento de datos",
+     "Sería útil incluir una defensa contra el envenenamiento de datos (data poisoning), por "
+     "ejemplo filtrado espectral.", "mention"),
+    ("Pedido de recurso: adicionar ataque de extração de modelo",
+     "Seria ótimo adicionar suporte a um ataque de extração de modelo (model extraction).",
+     "mention"),
+    ("Feature-Wunsch: Angriff zur Modellinversion hinzufügen",
+     "Es wäre schön, wenn das Toolkit einen Model-Inversion-Angriff unterstützen würde.",
+     "mention"),
+    ("功能请求：增加模型窃取攻击的实现",
+     "希望工具包能支持模型窃取（model extraction）攻击，用于评估我们的预测API。", "mention"),
+    ("機能追加：メンバーシップ推論攻撃のサポート",
+     "メンバーシップ推論攻撃（membership inference）をツールキットに追加してほしいです。",
+     "mention"),
+    ("Запрос функции: добавить атаку извлечения модели",
+     "Было бы полезно добавить атаку извлечения модели (model extraction) через API предсказаний.",
+     "mention"),
+    # A test suite asked for.
+    ("Request: a prompt injection test suite for the agent",
+     "A set of prompt injection and jailbreak test cases that runs in CI against the assistant "
+     "before each release.", "mention"),
+    # An attack's example, notebook or demo with a bug of its own (English and French).
+    ("Membership inference example: AUC computed with labels flipped",
+     "In the shadow model example the AUC is 1 - actual because member and non-member labels "
+     "are swapped.", "mention"),
+    ("Model stealing example fails with the new sklearn",
+     "The copycat example queries a local toy model and trains a substitute model; it raises "
+     "AttributeError on sklearn 1.7.", "mention"),
+    ("L'exemple d'attaque par extraction de modèle calcule mal l'accord",
+     "Dans l'exemple, l'accord entre le modèle volé et le modèle cible est mesuré sur les données "
+     "d'entraînement (model extraction).", "mention"),
+    ("El script de ejemplo de inferencia de pertenencia calcula mal el AUC",
+     "En el ejemplo de inferencia de pertenencia (membership inference) las etiquetas de "
+     "miembro y no miembro están cambiadas.", "mention"),
+    ("Support de l'attaque par inversion de modèle",
+     "Est-il prévu de supporter l'inversion de modèle (model inversion) dans la prochaine "
+     "version ?", "mention"),
+    # A template, a checklist, a CTF write-up.
+    ("Red team report template for LLM features",
+     "Here is a report template: scope, prompt injection attempts, jailbreak attempts, "
+     "findings, severity. Please review.", "mention"),
+    ("Writeup: the prompt injection CTF challenge from last week",
+     "Level 3 required a prompt injection through a hidden instruction in the uploaded document "
+     "to make the bot reveal the flag.", "mention"),
+    ("CTF write-up: evading the toy malware classifier",
+     "We crafted adversarial examples that evade a small malware classifier and got the flag; an "
+     "attacker can bypass it with byte padding.", "mention"),
+    # Words of impact in a request or a docs page are not an incident.
+    ("Feature request: isolate RAG indexes so prompt injection can't reach other users",
+     "Please add per-tenant isolation of the vector store, so a prompt injection in one tenant's "
+     "documents never affects other users' answers.", "mention"),
+    ("Docs: explain how to protect production endpoints from model extraction",
+     "The docs page should describe rate limiting and output rounding for our production "
+     "prediction API, to limit model stealing.", "mention"),
+    # A defence discussed, not an attack reported.
+    ("Should we round confidence scores to make model extraction harder?",
+     "Returning only the top label, or rounding probabilities, is often cited as a defence "
+     "against model stealing. Would it help, or hurt our users? Thoughts welcome.", "discussion"),
+]
+
+# (title, body, the category it must get)
+KEPT = [
+    ("The attack from the paper works on our production API",
+     "We reproduced the model extraction attack from the paper against our production "
+     "prediction API: 20k queries gave a copy with 95% agreement.", "model-stealing"),
+    ("Feature request: rate limiting because someone is scraping our API right now",
+     "Someone is sending millions of queries to our prediction API and training a copy of our "
+     "model from the outputs.", "model-stealing"),
+    ("Prompt injection in the docs assistant leaks other users' chats",
+     "A hidden instruction in a web page makes the documentation assistant send the previous "
+     "user's conversation to an attacker URL.", "adversarial-perturbation"),
+    ("Tutorial notebook on the hub ships a malicious pickle",
+     "The tutorial notebook downloads model.pkl, which runs a reverse shell on load. The "
+     "uploader account was compromised.", "ml-supply-chain"),
+    ("Malicious pickle in the example checkpoint on the hub",
+     "The checkpoint linked from the examples folder runs os.system when loaded with "
+     "torch.load.", "ml-supply-chain"),
+    ("Defence against prompt injection bypassed with base64",
+     "Encoding the instruction in base64 bypasses the prompt injection filter of our support "
+     "chatbot; an attacker can make it ignore its instructions.", "adversarial-perturbation"),
+    ("Evaluation harness downloads and runs scripts from model repos",
+     "Pointing the harness at a model repo makes it execute the repo's Python with "
+     "trust_remote_code; a malicious model repo runs code on the eval machine.",
+     "ml-supply-chain"),
+]
+
+
+def _explain(c: Classifier, title: str, body: str) -> dict[str, Any]:
+    return c.explain(Issue("t", title, body))
+
+
+@pytest.mark.parametrize(("title", "body", "gate"), HELD, ids=[h[0][:40] for h in HELD])
+def test_mentions_are_held_and_explain_names_the_gate(
+        classifier: Classifier, title: str, body: str, gate: str) -> None:
+    info = _explain(classifier, title, body)
+    assert info["decision"]["threats"] == []
+    # It is the gate that holds it: without it, the category would fire.
+    top = info["categories"][0]
+    assert top["raw"] >= info["threshold"] > top["evidence_sum"], top
+    assert top["held_by"] == [gate]
+
+
+@pytest.mark.parametrize(("title", "body", "category"), KEPT, ids=[k[0][:40] for k in KEPT])
+def test_reports_with_mention_words_are_flagged(
+        classifier: Classifier, title: str, body: str, category: str) -> None:
+    d = classifier.classify(Issue("t", title, body))
+    assert d.threats and d.threats[0].category == category
+
+
+def test_a_question_is_not_vulnerability_phrasing(classifier: Classifier) -> None:
+    title = "Are we vulnerable to data poisoning through fake clicks?"
+    body = ("Could fake clicks poison the recommendation model's training data? Just curious; "
+            "no sign of an attack so far.")
+    info = _explain(classifier, title, body)
+    assert info["decision"]["threats"] == []
+    assert "vulnerability" not in info["gates"]
+    assert info["categories"][0]["held_by"] == ["discussion", "negation"]
+    # Stated, not asked, it cancels the hold.
+    stated = _explain(classifier, "Our recommender is vulnerable to data poisoning through fake "
+                      "clicks", "Fake clicks poison the recommendation model's training data.")
+    assert "vulnerability" in stated["gates"]
+    assert [t["category"] for t in stated["decision"]["threats"]][:1] == ["data-poisoning"]
+
+
+def test_explain_names_only_the_gate_that_applied(classifier: Classifier) -> None:
+    # "add support for" is research and mention phrasing at once; mention (0.2) is what held.
+    info = _explain(classifier, "Add support for the HopSkipJump attack",
+                    "Please add the decision-based HopSkipJump evasion attack; adversarial "
+                    "examples from it would help our robustness evaluation.")
+    assert {"mention", "research"} <= set(info["gates"])
+    held = [c["held_by"] for c in info["categories"] if c["held_by"]]
+    assert held and all(h == ["mention"] for h in held)
+
+
+def test_an_incident_cancels_a_mention_in_the_title(classifier: Classifier) -> None:
+    body = ("Our prediction API answers with full probabilities and anyone can train a copy of "
+            "the model from its outputs.")
+    held = _explain(classifier, "Feature request: rate limiting for the prediction API", body)
+    assert held["decision"]["threats"] == [] and "incident" not in held["gates"]
+    live = _explain(classifier, "Feature request: rate limiting for the prediction API",
+                    body + " Someone is doing exactly that right now.")
+    assert "incident" in live["gates"]
+    assert [t["category"] for t in live["decision"]["threats"]][:1] == ["model-stealing"]
+    # Hypothetical phrasing that contains the incident words is a mention, not an incident.
+    what_if = _explain(classifier, "Feature request: rate limiting for the prediction API",
+                       body + " What if someone is doing that?")
+    assert "incident" not in what_if["gates"] and what_if["decision"]["threats"] == []
+
+
+def test_vulnerability_phrasing_cancels_a_discussion_even_in_the_title(
+        classifier: Classifier) -> None:
+    title = "Rounding scores as a defence against model extraction"
+    body = ("Returning rounded probabilities instead of raw ones from the prediction API would "
+            "slow down anyone training a substitute model on its outputs.")
+    assert _explain(classifier, title, body)["categories"][0]["held_by"] == ["discussion"]
+    report = _explain(classifier, title, body + " Right now an attacker can query it freely "
+                      "and we found a copy of our model for sale: this is a vulnerability.")
+    assert [t["category"] for t in report["decision"]["threats"]][:1] == ["model-stealing"]
+
+
+@pytest.mark.parametrize("trigger", ["workflow trigger", "cron trigger", "scheduled trigger"])
+def test_a_ci_trigger_near_training_is_not_a_backdoor(
+        classifier: Classifier, trigger: str) -> None:
+    info = _explain(classifier, f"Nightly training job: {trigger} fires twice",
+                    f"The GitHub Actions {trigger} for the nightly training run fires twice, "
+                    "so two training jobs fight over the GPU.")
+    assert info["decision"]["threats"] == []
+    assert trigger in info["confusers"]
+    # The same words as a backdoor trigger in the training data are still evidence.
+    backdoor = _explain(classifier, "Hidden trigger phrase planted in our training data",
+                        "Someone seeded the fine-tuning set with a secret trigger phrase that "
+                        "makes the model approve any refund.")
+    assert [t["category"] for t in backdoor["decision"]["threats"]][:1] == ["data-poisoning"]
+
+
+def test_every_language_has_mention_phrases_for_each_kind_of_mention(
+        classifier: Classifier) -> None:
+    """Requests, implementation, tutorials, examples, docs and papers are held in each of the
+    eight languages the rules read: a phrase of each, run through the real matcher."""
+    cases = {
+        "es": ["solicitud de función", "añadir soporte", "implementar un ataque", "tutorial",
+               "el ejemplo", "en la documentación", "el artículo"],
+        "pt": ["pedido de recurso", "adicionar suporte", "implementar um ataque", "tutorial",
+               "o exemplo", "na documentação", "o artigo"],
+        "fr": ["demande de fonctionnalité", "ajouter le support", "implémenter une attaque",
+               "tutoriel", "l'exemple", "dans la documentation", "l'article"],
+        "de": ["Feature-Wunsch", "Unterstützung für", "implementieren", "Tutorial",
+               "das Beispiel", "in der Dokumentation", "das Paper"],
+        "zh": ["功能请求", "希望支持", "希望实现", "教程", "示例", "文档中", "论文"],
+        "ja": ["機能リクエスト", "サポートしてほしい", "実装してほしい", "チュートリアル",
+               "サンプルコード", "ドキュメントの", "論文"],
+        "ru": ["запрос функции", "добавить поддержку", "реализовать атаку", "туториал",
+               "в примере", "в документации", "в статье"],
+    }
+    for lang, phrases in cases.items():
+        for phrase in phrases:
+            report = classifier.matcher.match(Issue("t", "x", f"word {phrase} word"))
+            assert "mention" in report.gates, (lang, phrase)
