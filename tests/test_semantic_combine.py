@@ -10,12 +10,9 @@ from bot.decide.model import CATEGORY_IDS, Issue
 from bot.decide.rules import RuleSet
 from bot.decide.semantic import (
     CHOSEN_POLICY,
-    RULE_FEATURES,
-    RuleSignals,
     SemanticPolicy,
     combine,
     evidence,
-    rule_features,
     top_category,
 )
 
@@ -80,9 +77,8 @@ class FixedScorer:
         self.p = dict(p)
         self.calls = 0
 
-    def scores(self, issue: Issue, signals: RuleSignals | None = None) -> Mapping[str, float]:
+    def scores(self, issue: Issue) -> Mapping[str, float]:
         self.calls += 1
-        self.signals = signals
         return self.p
 
 
@@ -114,9 +110,20 @@ def test_classifier_hold_and_overrides(ruleset: RuleSet) -> None:
     forced = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(
         MATCHED, {"category": "model-stealing"})
     assert forced.top is not None and forced.top.category == "model-stealing"
-    # The shipped policy never holds back.
-    kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(MATCHED)
+    # The shipped policy holds back at its threshold, and not below it.
+    assert CHOSEN_POLICY.hold_at is not None
+    shipped = Classifier(ruleset, FixedScorer(probs(none=CHOSEN_POLICY.hold_at)),
+                         CHOSEN_POLICY).classify(MATCHED)
+    assert not shipped.threats and "held back" in shipped.notes[0]
+    doubt = CHOSEN_POLICY.hold_at - 0.05
+    kept = Classifier(ruleset, FixedScorer(probs(none=doubt)), CHOSEN_POLICY).classify(MATCHED)
     assert kept.top is not None and kept.top.category == "model-stealing"
+    # A threat label on the issue is a person's word: never held back.
+    labelled = Issue("l", "assistant issue", "see the private report",
+                     labels=("threat/model-stealing",))
+    by_label = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(
+        labelled)
+    assert by_label.top is not None and by_label.top.category == "model-stealing"
 
 
 def test_classifier_never_flags_over_a_traditional_bug(ruleset: RuleSet) -> None:
@@ -144,24 +151,3 @@ def test_triage_explain_reply_shows_the_semantic_scores(ruleset: RuleSet) -> Non
     plain = render_explain(Classifier(ruleset).explain(SILENT),
                            Classifier(ruleset).classify(SILENT), ruleset)
     assert "Semantic model" not in plain
-
-
-def test_the_scorer_is_told_what_the_rules_saw(ruleset: RuleSet) -> None:
-    scorer = FixedScorer(probs(none=0.9))
-    clf = Classifier(ruleset, scorer, BOTH)
-    clf.classify(MATCHED)
-    assert scorer.signals is not None and scorer.signals.top == "model-stealing"
-    assert scorer.signals.strength["model-stealing"] >= 1.0
-    clf.classify(SILENT)
-    assert scorer.signals is not None and scorer.signals.top is None
-
-
-def test_rule_features_encode_the_rules_view() -> None:
-    silent = rule_features(RuleSignals())
-    assert len(silent) == RULE_FEATURES and silent[9] == 1.0 and sum(silent) == 1.0
-    fired = rule_features(RuleSignals(top="model-stealing",
-                                      strength={"model-stealing": 3.0, "data-poisoning": 0.5},
-                                      gated=True, traditional=False, cues=True))
-    assert fired[1] == 1.0 and fired[9] == 0.0  # one-hot: model-stealing is the second id
-    assert fired[10 + 1] == 1.0 and fired[10] == 0.5  # strength, capped at 1
-    assert fired[-3:] == (1.0, 0.0, 1.0)

@@ -45,7 +45,7 @@ def test_loads_from_the_installed_package_without_network(monkeypatch: pytest.Mo
     assert "site-packages" in str(root) or root.is_dir()
     emb = WordLlamaEmbedder(root)
     assert emb.table.shape == (32000, 256)
-    model = sm.SemanticModel(emb, ex.shipped_examples(ruleset)[:40], ruleset)
+    model = sm.SemanticModel(emb, ex.shipped_examples(ruleset)[:40])
     p = model.scores(Issue("1", "title", "body"))
     assert set(p) == set(ex.CLASSES) and abs(sum(p.values()) - 1.0) < 1e-5
 
@@ -67,7 +67,7 @@ def test_scores_are_deterministic(semantic: sm.SemanticModel, ruleset: RuleSet) 
     first = semantic.scores(issue)
     assert semantic.scores(issue) == first
     # Training again from scratch gives the same head (and the shipped one, when current).
-    again = sm.fit(semantic.embedder, semantic.training, semantic.ruleset)
+    again = sm.fit(semantic.embedder, semantic.training)
     assert np.allclose(again.weights, semantic.head.weights, atol=1e-5)
     assert np.allclose(again.bias, semantic.head.bias, atol=1e-5)
     assert max(first, key=lambda c: first[c]) == "data-poisoning"
@@ -75,19 +75,18 @@ def test_scores_are_deterministic(semantic: sm.SemanticModel, ruleset: RuleSet) 
 
 def test_heads_are_kept_by_digest(semantic: sm.SemanticModel, tmp_path: Path) -> None:
     training = semantic.training[:30]
-    model = sm.SemanticModel(semantic.embedder, training, semantic.ruleset, cache=tmp_path)
+    model = sm.SemanticModel(semantic.embedder, training, cache=tmp_path)
     cached = list(tmp_path.glob("semantic-head-*.npz"))
     assert [p.name for p in cached] == [f"semantic-head-{model.digest}.npz"]
     sm._HEADS.pop(model.digest)
-    again = sm.SemanticModel(semantic.embedder, training, semantic.ruleset, cache=tmp_path)
+    again = sm.SemanticModel(semantic.embedder, training, cache=tmp_path)
     assert np.array_equal(again.head.weights, model.head.weights)
     # A file for another training set is never used for this one.
     assert sm._read_head(cached[0], "other") is None
     # A cache that cannot be written (here: under a plain file) only costs the training.
     (tmp_path / "file").write_text("")
     sm._HEADS.pop(model.digest)
-    unwritable = sm.SemanticModel(semantic.embedder, training, semantic.ruleset,
-                                  cache=tmp_path / "file" / "x")
+    unwritable = sm.SemanticModel(semantic.embedder, training, cache=tmp_path / "file" / "x")
     assert np.array_equal(unwritable.head.weights, model.head.weights)
 
 
@@ -233,17 +232,3 @@ def test_custom_categories_are_left_to_the_rules(tmp_path: Path,
     _jsonl(rules / "examples" / "d.jsonl", [{**CASE, "id": "c", "expect": ["prompt-leek"]}])
     with pytest.raises(ex.ExamplesError, match="d.jsonl:1: unknown category 'prompt-leek'"):
         sm.load(ruleset, [examples.parent], embedder=semantic.embedder, cache=tmp_path)
-
-
-def test_scores_read_what_the_rules_saw(semantic: sm.SemanticModel) -> None:
-    # The head is stacked on the rules: a rule match on the same words moves it towards the
-    # rule's category, and without signals given the model works them out itself.
-    from bot.decide.semantic import RuleSignals
-
-    issue = Issue("r", CASE["title"], CASE["body"])
-    silent = semantic.scores(issue, RuleSignals())
-    matched = semantic.scores(issue, RuleSignals(top="model-stealing",
-                                                 strength={"model-stealing": 1.0}))
-    assert matched["model-stealing"] > silent["model-stealing"]
-    clf = semantic._rules
-    assert semantic.scores(issue) == semantic.scores(issue, clf.signals(clf.matcher.match(issue)))

@@ -14,7 +14,6 @@ from bot.decide.model import Decision, Issue, Severity, Threat
 from bot.decide.rules import Rule, RuleSet
 from bot.decide.semantic import (
     CHOSEN_POLICY,
-    RuleSignals,
     SemanticPolicy,
     SemanticScorer,
     combine,
@@ -94,21 +93,8 @@ class Classifier:
         self, issue: Issue, overrides: Mapping[str, str] | None = None
     ) -> Decision:
         """Classify one issue; ``overrides`` are human decisions that win over the rules."""
-        report = self.matcher.match(issue)
-        probs = (self.semantic.scores(issue, self.signals(report))
-                 if self.semantic is not None else None)
-        return self.decide(issue, report, overrides, probs)
-
-    def signals(self, report: MatchReport) -> RuleSignals:
-        """What the rules saw, in the form the semantic head reads (see RuleSignals)."""
-        threshold = self.ruleset.settings.threshold
-        fired = sorted(((r.score, rid) for rid, r in report.categories.items()
-                        if r.score >= threshold), key=lambda x: (-x[0], x[1]))
-        return RuleSignals(
-            top=fired[0][1] if fired else None,
-            strength={rid: r.score / threshold for rid, r in report.categories.items()},
-            gated=report.factor < 1.0, traditional=bool(report.traditional),
-            cues=bool(report.cues))
+        probs = self.semantic.scores(issue) if self.semantic is not None else None
+        return self.decide(issue, self.matcher.match(issue), overrides, probs)
 
     def _with_semantic(
         self, threats: list[Threat], report: MatchReport, probs: Mapping[str, float]
@@ -190,8 +176,7 @@ class Classifier:
     def explain(self, issue: Issue) -> dict[str, Any]:
         """Why the issue matched (or did not): per category evidence, gates, cues, decision."""
         report = self.matcher.match(issue)
-        probs = (self.semantic.scores(issue, self.signals(report))
-                 if self.semantic is not None else None)
+        probs = self.semantic.scores(issue) if self.semantic is not None else None
         decision = self.decide(issue, report, probs=probs)
         settings = self.ruleset.settings
         cats = []

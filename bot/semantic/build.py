@@ -15,10 +15,9 @@ from bot.semantic.model import SHIPPED_HEAD, VERSION, fit, shared_embedder, writ
 
 def main() -> int:
     """Train on the shipped examples and write the head with its digest."""
-    ruleset = load_rules()
-    training = ex.shipped_examples(ruleset)
-    digest = ex.digest(training, f"{VERSION}|{ruleset.version}")
-    write_head(SHIPPED_HEAD, fit(shared_embedder(), training, ruleset), digest)
+    training = ex.shipped_examples(load_rules())
+    digest = ex.digest(training, VERSION)
+    write_head(SHIPPED_HEAD, fit(shared_embedder(), training), digest)
     print(f"{SHIPPED_HEAD}: {len(training)} examples, digest {digest}")
     return 0
 

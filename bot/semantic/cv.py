@@ -18,16 +18,15 @@ import numpy.typing as npt
 from bot.decide.semantic import NOT_A_THREAT, SemanticPolicy, combine
 from bot.semantic.head import L2, train
 
-FP_BUDGET = 0.005
-"""Flagging may add false positives on at most 0.5 % of the training non-threats: half the
-1 % bar, because texts from elsewhere (../shared/corpus: 4/308 flagged when 0.9 % was
-allowed here) are less like our examples than our examples are like each other."""
+FP_BUDGET = 0.01
+"""Flagging may add false positives on at most 1 % of the training non-threats, counted from
+the rules with the chosen hold-back (issue 11's budget). The non-threats here are mostly
+crafted near misses (mentions, confusers), harder than an ordinary tracker's issues."""
 FLAG_GRID: tuple[float | None, ...] = (None, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 HOLD_GRID: tuple[float | None, ...] = (None, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
 L2_GRID: tuple[float, ...] = (3e-5, L2, 3e-4, 1e-3, 3e-3)
 HOLD_TRADE = 3
 """False positives a hold threshold must remove per right match it loses."""
-RULE_SCALE_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 0.6, 1.0)
 
 
 def folds(ids: Sequence[str], labels: Sequence[str], k: int) -> list[int]:
@@ -154,8 +153,12 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
                   and base.flagged_none - o.flagged_none
                   >= HOLD_TRADE * (base.correct - o.correct)]
     hold = min(safe_holds, default=None)
+    # The flagging budget counts from the rules with the chosen hold-back, so false positives
+    # the hold removed are not spent again on flagging.
+    held = next((o for o in table if o.policy is not None and o.policy.flag_at is None
+                 and o.policy.hold_at == hold), base)
     flags = [o for o in table if o.policy is not None and o.policy.hold_at == hold
-             and o.flagged_none - base.flagged_none <= budget * o.negatives]
+             and o.flagged_none - held.flagged_none <= budget * o.negatives]
     if not flags:
         return table, base
     top = max(o.correct for o in flags)
@@ -177,7 +180,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.decide.rules import load_rules
     from bot.semantic import examples as ex
     from bot.semantic.embed import WordLlamaEmbedder, features
-    from bot.semantic.model import RULE_SCALE, rule_signals, stacked
 
     args = list(sys.argv[1:] if argv is None else argv)
     k = int(args[0]) if args else 5
@@ -190,9 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           r).threats),
                       r.factor < 1.0, bool(r.traditional), bool(r.categories or r.cues))
              for e, r in zip(items, decisions, strict=True)]
-    text_x = features(WordLlamaEmbedder(), [e.text for e in items])
-    signals = rule_signals(ruleset, [(e.title, e.body) for e in items])
-    x = stacked(text_x, signals)
+    x = features(WordLlamaEmbedder(), [e.text for e in items])
     y = np.array([ex.CLASSES.index(lab) for lab in labels])
     fold = folds([e.id for e in items], labels, k)
     print(f"{len(items)} training examples ({labels.count(NOT_A_THREAT)} not a threat), "
@@ -211,17 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"l2={l2:g}: head alone {m.correct}/{m.reports} right, FP {m.flagged_none}/"
               f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at}: "
               f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}")
-    for scale in RULE_SCALE_GRID:
-        p = cross_val_probs(stacked(text_x, signals, scale), y, fold, len(ex.CLASSES))
-        probs = [dict(zip(ex.CLASSES, map(float, r), strict=True)) for r in p]
-        m = model_only(labels, probs)
-        _, best = search(labels, views, probs)
-        pol = best.policy or SemanticPolicy(None)
-        print(f"rule inputs x{scale:g}: head alone {m.correct}/{m.reports} right, FP "
-              f"{m.flagged_none}/{m.negatives}; chosen flag at {pol.flag_at}, hold at "
-              f"{pol.hold_at}: {best.correct}/{best.reports} right, FP "
-              f"{best.flagged_none}/{best.negatives}")
-    print(f"the head's rule inputs are x{RULE_SCALE:g} (bot/semantic/model.py)")
     table, best, probs = results[L2]
     rules = score_policy(None, labels, views, probs)
     print(f"the head's l2={L2:g} (bot/semantic/head.py); the table is for it")
