@@ -110,13 +110,10 @@ def test_classifier_hold_and_overrides(ruleset: RuleSet) -> None:
     forced = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(
         MATCHED, {"category": "model-stealing"})
     assert forced.top is not None and forced.top.category == "model-stealing"
-    # The shipped policy holds back at its threshold, and not below it.
-    assert CHOSEN_POLICY.hold_at is not None
-    shipped = Classifier(ruleset, FixedScorer(probs(none=CHOSEN_POLICY.hold_at)),
-                         CHOSEN_POLICY).classify(MATCHED)
-    assert not shipped.threats and "held back" in shipped.notes[0]
-    doubt = CHOSEN_POLICY.hold_at - 0.05
-    kept = Classifier(ruleset, FixedScorer(probs(none=doubt)), CHOSEN_POLICY).classify(MATCHED)
+    # The shipped policy never holds back (README: it cost real reports on texts from
+    # elsewhere), however sure the model is.
+    assert CHOSEN_POLICY.hold_at is None
+    kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(MATCHED)
     assert kept.top is not None and kept.top.category == "model-stealing"
     # A threat label on the issue is a person's word: never held back.
     labelled = Issue("l", "assistant issue", "see the private report",
