@@ -532,12 +532,15 @@ class Matcher:
         # cancels every hold, a mention in the title included. Negation always holds. A gate
         # of factor 1 holds nothing: its phrases only swallow the gate words they contain
         # ("the docs assistant" is a product, not a docs page).
-        holding = sorted((gate_defs[g].factor, g) for g in gates
+        # On a tie the gate listed first in settings names the hold (the shipped order puts
+        # the broad ``mention`` before the narrower planning, question and library gates).
+        order = {g: i for i, g in enumerate(gate_defs)}
+        holding = sorted((gate_defs[g].factor, order[g], g) for g in gates
                          if g not in _NOT_HOLDING and g in gate_defs and gate_defs[g].factor < 1)
         if "incident" not in gates:
             if holding and "vulnerability" not in gates:
                 factor *= holding[0][0]
-                holds.append(holding[0][1])
+                holds.append(holding[0][2])
             elif title_mention:
                 factor *= gate_defs["mention"].factor
                 holds.append("mention")
