@@ -97,6 +97,9 @@ _KIND_THREAT, _KIND_CONTEXT, _KIND_GATE, _KIND_CONFUSER = 1, 2, 4, 8
 
 # Gates that cancel holds or always apply, rather than holding a category back themselves.
 _NOT_HOLDING = frozenset(("vulnerability", "negation", "incident"))
+# Gates read in the title only: words that say what the issue is when they head it
+# ("Feature: ...", "Proposal: ...") but end many a report's body ("Proposal: add a quota").
+_TITLE_ONLY = frozenset(("heading",))
 
 _INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
@@ -507,6 +510,8 @@ class Matcher:
                     traditional.append(name)
             if gate or self._gate_pattern_ids:
                 found_gates = self._gate_ids(padded, gate, prose_len + 1)
+                if where == "body":
+                    found_gates -= _TITLE_ONLY
                 if where == "title" and "mention" in found_gates:
                     # A title that says what the issue is ("Docs: ...", "Paper summary: ...",
                     # "feat(...)") holds even where the body describes the attack it is about.
