@@ -175,11 +175,15 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
                     traditional.append(name)
         if prose_text:
             prose_tokens = prose_text.split(" ")
+            found: set[str] = set()
             for _, _, phrase in _leftmost_longest(_find(prose_tokens, gate_index)):
-                gates.update(gate_phrases[phrase])
+                found.update(gate_phrases[phrase])
             for gate in s.gates.values():
                 if any(re2.search(p, prose_text) for p in gate.patterns):
-                    gates.add(gate.id)
+                    found.add(gate.id)
+            if where == "body":
+                found.discard("heading")  # the heading gate reads the title only
+            gates |= found
     if "security" in label_ctx:
         gates.add("vulnerability")
     for label, key in zip(issue.labels, keys, strict=True):
