@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import re2
 
-from bot.decide.match import Matcher, TextScan, _minimal
+from bot.decide.match import Matcher, TextScan, _minimal, statements_only
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
 from bot.decide.prose import split_prose
@@ -118,7 +118,8 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
     label_ctx = {kind for kind, pats in s.context_labels.items()
                if any(fnmatch.fnmatchcase(k, p) for k in keys if k for p in pats)}
     title_anchored = "ml" in label_ctx
-    for where, text, prose_text in (("title", title, title), ("body", body, prose)):
+    for where, text, prose_text, raw in (("title", title, title, issue.title),
+                                         ("body", body, prose, prose_raw)):
         if not text:
             continue
         tokens = text.split(" ")
@@ -183,6 +184,12 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
                     found.add(gate.id)
             if where == "body":
                 found.discard("heading")  # the heading gate reads the title only
+            if "vulnerability" in found:
+                # Vulnerability phrasing counts only outside questions.
+                stated = normalize(statements_only(raw), limit).split(" ")
+                if not any("vulnerability" in gate_phrases[phrase] for _, _, phrase
+                           in _leftmost_longest(_find(stated, gate_index))):
+                    found.discard("vulnerability")
             gates |= found
     if "security" in label_ctx:
         gates.add("vulnerability")

@@ -154,8 +154,7 @@ HELD_WORK = [
      "(prompt injection).", (), "heading"),
 ]
 
-# (title, body, labels): a plain statement that nothing has happened scales the score down
-# (negation), whatever else the issue is.
+# (title, body, labels): a plain statement that nothing has happened holds (the quiet gate).
 NO_INCIDENT = [
     ("Auditor asks how the fraud model is protected against data poisoning",
      "We need a written answer on how the fraud model's training data is protected from data "
@@ -318,13 +317,35 @@ def test_work_about_attacks_is_held_by_its_gate(
 
 @pytest.mark.parametrize(("title", "body", "labels"), NO_INCIDENT,
                          ids=[n[0][:40] for n in NO_INCIDENT])
-def test_nothing_happened_is_negation(
+def test_nothing_happened_holds(
         classifier: Classifier, title: str, body: str, labels: tuple[str, ...]) -> None:
     info = classifier.explain(Issue("t", title, body, labels))
     assert info["decision"]["threats"] == []
     top = info["categories"][0]
     assert top["raw"] >= info["threshold"] > top["evidence_sum"], top
-    assert "negation" in top["held_by"]
+    assert top["held_by"] == ["quiet"]
+
+
+def test_vulnerability_asked_in_a_question_does_not_cancel_a_hold(
+        classifier: Classifier) -> None:
+    asked = classifier.explain(Issue(
+        "t", "Is our recommender vulnerable to data poisoning?",
+        "Could an attacker push items up through fake clicks? Nothing has happened; the "
+        "auditor wants a written answer."))
+    assert "vulnerability" not in asked["gates"]
+    assert asked["decision"]["threats"] == []
+    assert asked["categories"][0]["held_by"] == ["quiet"]
+    # Stated, the same words are a report, even with "nothing has happened yet".
+    stated = classifier.explain(Issue(
+        "t", "Our recommender is vulnerable to data poisoning",
+        "Fake clicks from new accounts flow straight into retraining. Nothing has happened yet."))
+    assert "vulnerability" in stated["gates"]
+    assert [t["category"] for t in stated["decision"]["threats"]][:1] == ["data-poisoning"]
+    # The same in Spanish: the question marks say it is asked.
+    spanish = classifier.explain(Issue(
+        "t", "¿Es vulnerable nuestro filtro de spam a ejemplos adversariales?",
+        "¿Un atacante podría evadir el filtro? No hubo incidente, solo quiero saber."))
+    assert "vulnerability" not in spanish["gates"] and spanish["decision"]["threats"] == []
 
 
 @pytest.mark.parametrize(("title", "body", "labels", "category"), KEPT_FINDINGS,

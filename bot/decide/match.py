@@ -16,6 +16,7 @@ import bisect
 import fnmatch
 import functools
 import operator
+import re
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -100,6 +101,22 @@ _NOT_HOLDING = frozenset(("vulnerability", "negation", "incident"))
 # Gates read in the title only: words that say what the issue is when they head it
 # ("Feature: ...", "Proposal: ...") but end many a report's body ("Proposal: add a quota").
 _TITLE_ONLY = frozenset(("heading",))
+
+# A sentence and the mark that ends it (or the end of the text). Linear: one character class.
+_SENTENCE = re.compile(r"[^.!?\n\u3002\uff01\uff1f]*[.!?\n\u3002\uff01\uff1f]?")
+_QUESTION_MARKS = ("?", "\uff1f")
+
+
+def statements_only(text: str) -> str:
+    """``text`` without its questions: the sentences that end with a question mark.
+
+    Vulnerability phrasing asked ("Is our face model vulnerable to printed photos?", "¿Es
+    vulnerable nuestro clasificador?") is not a finding stated, in any language.
+    """
+    if not any(q in text for q in _QUESTION_MARKS):
+        return text
+    return " ".join(m.group() for m in _SENTENCE.finditer(text)
+                    if not m.group().endswith(_QUESTION_MARKS))
 
 _INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
@@ -446,6 +463,19 @@ class Matcher:
                 found.add(self._gate_pattern_ids[i])
         return found
 
+    def _states_vulnerability(self, raw: str) -> bool:
+        """Whether ``raw`` (a title or the prose of a body) has vulnerability phrasing outside
+        its questions. Only texts with a question mark are scanned again."""
+        stated = statements_only(raw)
+        if stated is raw:
+            return True
+        text = normalize_bytes(stated, self.ruleset.settings.max_input_chars)
+        if not text:
+            return False
+        padded = b" " + text + b" "
+        _, _, gate = self._scanner.layers(self._scanner.find(padded))
+        return "vulnerability" in self._gate_ids(padded, gate, len(padded) - 1)
+
     def match(self, issue: Issue) -> MatchReport:
         """Run every rule over ``issue`` and report what was found."""
         settings = self.ruleset.settings
@@ -512,6 +542,10 @@ class Matcher:
                 found_gates = self._gate_ids(padded, gate, prose_len + 1)
                 if where == "body":
                     found_gates -= _TITLE_ONLY
+                if "vulnerability" in found_gates:
+                    asked = issue.title if where == "title" else prose_raw
+                    if not self._states_vulnerability(asked):
+                        found_gates.discard("vulnerability")
                 if where == "title" and "mention" in found_gates:
                     # A title that says what the issue is ("Docs: ...", "Paper summary: ...",
                     # "feat(...)") holds even where the body describes the attack it is about.
