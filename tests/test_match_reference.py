@@ -177,13 +177,13 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
         if prose_text:
             prose_tokens = prose_text.split(" ")
             found: set[str] = set()
-            for _, _, phrase in _leftmost_longest(_find(prose_tokens, gate_index)):
-                found.update(gate_phrases[phrase])
+            for start, _, phrase in _leftmost_longest(_find(prose_tokens, gate_index)):
+                # The heading gate counts only where it starts the title.
+                heads = where == "title" and start == 0
+                found.update(g for g in gate_phrases[phrase] if g != "heading" or heads)
             for gate in s.gates.values():
                 if any(re2.search(p, prose_text) for p in gate.patterns):
                     found.add(gate.id)
-            if where == "body":
-                found.discard("heading")  # the heading gate reads the title only
             if "vulnerability" in found:
                 # Vulnerability phrasing counts only outside questions.
                 stated = normalize(statements_only(raw), limit).split(" ")

@@ -98,8 +98,9 @@ _KIND_THREAT, _KIND_CONTEXT, _KIND_GATE, _KIND_CONFUSER = 1, 2, 4, 8
 
 # Gates that cancel holds or always apply, rather than holding a category back themselves.
 _NOT_HOLDING = frozenset(("vulnerability", "negation", "incident"))
-# Gates read in the title only: words that say what the issue is when they head it
-# ("Feature: ...", "Proposal: ...") but end many a report's body ("Proposal: add a quota").
+# Gates read only where they start the title: words that say what the issue is when they head
+# it ("Feature: ...", "Proposal: ...") but are product nouns further on ("Voice clone feature
+# used for prank calls") and end many a report's body ("Proposal: add a quota").
 _TITLE_ONLY = frozenset(("heading",))
 
 # A sentence and the mark that ends it (or the end of the text). Linear: one character class.
@@ -463,6 +464,12 @@ class Matcher:
                 found.add(self._gate_pattern_ids[i])
         return found
 
+    def _heads(self, gate: list[_Found]) -> bool:
+        """Whether a phrase of a title-only gate starts the text (``gate``: its gate matches)."""
+        names = self._scanner.gate
+        return any(start == 0 and not _TITLE_ONLY.isdisjoint(names[idx] or ())
+                   for idx, start, _ in _longest(list(gate)))
+
     def _states_vulnerability(self, raw: str) -> bool:
         """Whether ``raw`` (a title or the prose of a body) has vulnerability phrasing outside
         its questions. Only texts with a question mark are scanned again."""
@@ -540,7 +547,7 @@ class Matcher:
                     traditional.append(name)
             if gate or self._gate_pattern_ids:
                 found_gates = self._gate_ids(padded, gate, prose_len + 1)
-                if where == "body":
+                if found_gates & _TITLE_ONLY and (where == "body" or not self._heads(gate)):
                     found_gates -= _TITLE_ONLY
                 if "vulnerability" in found_gates:
                     asked = issue.title if where == "title" else prose_raw
