@@ -145,6 +145,9 @@ HELD_WORK = [
     ("Robust accuracy under PGD evasion on the new checkpoint",
      "PGD evasion attack at eps 8/255: robust accuracy 41% (was 35%). Numbers for the model "
      "card.", (), "library"),
+    ("Course assignment: threat model for a fictional voice assistant",
+     "Students describe over-the-air adversarial audio and physical adversarial examples "
+     "against a made-up assistant; grading rubric in the handout.", (), "planning"),
     # What the issue is, said in its title.
     ("Proposal: a prompt injection classifier in front of the agent",
      "Score retrieved documents for prompt injection before they reach the context window.",
@@ -154,7 +157,8 @@ HELD_WORK = [
      "(prompt injection).", (), "heading"),
 ]
 
-# (title, body, labels): a plain statement that nothing has happened holds (the quiet gate).
+# (title, body, labels): a plain statement that nothing has happened, or a "not applicable"
+# answer, holds (the quiet gate).
 NO_INCIDENT = [
     ("Auditor asks how the fraud model is protected against data poisoning",
      "We need a written answer on how the fraud model's training data is protected from data "
@@ -162,6 +166,9 @@ NO_INCIDENT = [
     ("Le modèle de scoring est-il exposé à l'inversion de modèle ?",
      "Un client demande si notre modèle de scoring est exposé à l'inversion de modèle (model "
      "inversion). Rien ne s'est produit, il faut juste répondre.", ()),
+    ("Membership inference risk for the reporting dashboard",
+     "A customer asked about membership inference on our reporting dashboard. The dashboard "
+     "shows SQL aggregates and no model is trained anywhere. Answered: not applicable.", ()),
 ]
 
 # (title, body, labels, category): reports that use the words of those gates, or whose only
