@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import re2
 
-from bot.decide.match import Matcher, TextScan, _minimal
+from bot.decide.match import Matcher, TextScan, _minimal, statements_only
 from bot.decide.model import Issue
 from bot.decide.normalize import normalize
 from bot.decide.prose import split_prose
@@ -118,7 +118,8 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
     label_ctx = {kind for kind, pats in s.context_labels.items()
                if any(fnmatch.fnmatchcase(k, p) for k in keys if k for p in pats)}
     title_anchored = "ml" in label_ctx
-    for where, text, prose_text in (("title", title, title), ("body", body, prose)):
+    for where, text, prose_text, raw in (("title", title, title, issue.title),
+                                         ("body", body, prose, prose_raw)):
         if not text:
             continue
         tokens = text.split(" ")
@@ -175,11 +176,21 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
                     traditional.append(name)
         if prose_text:
             prose_tokens = prose_text.split(" ")
-            for _, _, phrase in _leftmost_longest(_find(prose_tokens, gate_index)):
-                gates.update(gate_phrases[phrase])
+            found: set[str] = set()
+            for start, _, phrase in _leftmost_longest(_find(prose_tokens, gate_index)):
+                # The heading gate counts only where it starts the title.
+                heads = where == "title" and start == 0
+                found.update(g for g in gate_phrases[phrase] if g != "heading" or heads)
             for gate in s.gates.values():
                 if any(re2.search(p, prose_text) for p in gate.patterns):
-                    gates.add(gate.id)
+                    found.add(gate.id)
+            if "vulnerability" in found:
+                # Vulnerability phrasing counts only outside questions.
+                stated = normalize(statements_only(raw), limit).split(" ")
+                if not any("vulnerability" in gate_phrases[phrase] for _, _, phrase
+                           in _leftmost_longest(_find(stated, gate_index))):
+                    found.discard("vulnerability")
+            gates |= found
     if "security" in label_ctx:
         gates.add("vulnerability")
     for label, key in zip(issue.labels, keys, strict=True):

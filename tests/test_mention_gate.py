@@ -113,6 +113,89 @@ KEPT = [
      "ml-supply-chain"),
 ]
 
+# (title, body, labels, the gate that must hold it): the planning, question, library and heading
+# gates, each in more than one language.
+HELD_WORK = [
+    # A threat-model draft, training material, a questionnaire, a roadmap item.
+    ("Threat model draft for the speech API, ready for review",
+     "Assets: voice recordings, the acoustic model, transcripts. Threats listed: membership "
+     "inference on enrolment audio, model extraction through the transcription endpoint. "
+     "Please review by Thursday.", (), "planning"),
+    ("Schulungsunterlagen: Abschnitt zu Model Inversion korrigieren",
+     "In der Schulung zur KI-Sicherheit verwechselt der Abschnitt zu Model Inversion "
+     "White-Box- und Black-Box-Angriffe.", (), "planning"),
+    ("Responder el cuestionario del banco sobre inyección de prompt",
+     "El banco pregunta en su cuestionario si evaluamos la inyección de prompt (prompt "
+     "injection) en el asistente. Hay que redactar la respuesta.", (), "planning"),
+    ("Roadmap Q3: Schutz des Feedback-Kanals vor Data Poisoning",
+     "Roadmap-Eintrag: Nutzerfeedback erst nach Prüfung ins Training übernehmen.", (), "planning"),
+    # How an attack works; a defence asked for as a countermeasure.
+    ("How does gradient inversion reconstruct training images?",
+     "In federated learning, how does gradient inversion rebuild the client's images from the "
+     "shared gradients? Can someone explain the intuition?", (), "question"),
+    ("Frage: Wie funktioniert Membership Inference bei Sprachmodellen?",
+     "Wie funktioniert ein Membership-Inference-Angriff auf ein Sprachmodell genau?", (),
+     "question"),
+    ("推論APIのスコアを丸める設定",
+     "モデル抽出対策として、確率を小数第一位に丸める設定を入れたいです。", (), "question"),
+    # An attack's implementation with a bug of its own; numbers for a model card.
+    ("Backdoor trigger generator crashes on RGBA images",
+     "The BadNets-style backdoor generator crashes on 4-channel images because the trigger "
+     "pattern is always built with 3 channels. Small fix, PR incoming.", (), "library"),
+    ("Robust accuracy under PGD evasion on the new checkpoint",
+     "PGD evasion attack at eps 8/255: robust accuracy 41% (was 35%). Numbers for the model "
+     "card.", (), "library"),
+    ("Course assignment: threat model for a fictional voice assistant",
+     "Students describe over-the-air adversarial audio and physical adversarial examples "
+     "against a made-up assistant; grading rubric in the handout.", (), "planning"),
+    # What the issue is, said in its title.
+    ("Proposal: a prompt injection classifier in front of the agent",
+     "Score retrieved documents for prompt injection before they reach the context window.",
+     (), "heading"),
+    ("Propuesta: detectar inyección de prompt en los correos antes de resumirlos",
+     "Pasar un clasificador por los correos y marcar los que traen instrucciones para el modelo "
+     "(prompt injection).", (), "heading"),
+]
+
+# (title, body, labels): a plain statement that nothing has happened, or a "not applicable"
+# answer, holds (the quiet gate).
+NO_INCIDENT = [
+    ("Auditor asks how the fraud model is protected against data poisoning",
+     "We need a written answer on how the fraud model's training data is protected from data "
+     "poisoning. There was no incident.", ()),
+    ("Le modèle de scoring est-il exposé à l'inversion de modèle ?",
+     "Un client demande si notre modèle de scoring est exposé à l'inversion de modèle (model "
+     "inversion). Rien ne s'est produit, il faut juste répondre.", ()),
+    ("Membership inference risk for the reporting dashboard",
+     "A customer asked about membership inference on our reporting dashboard. The dashboard "
+     "shows SQL aggregates and no model is trained anywhere. Answered: not applicable.", ()),
+]
+
+# (title, body, labels, category): reports that use the words of those gates, or whose only
+# report phrasing is a finding stated ("works on our", "anyone with") or a security label in
+# another language, are still flagged.
+KEPT_FINDINGS = [
+    ("Jailbreak makes the support assistant reveal its system prompt",
+     "The role-play jailbreak in the tutorial works on our production support assistant: it "
+     "prints the whole system prompt and the internal refund rules.", (),
+     "adversarial-perturbation"),
+    ("Checkpoint vom Spiegelserver führt beim Laden Code aus",
+     "Die Gewichte, die in der Dokumentation verlinkt sind, starten beim Laden einen Prozess: "
+     "das Modell führt Code aus und öffnet eine Verbindung zu einem fremden Server.",
+     ("sicherheit",), "ml-supply-chain"),
+    ("Course notebook exercise reproduced against the live pricing API",
+     "I pointed the model extraction exercise from the course notebook at the live pricing "
+     "API; anyone with a free key can train a surrogate model that agrees on 96% of inputs.", (),
+     "model-stealing"),
+    ("Translation bot used as a free essay writer",
+     "A forum shares a prompt that makes our translation chatbot write essays and code, work "
+     "that has nothing to do with its purpose; it is billed to us. Proposal: a topic guard "
+     "and per-key quotas.", (), "neural-net-reprogramming"),
+    ("Scoring API returns feature importances for every request",
+     "Per-request feature attributions make it easy to rebuild a copy of our credit model "
+     "from a few thousand queries.", (), "model-stealing"),
+]
+
 
 def _explain(c: Classifier, title: str, body: str) -> dict[str, Any]:
     return c.explain(Issue("t", title, body))
@@ -225,3 +308,84 @@ def test_every_language_has_mention_phrases_for_each_kind_of_mention(
         for phrase in phrases:
             report = classifier.matcher.match(Issue("t", "x", f"word {phrase} word"))
             assert "mention" in report.gates, (lang, phrase)
+
+
+@pytest.mark.parametrize(("title", "body", "labels", "gate"), HELD_WORK,
+                         ids=[h[0][:40] for h in HELD_WORK])
+def test_work_about_attacks_is_held_by_its_gate(
+        classifier: Classifier, title: str, body: str, labels: tuple[str, ...],
+        gate: str) -> None:
+    info = classifier.explain(Issue("t", title, body, labels))
+    assert info["decision"]["threats"] == []
+    top = info["categories"][0]
+    assert top["raw"] >= info["threshold"] > top["evidence_sum"], top
+    assert top["held_by"] == [gate]
+
+
+@pytest.mark.parametrize(("title", "body", "labels"), NO_INCIDENT,
+                         ids=[n[0][:40] for n in NO_INCIDENT])
+def test_nothing_happened_holds(
+        classifier: Classifier, title: str, body: str, labels: tuple[str, ...]) -> None:
+    info = classifier.explain(Issue("t", title, body, labels))
+    assert info["decision"]["threats"] == []
+    top = info["categories"][0]
+    assert top["raw"] >= info["threshold"] > top["evidence_sum"], top
+    assert top["held_by"] == ["quiet"]
+
+
+def test_vulnerability_asked_in_a_question_does_not_cancel_a_hold(
+        classifier: Classifier) -> None:
+    asked = classifier.explain(Issue(
+        "t", "Is our recommender vulnerable to data poisoning?",
+        "Could an attacker push items up through fake clicks? Nothing has happened; the "
+        "auditor wants a written answer."))
+    assert "vulnerability" not in asked["gates"]
+    assert asked["decision"]["threats"] == []
+    assert asked["categories"][0]["held_by"] == ["quiet"]
+    # Stated, the same words are a report, even with "nothing has happened yet".
+    stated = classifier.explain(Issue(
+        "t", "Our recommender is vulnerable to data poisoning",
+        "Fake clicks from new accounts flow straight into retraining. Nothing has happened yet."))
+    assert "vulnerability" in stated["gates"]
+    assert [t["category"] for t in stated["decision"]["threats"]][:1] == ["data-poisoning"]
+    # The same in Spanish: the question marks say it is asked.
+    spanish = classifier.explain(Issue(
+        "t", "¿Es vulnerable nuestro filtro de spam a ejemplos adversariales?",
+        "¿Un atacante podría evadir el filtro? No hubo incidente, solo quiero saber."))
+    assert "vulnerability" not in spanish["gates"] and spanish["decision"]["threats"] == []
+
+
+@pytest.mark.parametrize(("title", "body", "labels", "category"), KEPT_FINDINGS,
+                         ids=[k[0][:40] for k in KEPT_FINDINGS])
+def test_findings_near_gate_words_are_flagged(
+        classifier: Classifier, title: str, body: str, labels: tuple[str, ...],
+        category: str) -> None:
+    d = classifier.classify(Issue("t", title, body, labels))
+    assert d.threats and d.threats[0].category == category
+
+
+def test_the_heading_gate_reads_the_start_of_the_title_only(classifier: Classifier) -> None:
+    body = "Proposal: add a per-key quota to the prediction endpoint."
+    in_title = classifier.matcher.match(Issue("t", "Proposal: per-key quotas", "More text."))
+    in_body = classifier.matcher.match(Issue("t", "Per-key quotas", body))
+    assert "heading" in in_title.gates
+    assert "heading" not in in_body.gates
+    # Further on in the title the word is a product noun, not what the issue is.
+    noun = classifier.matcher.match(Issue("t", "Voice clone feature used for prank calls", ""))
+    assert "heading" not in noun.gates
+    # An ML term that starts with a heading word is not a heading.
+    term = classifier.matcher.match(Issue("t", "Feature importances let anyone rebuild the "
+                                          "scoring model", ""))
+    assert "heading" not in term.gates
+
+
+def test_a_tie_between_holds_is_named_by_the_first_gate_in_settings(
+        classifier: Classifier) -> None:
+    # "proposition" heads the title (heading) and "ajouter une attaque" is a mention: both
+    # hold at 0.2, and mention comes first in the shipped settings.
+    info = classifier.explain(Issue(
+        "t", "Proposition : ajouter une attaque par inférence d'appartenance",
+        "Il serait utile d'ajouter une attaque d'inférence d'appartenance (membership "
+        "inference) à la boîte à outils."))
+    assert {"heading", "mention"} <= set(info["gates"])
+    assert info["categories"][0]["held_by"] == ["mention"]

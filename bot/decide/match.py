@@ -16,6 +16,7 @@ import bisect
 import fnmatch
 import functools
 import operator
+import re
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -97,6 +98,26 @@ _KIND_THREAT, _KIND_CONTEXT, _KIND_GATE, _KIND_CONFUSER = 1, 2, 4, 8
 
 # Gates that cancel holds or always apply, rather than holding a category back themselves.
 _NOT_HOLDING = frozenset(("vulnerability", "negation", "incident"))
+# Gates read only where they start the title: words that say what the issue is when they head
+# it ("Feature: ...", "Proposal: ...") but are product nouns further on ("Voice clone feature
+# used for prank calls") and end many a report's body ("Proposal: add a quota").
+_TITLE_ONLY = frozenset(("heading",))
+
+# A sentence and the mark that ends it (or the end of the text). Linear: one character class.
+_SENTENCE = re.compile(r"[^.!?\n\u3002\uff01\uff1f]*[.!?\n\u3002\uff01\uff1f]?")
+_QUESTION_MARKS = ("?", "\uff1f")
+
+
+def statements_only(text: str) -> str:
+    """``text`` without its questions: the sentences that end with a question mark.
+
+    Vulnerability phrasing asked ("Is our face model vulnerable to printed photos?", "¿Es
+    vulnerable nuestro clasificador?") is not a finding stated, in any language.
+    """
+    if not any(q in text for q in _QUESTION_MARKS):
+        return text
+    return " ".join(m.group() for m in _SENTENCE.finditer(text)
+                    if not m.group().endswith(_QUESTION_MARKS))
 
 _INDEX = operator.itemgetter(0)
 _START = operator.itemgetter(1)
@@ -443,6 +464,25 @@ class Matcher:
                 found.add(self._gate_pattern_ids[i])
         return found
 
+    def _heads(self, gate: list[_Found]) -> bool:
+        """Whether a phrase of a title-only gate starts the text (``gate``: its gate matches)."""
+        names = self._scanner.gate
+        return any(start == 0 and not _TITLE_ONLY.isdisjoint(names[idx] or ())
+                   for idx, start, _ in _longest(list(gate)))
+
+    def _states_vulnerability(self, raw: str) -> bool:
+        """Whether ``raw`` (a title or the prose of a body) has vulnerability phrasing outside
+        its questions. Only texts with a question mark are scanned again."""
+        stated = statements_only(raw)
+        if stated is raw:
+            return True
+        text = normalize_bytes(stated, self.ruleset.settings.max_input_chars)
+        if not text:
+            return False
+        padded = b" " + text + b" "
+        _, _, gate = self._scanner.layers(self._scanner.find(padded))
+        return "vulnerability" in self._gate_ids(padded, gate, len(padded) - 1)
+
     def match(self, issue: Issue) -> MatchReport:
         """Run every rule over ``issue`` and report what was found."""
         settings = self.ruleset.settings
@@ -507,6 +547,12 @@ class Matcher:
                     traditional.append(name)
             if gate or self._gate_pattern_ids:
                 found_gates = self._gate_ids(padded, gate, prose_len + 1)
+                if found_gates & _TITLE_ONLY and (where == "body" or not self._heads(gate)):
+                    found_gates -= _TITLE_ONLY
+                if "vulnerability" in found_gates:
+                    asked = issue.title if where == "title" else prose_raw
+                    if not self._states_vulnerability(asked):
+                        found_gates.discard("vulnerability")
                 if where == "title" and "mention" in found_gates:
                     # A title that says what the issue is ("Docs: ...", "Paper summary: ...",
                     # "feat(...)") holds even where the body describes the attack it is about.
@@ -532,12 +578,15 @@ class Matcher:
         # cancels every hold, a mention in the title included. Negation always holds. A gate
         # of factor 1 holds nothing: its phrases only swallow the gate words they contain
         # ("the docs assistant" is a product, not a docs page).
-        holding = sorted((gate_defs[g].factor, g) for g in gates
+        # On a tie the gate listed first in settings names the hold (the shipped order puts
+        # the broad ``mention`` before the narrower planning, question and library gates).
+        order = {g: i for i, g in enumerate(gate_defs)}
+        holding = sorted((gate_defs[g].factor, order[g], g) for g in gates
                          if g not in _NOT_HOLDING and g in gate_defs and gate_defs[g].factor < 1)
         if "incident" not in gates:
             if holding and "vulnerability" not in gates:
                 factor *= holding[0][0]
-                holds.append(holding[0][1])
+                holds.append(holding[0][2])
             elif title_mention:
                 factor *= gate_defs["mention"].factor
                 holds.append("mention")
