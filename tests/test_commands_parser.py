@@ -374,8 +374,10 @@ def test_one_megabyte_in_linear_time(name: str) -> None:
     started = time.perf_counter()
     result = parse_commands(text)
     elapsed = time.perf_counter() - started
-    # Linear work takes well under a second here; anything quadratic on 1 MB takes hours.
-    assert elapsed < 10, f"{elapsed:.1f}s"
+    # Not a speed measure (benchmarks do that): a guard against quadratic parsing. Linear work
+    # takes about a second here, 11 s when the 2-core machine is saturated; anything quadratic
+    # on 1 MB takes hours, so a bound far above any load keeps the check meaningful.
+    assert elapsed < 120, f"{elapsed:.1f}s"
     commands, errors = BIG_EXPECTED.get(name, (["/triage explain"], 0))
     assert shown(result) == commands
     assert len(result.errors) == errors
