@@ -42,11 +42,11 @@ class SemanticPolicy:
 
 CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=None, flag_when_gated=True)
 """Flag where the rules are silent at 0.9, also past a gate; never hold a rule match back.
-Cross-validation on the training examples (``python -m bot.semantic.cv``, README) preferred
-holding back at P(not a threat) ≥ 0.6, but on ../shared/corpus that lost 45 of its 127 real
-reports (advisories and case studies, a style the examples lack) and every hold-back threshold
-lost some, so hold-back is off; 0.9 is the loudest flag threshold that kept that corpus at the
-1 % false-positive bar (2/308; 0.8 flagged 5)."""
+Cross-validation on the training examples (``python -m bot.semantic.cv``, README) picks flag at
+0.8 with no hold-back; on ../shared/corpus that flags 5 of 308 non-threats, over the 1 % bar,
+and 0.9 flags 3. Hold-back is off because on that corpus every hold-back threshold un-flagged
+real reports the rules had right (16-45 of 127 in trials: advisories and case studies, styles
+the examples under-represent)."""
 
 
 @dataclass(frozen=True)
