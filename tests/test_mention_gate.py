@@ -389,3 +389,25 @@ def test_a_tie_between_holds_is_named_by_the_first_gate_in_settings(
         "inference) à la boîte à outils."))
     assert {"heading", "mention"} <= set(info["gates"])
     assert info["categories"][0]["held_by"] == ["mention"]
+
+
+@pytest.mark.parametrize("label", ["enhancement", "Documentation", "type/feature-request",
+                                   "kind/docs"])
+def test_a_feature_or_docs_label_holds_a_mention(classifier: Classifier, label: str) -> None:
+    # Neither the title nor the body says "feature request" or "docs": the label does.
+    title = "Membership inference for the fine-tuned models"
+    body = ("Train shadow models on the public split and report the membership advantage of "
+            "each fine-tuned model, so model cards can state it.")
+    unlabelled = _explain(classifier, title, body)
+    assert [t["category"] for t in unlabelled["decision"]["threats"]][:1] == [
+        "membership-inference"]
+    held = classifier.explain(Issue("l", title, body, labels=(label,)))
+    assert held["decision"]["threats"] == [] and "mention" in held["gates"]
+
+
+def test_a_feature_label_does_not_hold_a_stated_incident(classifier: Classifier) -> None:
+    body = ("Our prediction API answers with full probabilities and anyone can train a copy of "
+            "the model from its outputs. Someone is doing exactly that right now.")
+    out = classifier.classify(Issue("i", "Rate limiting for the prediction API", body,
+                                    labels=("enhancement",)))
+    assert out.top is not None and out.top.category == "model-stealing"

@@ -568,6 +568,10 @@ class Matcher:
                 seen[rule_id][name] = (label_weight, "labels", "label")
         if "security" in label_context:
             gates.add("vulnerability")
+        # A feature, docs or question label says what kind of issue a person filed: a mention
+        # of an attack there holds like one in the text, unless the text reports a finding.
+        if "mention" in label_context and "mention" in settings.gates:
+            gates.add("mention")
 
         factor = 1.0
         gate_defs = settings.gates

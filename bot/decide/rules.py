@@ -197,7 +197,7 @@ _SETTINGS_KEYS = {
     "anchor_window", "labels", "routes", "ssirp_requires", "anchors", "cues", "gates",
     "traditional", "confusers", "custom_categories", "context_labels",
 }
-CONTEXT_LABEL_KINDS = ("ml", "security")
+CONTEXT_LABEL_KINDS = ("ml", "security", "mention")
 
 
 def label_key(label: str) -> str:
