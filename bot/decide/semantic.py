@@ -43,10 +43,10 @@ class SemanticPolicy:
 CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=None, flag_when_gated=True)
 """Flag where the rules are silent at 0.9, also past a gate; never hold a rule match back.
 Cross-validation on the training examples (``python -m bot.semantic.cv``, README) picks flag at
-0.8 with no hold-back; on ../shared/corpus that flags 5 of 308 non-threats, over the 1 % bar,
-and 0.9 flags 3. Hold-back is off because on that corpus every hold-back threshold un-flagged
-real reports the rules had right (16-45 of 127 in trials: advisories and case studies, styles
-the examples under-represent)."""
+0.7 with hold-back at 0.95. On ../shared/corpus every hold-back threshold un-flagged real
+reports the rules had right (15 of 127 at 0.9; advisories and case studies, though the examples
+now include 900 in those styles), and flag thresholds below 0.9 flagged 4-6 of its 308
+non-threats, over the 1 % bar; 0.9 flags 3."""
 
 
 @dataclass(frozen=True)
