@@ -252,6 +252,21 @@ def test_a_threat_label_alone_decides_even_under_a_gate(classifier: Classifier) 
         assert d.severity is classifier.ruleset.rules[category].severity_range[0], label
 
 
+def test_scoped_labels_name_their_category(classifier: Classifier) -> None:
+    # GitLab scoped labels, "Scope: value" spellings and a scope the rules do not list: the
+    # value names the category when the whole label is not a rule's own.
+    for label, category in (("threat::model-stealing", "model-stealing"),
+                            ("Threat: Data Poisoning", "data-poisoning"),
+                            ("type::jailbreak", "adversarial-perturbation"),
+                            ("area/Prompt_Injection", "adversarial-perturbation"),
+                            ("security : membership inference", "membership-inference")):
+        d = _classify(classifier, "Terse", "Details in the private report.", labels=(label,))
+        assert [t.category for t in d.threats] == [category], label
+    # Scopes with values no rule lists stay silent; the bot's own output labels read nothing.
+    for label in ("type::bug", "area/ml-ops", "severity/critical", "route/abuse"):
+        assert _classify(classifier, "Terse", "See the ticket.", labels=(label,)).threats == ()
+
+
 def test_label_globs_match_case_insensitively(tmp_path) -> None:
     (tmp_path / "settings.yml").write_text("version: x\n")
     rule = (SHIPPED_RULES_DIR / "model-stealing.yml").read_text()

@@ -333,8 +333,8 @@ def test_label_events_in_github_actions(env: Path, fake: FakeGitHub, capsys: Cap
     assert [c["user"]["login"] for c in fake.comments(REPO, n)] == [BOT]
 
     writes = list(fake.writes)
-    fake.edit_issue(REPO, n, labels=[*fake.issue_labels(REPO, n), "docs"])
-    path = payload_file(env, label_payload("labeled", n, TERSE, "docs",
+    fake.edit_issue(REPO, n, labels=[*fake.issue_labels(REPO, n), "good first issue"])
+    path = payload_file(env, label_payload("labeled", n, TERSE, "good first issue",
                                            labels=tuple(fake.issue_labels(REPO, n))))
     issue_reads = fake.count("GET", rf"/issues/{n}$")
     assert main(["handle-event", "github", "--event", "issues", "--payload", path]) == 0

@@ -630,6 +630,10 @@ class Matcher:
             ids = list(self._labels.get(key, ()))
             ids += [rid for pat, rid in self._label_globs
                     if rid not in ids and fnmatch.fnmatchcase(key, pat)]
+            if not ids and "/" in key:
+                # A scoped label ("area/prompt-injection", "type::jailbreak") names a category
+                # by its value when the whole label is not one of the rules' own.
+                ids = list(self._labels.get(key.rsplit("/", 1)[1], ()))
             rules += [(label, rid) for rid in ids]
             for kind, (exact, globs) in self._context_labels.items():
                 if kind not in context and (key in exact or any(

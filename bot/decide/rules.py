@@ -202,8 +202,12 @@ CONTEXT_LABEL_KINDS = ("ml", "security", "mention")
 
 def label_key(label: str) -> str:
     """A tracker label as rules compare it: case-folded, runs of spaces, ``_`` and ``-`` made
-    one ``-`` (Jira writes spaces as ``_``), so ``Model Extraction`` = ``model-extraction``."""
-    return "-".join(label.strip().casefold().replace("_", " ").replace("-", " ").split())
+    one ``-`` (Jira writes spaces as ``_``), so ``Model Extraction`` = ``model-extraction``;
+    scope separators (GitLab's ``::``, ``:``, ``/``) made one ``/``, so
+    ``threat::model-stealing`` = ``Threat: Model Stealing`` = ``threat/model-stealing``."""
+    scoped = label.strip().casefold().replace("::", "/").replace(":", "/")
+    parts = ("-".join(p.replace("_", " ").replace("-", " ").split()) for p in scoped.split("/"))
+    return "/".join(p for p in parts if p)
 _LABEL_KEYS = {"threat", "severity", "route", "opt_out"}
 
 
