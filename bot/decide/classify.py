@@ -103,9 +103,11 @@ class Classifier:
         fired = [t.category for t in threats]
         # A threat label on the issue is a person's word: the model never holds it back.
         protected = any(h.kind == "label" for c in fired for h in report.categories[c].hits)
+        strength = (report.categories[fired[0]].score / self.ruleset.settings.threshold
+                    if fired else 0.0)
         verdict = combine(fired, probs, self.policy, gated=report.factor < 1.0,
                           protected=protected, traditional=bool(report.traditional),
-                          evidence=bool(report.categories or report.cues))
+                          evidence=bool(report.categories or report.cues), strength=strength)
         if verdict.action == "hold":
             return [], [hold_note(verdict.probability)]
         rule = self.ruleset.rules.get(verdict.category or "")

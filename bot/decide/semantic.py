@@ -38,6 +38,9 @@ class SemanticPolicy:
     flag_needs_evidence: bool = False
     """Flag only when the rules saw something (a weak signal of any category, or a severity
     cue such as anonymous access or a production system) even though nothing fired."""
+    hold_weak_only: float | None = None
+    """Hold back only a marginal rule match: one whose evidence is at most this many times
+    the firing threshold (None: any match)."""
 
 
 CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=None, flag_when_gated=True)
@@ -73,7 +76,8 @@ def top_category(probs: Mapping[str, float]) -> tuple[str, float]:
 
 def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPolicy,
             gated: bool = False, protected: bool = False,
-            traditional: bool = False, evidence: bool = True) -> SemanticVerdict:
+            traditional: bool = False, evidence: bool = True,
+            strength: float = float("inf")) -> SemanticVerdict:
     """Decide what the model changes.
 
     ``fired``: the categories the rules matched (best first); ``gated``: a research/negation
@@ -82,11 +86,14 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
     recognised a traditional security bug (XSS, RCE in a web handler...), which the model
     never turns into an AI/ML threat — such bugs in ML software read like supply-chain
     reports to an embedding, and they belong to the normal security process; ``evidence``: the
-    rules saw a weak signal or a severity cue (see ``SemanticPolicy.flag_needs_evidence``).
+    rules saw a weak signal or a severity cue (see ``SemanticPolicy.flag_needs_evidence``);
+    ``strength``: the rules' evidence for their top category over the firing threshold.
     """
     if fired:
         p_none = probs.get(NOT_A_THREAT, 0.0)
-        if policy.hold_at is not None and not protected and p_none >= policy.hold_at:
+        marginal = policy.hold_weak_only is None or strength <= policy.hold_weak_only
+        if (policy.hold_at is not None and not protected and marginal
+                and p_none >= policy.hold_at):
             return SemanticVerdict("hold", NOT_A_THREAT, p_none)
         return KEEP
     if policy.flag_at is None or traditional or (gated and not policy.flag_when_gated):
