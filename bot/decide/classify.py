@@ -219,6 +219,7 @@ class Classifier:
             "semantic": None if probs is None else {
                 "scores": {c: round(p, 3) for c, p in sorted(probs.items(), key=lambda kv: -kv[1])},
                 "policy": {"flag_at": self.policy.flag_at, "hold_at": self.policy.hold_at,
+                           "hold_weak_only": self.policy.hold_weak_only,
                            "flag_when_gated": self.policy.flag_when_gated},
             },
         }
