@@ -193,12 +193,21 @@ def reference_match(rs: RuleSet, issue: Issue) -> dict[str, Any]:
             gates |= found
     if "security" in label_ctx:
         gates.add("vulnerability")
+    if "mention" in label_ctx and "mention" in s.gates:
+        gates.add("mention")
     for label, key in zip(issue.labels, keys, strict=True):
-        for rule in rs.rules.values():
-            own = (label_key(s.label_threat.format(id=rule.id)), rule.id)
-            if key and any(fnmatch.fnmatchcase(key, p) for p in (*rule.labels, *own)):
-                seen[rule.id].setdefault(f"label: {label}",
-                                         (max(1.0, s.threshold), "labels", "label"))
+        named = [rule for rule in rs.rules.values() if key and any(
+            fnmatch.fnmatchcase(key, p)
+            for p in (*rule.labels, label_key(s.label_threat.format(id=rule.id)), rule.id))]
+        if not named and "/" in key:
+            # A scoped label names a category by its value (exact, not glob).
+            value = key.rsplit("/", 1)[1]
+            named = [rule for rule in rs.rules.values() if value in (
+                *(p for p in rule.labels if not any(c in p for c in "*?[")),
+                label_key(s.label_threat.format(id=rule.id)), rule.id)]
+        for rule in named:
+            seen[rule.id].setdefault(f"label: {label}",
+                                     (max(1.0, s.threshold), "labels", "label"))
     return {
         "hits": {rid: sorted((n, round(w, 6), wh, k) for n, (w, wh, k) in hits_.items())
                  for rid, hits_ in seen.items() if hits_},

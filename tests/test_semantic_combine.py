@@ -110,9 +110,9 @@ def test_classifier_hold_and_overrides(ruleset: RuleSet) -> None:
     forced = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(
         MATCHED, {"category": "model-stealing"})
     assert forced.top is not None and forced.top.category == "model-stealing"
-    # The shipped policy never holds back (README: it cost real reports on texts from
-    # elsewhere), however sure the model is.
-    assert CHOSEN_POLICY.hold_at is None
+    # The shipped policy never holds back a strong match (README: holding any match cost real
+    # reports on texts from elsewhere), however sure the model is; only marginal ones.
+    assert CHOSEN_POLICY.hold_at is not None and CHOSEN_POLICY.hold_weak_only is not None
     kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(MATCHED)
     assert kept.top is not None and kept.top.category == "model-stealing"
     # A threat label on the issue is a person's word: never held back.
@@ -148,3 +148,26 @@ def test_triage_explain_reply_shows_the_semantic_scores(ruleset: RuleSet) -> Non
     plain = render_explain(Classifier(ruleset).explain(SILENT),
                            Classifier(ruleset).classify(SILENT), ruleset)
     assert "Semantic model" not in plain
+
+
+def test_hold_weak_only_holds_back_marginal_matches_alone() -> None:
+    weak_only = SemanticPolicy(flag_at=None, hold_at=0.9, hold_weak_only=1.2)
+    sure = probs(none=0.97)
+    assert combine(["data-poisoning"], sure, weak_only, strength=1.1).action == "hold"
+    assert combine(["data-poisoning"], sure, weak_only, strength=1.2).action == "hold"
+    assert combine(["data-poisoning"], sure, weak_only, strength=1.5).action == "keep"
+    # Without a cap any match may be held; a person's label never is.
+    assert combine(["data-poisoning"], sure, BOTH, strength=9.0).action == "hold"
+    assert combine(["data-poisoning"], sure, weak_only, strength=1.0,
+                   protected=True).action == "keep"
+
+
+def test_the_classifier_passes_the_rules_evidence_strength(ruleset: RuleSet) -> None:
+    # MATCHED is a strong match (many signals): a weak-only hold leaves it, an any-match hold
+    # takes it back.
+    weak_only = SemanticPolicy(flag_at=None, hold_at=0.9, hold_weak_only=1.2)
+    kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), weak_only).classify(MATCHED)
+    assert kept.top is not None and kept.top.category == "model-stealing"
+    anything = SemanticPolicy(flag_at=None, hold_at=0.9)
+    assert not Classifier(ruleset, FixedScorer(probs(none=0.99)), anything).classify(
+        MATCHED).threats

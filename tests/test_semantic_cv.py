@@ -97,3 +97,17 @@ def test_hold_back_only_where_it_removes_three_false_positives_per_right_match()
     probs = [_p("none", 0.8)] * 3 + [_p("none", 0.9)] * 50
     best = search(labels, views, probs, budget=0.0)[1]
     assert best.policy is None or best.policy.hold_at is None
+
+
+def test_a_hold_back_can_be_limited_to_marginal_matches() -> None:
+    # Two real reports with strong rule evidence and three non-threats with marginal evidence,
+    # all five doubted alike by the model: holding any match costs both reports (3 false
+    # positives for 2 right matches, not enough); holding marginal matches alone costs none.
+    labels = ["data-poisoning"] * 2 + ["none"] * 3 + ["none"] * 40
+    views = ([RuleView(("data-poisoning",), strength=4.0)] * 2
+             + [RuleView(("data-poisoning",), strength=1.1)] * 3 + [RuleView(())] * 40)
+    probs = [_p("none", 0.96)] * 5 + [_p("none", 0.9)] * 40
+    best = search(labels, views, probs, budget=0.0)[1]
+    assert best.policy is not None and best.policy.hold_at is not None
+    assert best.policy.hold_weak_only is not None and best.policy.hold_weak_only < 4.0
+    assert (best.correct, best.flagged_none) == (2, 0)

@@ -103,9 +103,11 @@ class Classifier:
         fired = [t.category for t in threats]
         # A threat label on the issue is a person's word: the model never holds it back.
         protected = any(h.kind == "label" for c in fired for h in report.categories[c].hits)
+        strength = (report.categories[fired[0]].score / self.ruleset.settings.threshold
+                    if fired else 0.0)
         verdict = combine(fired, probs, self.policy, gated=report.factor < 1.0,
                           protected=protected, traditional=bool(report.traditional),
-                          evidence=bool(report.categories or report.cues))
+                          evidence=bool(report.categories or report.cues), strength=strength)
         if verdict.action == "hold":
             return [], [hold_note(verdict.probability)]
         rule = self.ruleset.rules.get(verdict.category or "")
@@ -217,6 +219,7 @@ class Classifier:
             "semantic": None if probs is None else {
                 "scores": {c: round(p, 3) for c, p in sorted(probs.items(), key=lambda kv: -kv[1])},
                 "policy": {"flag_at": self.policy.flag_at, "hold_at": self.policy.hold_at,
+                           "hold_weak_only": self.policy.hold_weak_only,
                            "flag_when_gated": self.policy.flag_when_gated},
             },
         }

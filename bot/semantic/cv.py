@@ -23,7 +23,9 @@ FP_BUDGET = 0.01
 the rules with the chosen hold-back (issue 11's budget). The non-threats here are mostly
 crafted near misses (mentions, confusers), harder than an ordinary tracker's issues."""
 FLAG_GRID: tuple[float | None, ...] = (None, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-HOLD_GRID: tuple[float | None, ...] = (None, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
+HOLD_GRID: tuple[float | None, ...] = (None, 0.98, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
+HOLD_CAP_GRID: tuple[float | None, ...] = (None, 2.0, 1.5, 1.2)
+"""Hold back any rule match (None) or only marginal ones (evidence ≤ cap × threshold)."""
 L2_GRID: tuple[float, ...] = (3e-5, L2, 3e-4, 1e-3, 3e-3)
 HOLD_TRADE = 3
 """False positives a hold threshold must remove per right match it loses."""
@@ -85,6 +87,8 @@ class RuleView:
     gated: bool = False
     traditional: bool = False
     evidence: bool = True
+    strength: float = math.inf
+    """The rules' evidence for their top category over the firing threshold."""
 
 
 def score_policy(policy: SemanticPolicy | None, labels: Sequence[str],
@@ -96,7 +100,8 @@ def score_policy(policy: SemanticPolicy | None, labels: Sequence[str],
         top: str | None = fired[0] if fired else None
         if policy is not None:
             verdict = combine(fired, pr, policy, gated=view.gated,
-                              traditional=view.traditional, evidence=view.evidence)
+                              traditional=view.traditional, evidence=view.evidence,
+                              strength=view.strength)
             if verdict.action == "hold":
                 top = None
             elif verdict.action == "flag":
@@ -129,9 +134,10 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
            ) -> tuple[list[Outcome], Outcome]:
     """Every policy of the grid, and the one chosen. Each behaviour is judged on its own:
 
-    - holding back is used at the lowest threshold where it removed at least ``HOLD_TRADE``
-      false positives for every right rule match it cost (a strong contradiction may cost a
-      real report only rarely), else not at all;
+    - holding back (at a threshold, for any rule match or only marginal ones) is used where it
+      removed at least ``HOLD_TRADE`` false positives for every right rule match it cost (a
+      strong contradiction may cost a real report only rarely) — of those, the one removing
+      the most — else not at all;
     - flagging: among the thresholds where it adds false positives on at most ``budget`` of
       the non-threats, those within one standard error of the most reports right; of these,
       the quietest (no flagging past a gate, the highest threshold). Cross-validation on
@@ -139,25 +145,30 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
       go to the quieter policy.
     """
     table = []
+    holds = [(None, None)] + [(h, c) for h in HOLD_GRID if h is not None for c in HOLD_CAP_GRID]
     for flag_at in FLAG_GRID:
-        for hold_at in HOLD_GRID:
+        for hold_at, cap in holds:
             for when_gated, needs in ((False, True), (False, False), (True, False)):
                 if flag_at is None and (when_gated or not needs):
                     continue
-                pol = SemanticPolicy(flag_at, hold_at, when_gated, needs)
+                pol = SemanticPolicy(flag_at, hold_at, when_gated, needs, cap)
                 table.append(score_policy(pol, labels, rules, probs))
     base = score_policy(None, labels, rules, probs)
-    safe_holds = [o.policy.hold_at for o in table
-                  if o.policy is not None and o.policy.flag_at is None
-                  and o.policy.hold_at is not None and o.flagged_none < base.flagged_none
-                  and base.flagged_none - o.flagged_none
-                  >= HOLD_TRADE * (base.correct - o.correct)]
-    hold = min(safe_holds, default=None)
+    safe = [o for o in table
+            if o.policy is not None and o.policy.flag_at is None
+            and o.policy.hold_at is not None and o.flagged_none < base.flagged_none
+            and base.flagged_none - o.flagged_none >= HOLD_TRADE * (base.correct - o.correct)]
+    # The hold that removes the most false positives; on a tie, the one costing fewest right
+    # matches, then the lowest threshold.
+    best_hold = min(safe, key=lambda o: (o.flagged_none, -o.correct,
+                                         o.policy.hold_at if o.policy else 0.0), default=None)
+    hold = best_hold.policy.hold_at if best_hold and best_hold.policy else None
+    cap = best_hold.policy.hold_weak_only if best_hold and best_hold.policy else None
     # The flagging budget counts from the rules with the chosen hold-back, so false positives
     # the hold removed are not spent again on flagging.
-    held = next((o for o in table if o.policy is not None and o.policy.flag_at is None
-                 and o.policy.hold_at == hold), base)
+    held = best_hold or base
     flags = [o for o in table if o.policy is not None and o.policy.hold_at == hold
+             and o.policy.hold_weak_only == cap
              and o.flagged_none - held.flagged_none <= budget * o.negatives]
     if not flags:
         return table, base
@@ -188,10 +199,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     clf = Classifier(ruleset)
     labels = [e.label for e in items]
     decisions = [clf.matcher.match(Issue(e.id, e.title, e.body)) for e in items]
-    views = [RuleView(tuple(t.category for t in clf.decide(Issue(e.id, e.title, e.body),
-                                                          r).threats),
-                      r.factor < 1.0, bool(r.traditional), bool(r.categories or r.cues))
-             for e, r in zip(items, decisions, strict=True)]
+    threshold = ruleset.settings.threshold
+    views = []
+    for e, r in zip(items, decisions, strict=True):
+        fired = tuple(t.category for t in clf.decide(Issue(e.id, e.title, e.body), r).threats)
+        strength = r.categories[fired[0]].score / threshold if fired else 0.0
+        views.append(RuleView(fired, r.factor < 1.0, bool(r.traditional),
+                              bool(r.categories or r.cues), strength))
     x = features(WordLlamaEmbedder(), [e.text for e in items])
     y = np.array([ex.CLASSES.index(lab) for lab in labels])
     fold = folds([e.id for e in items], labels, k)
@@ -209,20 +223,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[l2] = (table, best, probs)
         pol = best.policy or SemanticPolicy(None)
         print(f"l2={l2:g}: head alone {m.correct}/{m.reports} right, FP {m.flagged_none}/"
-              f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at}: "
+              f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at} "
+              f"(evidence ≤ {pol.hold_weak_only or 'any'}): "
               f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}")
     table, best, probs = results[L2]
     rules = score_policy(None, labels, views, probs)
     print(f"the head's l2={L2:g} (bot/semantic/head.py); the table is for it")
     print(f"rules only: reports {rules.correct}/{rules.reports} = {rules.accuracy:.3f}, "
           f"FP {rules.flagged_none}/{rules.negatives} = {rules.fp_rate:.3f}")
-    print("\n| flag at | hold at | flag when gated | flag needs evidence | reports right | "
-          "accuracy | FP | FP rate |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| flag at | hold at | hold only evidence ≤ | flag when gated | flag needs evidence "
+          "| reports right | accuracy | FP | FP rate |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for o in table:
         pol = o.policy or SemanticPolicy()
         mark = " **chosen**" if o is best else ""
         print(f"| {pol.flag_at or 'off'} | {pol.hold_at or 'off'} | "
+              f"{pol.hold_weak_only or 'any'} | "
               f"{'yes' if pol.flag_when_gated else 'no'} | "
               f"{'yes' if pol.flag_needs_evidence else 'no'} | {o.correct}/{o.reports} | "
               f"{o.accuracy:.3f} | {o.flagged_none}/{o.negatives} | {o.fp_rate:.3f}{mark} |")
