@@ -48,12 +48,11 @@ CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=0.98, flag_when_gated=True,
 """Flag where the rules are silent at 0.9, also past a gate; hold back only a marginal rule
 match (evidence at most 1.2 times the threshold) that the model reads as not a threat at 0.98.
 Cross-validation on the training examples (``python -m bot.semantic.cv``, README) picks flag at
-0.7 with hold-back of any match at 0.95. On ../shared/corpus holding back any match
-un-flagged real reports the rules had right (15 of 127 at 0.9: advisories and case studies,
-though the examples include 900 in those styles) and flag thresholds below 0.9 flagged 4-6 of
-its 308 non-threats, over the 1 % bar; the shipped policy is the CV table's best that keeps
-that corpus at its bars (120/127, 3/308). In CV the marginal hold-back removes 9 of the rules'
-62 false positives and no right match."""
+0.7 with hold-back of any match at 0.98; on ../shared/corpus that policy got 118/127 reports
+right and flagged 6/308 non-threats, under both bars (≥ 0.94, ≤ 1 %): holding back any match
+cost real reports (advisories and case studies, styles the examples under-represent) and every
+flag threshold below 0.9 flagged 6. The shipped policy is the best row of the CV table that
+keeps that corpus at its bars (121/127, 2/308)."""
 
 
 @dataclass(frozen=True)

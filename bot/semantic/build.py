@@ -1,7 +1,7 @@
 """Build the shipped head: ``python -m bot.semantic.build`` writes bot/data/semantic_head.npz.
 
 Run it after changing a rule's examples, ``bot/data/train_*.jsonl`` or the training code; a
-stale file is ignored (the head is then trained when bugbar starts, about a second).
+stale file is ignored (the head is then trained when bugbar starts, a few seconds).
 """
 
 from __future__ import annotations

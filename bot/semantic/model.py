@@ -2,7 +2,7 @@
 
 The head is fitted from the shipped examples plus any local ones, so a correction dropped into
 an examples folder changes the model on the next start with no code change. Training takes
-about a second, so heads are kept by the digest of what they were trained on: the package
+a few seconds, so heads are kept by the digest of what they were trained on: the package
 ships the one for its own examples (``bot/data/semantic_head.npz``), and one trained with
 local examples is cached in ``$XDG_CACHE_HOME/bugbar`` (``~/.cache/bugbar``).
 """
