@@ -146,9 +146,15 @@ def char_grams(texts: list[str], dims: int = CHAR_DIMS) -> Matrix:
     return out
 
 
+CHAR_WEIGHT = 2.0
+"""The character grams count twice the other two blocks: with 5,070 examples that gave the head
+alone 73 more reports right and 17 fewer false positives in cross-validation (README)."""
+
+
 def features(embedder: WordLlamaEmbedder, texts: list[str]) -> Matrix:
     """What the head reads of the text: the sentence embedding, the hashed bag of words and
-    the hashed character grams, each unit length, weighted equally."""
-    parts = np.hstack([embedder.embed(texts), bag_of_words(texts), char_grams(texts)])
-    parts *= np.float32(1 / np.sqrt(3))
+    the hashed character grams, each unit length, the grams weighted ``CHAR_WEIGHT``."""
+    parts = np.hstack([embedder.embed(texts), bag_of_words(texts),
+                       char_grams(texts) * np.float32(CHAR_WEIGHT)])
+    parts *= np.float32(1 / np.sqrt(2 + CHAR_WEIGHT**2))
     return parts

@@ -20,13 +20,22 @@ import numpy as np
 from bot.decide.model import Issue
 from bot.decide.rules import RuleSet
 from bot.semantic import examples as ex
-from bot.semantic.embed import BOW_DIMS, CHAR_DIMS, GRAM_SIZES, WEIGHTS, WordLlamaEmbedder, features
+from bot.semantic.embed import (
+    BOW_DIMS,
+    CHAR_DIMS,
+    CHAR_WEIGHT,
+    GRAM_SIZES,
+    WEIGHTS,
+    WordLlamaEmbedder,
+    features,
+)
 from bot.semantic.head import L2, SCALE, STEPS, Head, train
 
 SHIPPED_HEAD = Path(__file__).resolve().parents[1] / "data" / "semantic_head.npz"
 """The head for the shipped examples, built by ``python -m bot.semantic.build``; used only when
 its digest matches the training set, so a stale file costs time, never correctness."""
-VERSION = f"{WEIGHTS}|bow{BOW_DIMS}|char{CHAR_DIMS}{GRAM_SIZES}|l2={L2}|steps={STEPS}|scale={SCALE}"
+VERSION = (f"{WEIGHTS}|bow{BOW_DIMS}|char{CHAR_DIMS}{GRAM_SIZES}x{CHAR_WEIGHT}|l2={L2}"
+           f"|steps={STEPS}|scale={SCALE}")
 """Everything besides the examples that changes the head: part of its digest."""
 
 
