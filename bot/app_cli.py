@@ -304,6 +304,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         lease_seconds=config.lease_seconds,
         retry_base_seconds=config.delivery_retry_seconds,
+        retention_seconds=(None if config.retention_days is None
+                           else config.retention_days * 86_400),
     )
     readiness = Readiness(
         credentials={c.provider: c.status for c in checks},
@@ -513,6 +515,29 @@ def _positive(text: str) -> int:
     return value
 
 
+def _days(text: str) -> float:
+    """An argparse type: a number of days above 0 (fractions allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < value <= 36_500:
+        raise argparse.ArgumentTypeError("must be a number of days above 0 (at most 36500)")
+    return value
+
+
+def _prune(store: Store, config: Config, older_than: float | None) -> int:
+    """``bugbar deliveries prune``: delete done deliveries older than the window."""
+    days = config.retention_days if older_than is None else older_than
+    if days is None:
+        raise CliError("deliveries prune: BUGBAR_RETENTION_DAYS is off, so there is no "
+                       "retention window; give one with --older-than DAYS")
+    removed = store.prune(days * 86_400)
+    # Only done deliveries go; their ids are no longer recognised as duplicates.
+    print(f"{removed} done delivery(ies) older than {days:g} day(s) removed")
+    return 0
+
+
 def _find_dead(store: Store, ident: str, action: str = "retry") -> int:
     """The number of the dead letter ``ident`` names: ``7``, ``#7`` or its delivery id."""
     dead = store.dead_letters()
@@ -528,13 +553,20 @@ def _find_dead(store: Store, ident: str, action: str = "retry") -> int:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    """``bugbar deliveries [list|retry|drop]``: the dead-letter queue."""
+    """``bugbar deliveries [list|retry|drop|prune]``: the dead-letter queue and clean-up."""
     config = load_config(args)
     if args.action == "list" and args.id is not None:
         raise CliError(f"deliveries list takes no id (got {args.id!r}); "
                        f"to queue one again: bugbar deliveries retry {args.id}")
+    if args.action == "prune" and (args.id is not None or args.all):
+        raise CliError("deliveries prune takes no id and no --all: it removes every done "
+                       "delivery older than --older-than DAYS (default BUGBAR_RETENTION_DAYS)")
+    if args.older_than is not None and args.action != "prune":
+        raise CliError(f"--older-than is for bugbar deliveries prune, not {args.action}")
     store = open_store(config, create=False)
     try:
+        if args.action == "prune":
+            return _prune(store, config, args.older_than)
         if args.action in ("retry", "drop"):
             if args.all == (args.id is not None):
                 raise CliError(f"deliveries {args.action} needs one delivery (number or id, "
@@ -661,16 +693,22 @@ def register(sub: Any, rules_opt: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_handle_event)
 
     p = sub.add_parser("deliveries", parents=[state],
-                       help="list, retry or drop dead deliveries",
+                       help="list, retry or drop dead deliveries; prune done ones",
                        description="List the inbox and its dead letters, queue dead letters "
                                    "again (retry), or give them up (drop: they are not run, "
                                    "stop counting as dead letters in /readyz, and a "
-                                   "redelivery of the same id is still ignored).")
-    p.add_argument("action", nargs="?", choices=("list", "retry", "drop"), default="list",
-                   help="list (default), retry or drop")
+                                   "redelivery of the same id is still ignored). prune: delete "
+                                   "done deliveries older than --older-than DAYS (default "
+                                   "BUGBAR_RETENTION_DAYS, 30); pending, claimed and dead ones "
+                                   "are kept. serve does this by itself every hour.")
+    p.add_argument("action", nargs="?", choices=("list", "retry", "drop", "prune"),
+                   default="list", help="list (default), retry, drop or prune")
     p.add_argument("id", nargs="?", metavar="ID",
                    help="the dead letter to retry or drop: its number (7 or #7) or delivery id")
     p.add_argument("--all", action="store_true", help="retry or drop every dead letter")
+    p.add_argument("--older-than", type=_days, metavar="DAYS",
+                   help="prune: remove done deliveries finished more than DAYS ago "
+                        "(default $BUGBAR_RETENTION_DAYS or 30)")
     p.set_defaults(func=cmd_deliveries)
 
     p = sub.add_parser("decisions", parents=[state],

@@ -62,6 +62,29 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *,
     return value
 
 
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+def _retention_days(env: Mapping[str, str]) -> float | None:
+    """``BUGBAR_RETENTION_DAYS``: days a done delivery is kept; None when pruning is off."""
+    raw = env.get("BUGBAR_RETENTION_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    if raw.lower() == "off":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if value == 0:
+        return None
+    # 100 years is "forever"; the cap keeps the cutoff arithmetic finite.
+    if not 0 < value <= 36_500:
+        raise ConfigError(f"BUGBAR_RETENTION_DAYS must be a number of days above 0 (at most "
+                          f"36500), or 0 / off to keep every delivery, not {raw!r}")
+    return value
+
+
 def _url_passwords(location: str) -> list[str]:
     """The password in a ``scheme://user:password@host`` location, as written and decoded."""
     from urllib.parse import unquote, urlsplit
@@ -137,6 +160,9 @@ class Config:
     ready_max_inbox_age: float = 600.0
     """``BUGBAR_READY_MAX_INBOX_AGE``: ``/readyz`` is degraded when the oldest pending delivery
     is older than this many seconds."""
+    retention_days: float | None = DEFAULT_RETENTION_DAYS
+    """``BUGBAR_RETENTION_DAYS``: ``serve`` deletes done deliveries older than this (their ids
+    stop counting as duplicates); None (``0`` / ``off``) keeps them forever."""
 
     def __repr__(self) -> str:
         shown = []
@@ -221,6 +247,7 @@ class Config:
             settle_seconds=_seconds(e, "BUGBAR_SETTLE_SECONDS", 10.0),
             delivery_retry_seconds=_seconds(e, "BUGBAR_DELIVERY_RETRY_SECONDS", 5.0),
             ready_max_inbox_age=_seconds(e, "BUGBAR_READY_MAX_INBOX_AGE", 600.0, positive=True),
+            retention_days=_retention_days(e),
         )
         cfg.validate()
         return cfg

@@ -62,6 +62,7 @@ from bot.store_base import StateStore as Store
 __all__ = [
     "PROVIDERS",
     "Processor",
+    "Pruner",
     "Readiness",
     "ServerConfig",
     "WorkerPool",
@@ -140,6 +141,13 @@ class ServerConfig:
     jitter: Callable[[], float] = random.random
     """A number in [0, 1) that spreads retries; tests inject a constant."""
     shutdown_timeout: float = 30.0
+    retention_seconds: float | None = None
+    """Done deliveries older than this are deleted at start and every ``prune_every_seconds``
+    (:class:`Pruner`); None keeps them. ``bugbar serve`` sets it from ``BUGBAR_RETENTION_DAYS``."""
+    prune_every_seconds: float = 3600.0
+    prune_wait: Callable[[threading.Event, float], object] = _wait_on
+    """How the pruner waits between runs: ``wait(stop_event, timeout)``. Tests inject a fast one
+    (the cutoff comes from the store's clock, which tests inject too)."""
 
 
 def backoff_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
@@ -211,6 +219,66 @@ def _claimed_id(provider: str, headers: Mapping[str, str]) -> str:
         if value:
             return "".join(c for c in value[:100] if c.isprintable())
     return ""
+
+
+# --------------------------------------------------------------------------- housekeeping
+
+
+class Pruner:
+    """Deletes done deliveries older than the retention window: at start, then every interval.
+
+    Only ``done`` deliveries go (:meth:`StateStore.prune`); pending, claimed and dead ones are
+    never touched. Every replica on a shared PostgreSQL database runs its own pruner, with no
+    leader lock: the DELETE is idempotent and cheap (an index on ``(state, finished_at)``), so
+    several replicas pruning at once only find less to remove, and pruning goes on as long as
+    any replica is up.
+    """
+
+    def __init__(self, store: Store, retention_seconds: float, every_seconds: float = 3600.0,
+                 wait: Callable[[threading.Event, float], object] = _wait_on) -> None:
+        self.store = store
+        self.retention_seconds = retention_seconds
+        self.every_seconds = every_seconds
+        self._wait = wait
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.removed = 0
+
+    def run_once(self) -> int:
+        """Prune now; how many deliveries were removed (one log line when any were)."""
+        removed = self.store.prune(self.retention_seconds)
+        self.runs += 1
+        self.removed += removed
+        if removed:
+            log.info("pruned done deliveries", extra={
+                "removed": removed, "retention_days": round(self.retention_seconds / 86_400, 3)})
+        return removed
+
+    def run_forever(self) -> None:
+        """Prune, wait an interval, repeat until :meth:`stop`."""
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the database is away: try again next interval
+                log.exception("pruning done deliveries failed")
+            self._wait(self._stop, self.every_seconds)
+
+    def start(self) -> None:
+        """Start the daemon thread (the first prune happens at once)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self.run_forever, name="bugbar-prune",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> bool:
+        """Ask the thread to stop; True if it has."""
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 # --------------------------------------------------------------------------- workers
@@ -517,13 +585,17 @@ def create_app(
     """Build the Starlette app; workers start and stop with the app's lifespan.
 
     ``clock`` (monotonic seconds) times acknowledgements and processing. With
-    ``start_workers=False`` nothing is processed until ``app.state.workers`` is driven by hand
+    ``start_workers=False`` no background thread starts (workers, :class:`Pruner`): nothing is
+    processed until ``app.state.workers`` is driven by hand
     (``run_once``) or started. ``app.state`` also carries ``store``, ``metrics`` and ``config``.
     ``readiness`` sets what ``/readyz`` checks (default: inbox only, no credential status).
     """
     ready_view = readiness or Readiness()
     parsers = _verifying_parsers(config)
     pool = WorkerPool(config, store, processor, metrics, clock)
+    pruner = (None if config.retention_seconds is None else
+              Pruner(store, config.retention_seconds, config.prune_every_seconds,
+                     config.prune_wait))
 
     def accept(
         provider: str, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
@@ -637,9 +709,13 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if start_workers:
             pool.start()
+            if pruner is not None:
+                pruner.start()
         try:
             yield
         finally:
+            if pruner is not None:
+                await run_in_threadpool(pruner.stop)
             if pool.started:
                 await run_in_threadpool(pool.stop)
 
@@ -653,6 +729,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.workers = pool
+    app.state.pruner = pruner
     app.state.store = store
     app.state.metrics = metrics
     app.state.config = config

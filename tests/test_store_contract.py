@@ -403,6 +403,29 @@ def test_depth_age_stats_prune(store: StateStore, clock: FakeClock) -> None:
     assert _put(store, "old") is True  # a pruned id is new again
 
 
+def test_prune_removes_only_old_done_deliveries(store: StateStore, clock: FakeClock) -> None:
+    """Pending, claimed and dead deliveries stay however old; dropped dead letters are done."""
+    _put(store, "dead")
+    d = store.claim_next("w", max_attempts=1)
+    assert d is not None and store.fail(d.pk, "boom", 0.0, max_attempts=1) == "dead"
+    _put(store, "dropped")
+    d = store.claim_next("w", max_attempts=1)
+    assert d is not None and store.fail(d.pk, "boom", 0.0, max_attempts=1) == "dead"
+    assert store.drop_dead(d.pk) == 1
+    _put(store, "claimed", issue="github:o/r#1")
+    assert store.claim_next("w", lease_seconds=10_000) is not None
+    _put(store, "pending", issue="github:o/r#1")  # behind the live claim on the same issue
+    _put(store, "done")
+    d = store.claim_next("w")
+    assert d is not None and d.delivery_id == "done"
+    store.complete(d.pk, "ok")
+    clock.advance(1_000)
+    assert store.prune(older_than_seconds=500) == 2
+    assert store.stats() == {"pending": 1, "claimed": 1, "done": 0, "dead": 1}
+    assert [x.delivery_id for x in store.dead_letters()] == ["dead"]
+    assert not _put(store, "claimed") and not _put(store, "pending") and not _put(store, "dead")
+
+
 # ---------------------------------------------------------------- per-issue serialisation
 
 
