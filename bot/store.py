@@ -427,6 +427,10 @@ class Store:
                 (SCHEMA_VERSION,),
             )
 
+    def now(self) -> float:
+        """The store's clock (seconds since the epoch; injectable, so tests move time)."""
+        return self._clock()
+
     def schema_version(self) -> int:
         """The schema version recorded in the file."""
         row = self._conn().execute("SELECT version FROM schema_version WHERE id = 1").fetchone()

@@ -60,6 +60,9 @@ class StateStore(Protocol):
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
 
+    def now(self) -> float:
+        """The store's clock (seconds since the epoch; injectable, so tests move time)."""
+
     # inbox
     def put_delivery(self, provider: str, delivery_id: str, event_name: str,
                      headers_subset: dict[str, str], body: bytes,

@@ -308,6 +308,10 @@ class PgStore:
                 (PG_SCHEMA_VERSION,),
             )
 
+    def now(self) -> float:
+        """The store's clock (seconds since the epoch; injectable, so tests move time)."""
+        return self._clock()
+
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
         with self._conn() as conn:

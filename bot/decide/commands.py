@@ -53,6 +53,7 @@ class CommandKind(enum.Enum):
     NOT_A_THREAT = "not-a-threat"
     SET_SEVERITY = "severity"
     SET_ROUTE = "route"
+    RETRY_HANDOFF = "retry-handoff"
     EXPLAIN = "explain"
     HELP = "help"
 
@@ -81,6 +82,7 @@ class Command:
             CommandKind.NOT_A_THREAT: ["not-a-threat"],
             CommandKind.SET_SEVERITY: ["severity", self.arg or ""],
             CommandKind.SET_ROUTE: ["route", self.arg or ""],
+            CommandKind.RETRY_HANDOFF: ["retry-handoff"],
             CommandKind.EXPLAIN: ["explain"],
             CommandKind.HELP: ["help"],
         }[self.kind]
@@ -171,6 +173,14 @@ HELP: Mapping[CommandKind, CommandHelp] = MappingProxyType(
             default_access=Access.TRIAGE,
             examples=(f"{PREFIX} route privacy",),
         ),
+        CommandKind.RETRY_HANDOFF: CommandHelp(
+            usage=f"{PREFIX} retry-handoff",
+            description="Try the security hand-off step the tracker refused (lock, advisory, "
+            "transfer, confidential, security level) again now, e.g. after fixing the bot's "
+            "permissions, and reply with the outcome.",
+            default_access=Access.TRIAGE,
+            examples=(f"{PREFIX} retry-handoff",),
+        ),
         CommandKind.EXPLAIN: CommandHelp(
             usage=f"{PREFIX} explain",
             description="Reply with the evidence and cues behind the bot's decision.",
@@ -190,6 +200,7 @@ HELP: Mapping[CommandKind, CommandHelp] = MappingProxyType(
 _NO_ARG_KEYWORDS: Mapping[str, CommandKind] = MappingProxyType(
     {
         "not-a-threat": CommandKind.NOT_A_THREAT,
+        "retry-handoff": CommandKind.RETRY_HANDOFF,
         "explain": CommandKind.EXPLAIN,
         "help": CommandKind.HELP,
     }
@@ -598,8 +609,9 @@ class CommandPolicy:
         """Build from config such as ``{"severity": "write"}``; ``None`` means the defaults.
 
         Keys are command names (``retriage``, ``category``, ``not-a-threat``, ``severity``,
-        ``route``, ``explain``, ``help``), values access levels (``none`` … ``admin``), both in
-        any case. Raises ``PolicyError`` naming every bad key or value and what is valid.
+        ``route``, ``retry-handoff``, ``explain``, ``help``), values access levels (``none`` …
+        ``admin``), both in any case. Raises ``PolicyError`` naming every bad key or value and
+        what is valid.
         """
         if raw is None:
             return cls()

@@ -3,8 +3,10 @@
 A tracker describes its hand-off under the current configuration as a :class:`HandOff`; the
 planner reads it, so a plan only lists steps the tracker will perform. What was done is kept
 as a :class:`HandOffState` (in the store and in the comment's marker), so a redelivery, an edit
-or a sweep never does a step twice. :func:`handoff_lines` renders the comment's hand-off
-section from both; it never quotes the issue.
+or a sweep never does a step twice. A refused protect step is tried again at most once an hour
+per issue (:data:`RETRY_REFUSED_AFTER`), or at once on ``/triage retry-handoff``.
+:func:`handoff_lines` renders the comment's hand-off section from both; it never quotes the
+issue.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DEFAULT_ESCALATE_ROUTES = frozenset({"ssirp"})
+
+RETRY_REFUSED_AFTER = 3600.0
+"""Seconds after a refusal before a triage run of the issue tries the protect step again (a
+maintainer may have fixed the token's permissions; an hour keeps edits from hammering)."""
+
+
+def retry_due(refused: str, refused_at: float, now: float) -> bool:
+    """A refused protect step may be tried again now (unknown time: yes, once, then it is
+    recorded)."""
+    return bool(refused) and now - refused_at >= RETRY_REFUSED_AFTER
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,10 @@ class HandOffState:
     """The tracker refused the protect step (403/404): the reason, shown with the manual step."""
     escalated: bool = False
     """The escalation (mention and/or write) was done: never repeated, the mention stays."""
+    refused_at: float = field(default=0.0, compare=False)
+    """When the last refusal happened (the store's clock; 0: unknown, e.g. only the marker
+    knows). Kept in the store, not the marker, and not compared: it decides when the step
+    may be tried again, never what the comment says."""
 
     def to_json(self) -> dict[str, object]:
         """Short keys for the marker (only what is set)."""

@@ -47,6 +47,8 @@ class Plan:
     """The protect step takes the issue out of public view."""
     protect_last: bool = False
     """Protect after the comment and labels (a transfer moves the issue)."""
+    protect_retry: bool = False
+    """The protect step was refused before and is tried again in this run."""
     escalate_write: str = ""
     """The escalation's tracker write besides the comment (assignees, watchers), if any."""
     mentions: tuple[str, ...] = ()
@@ -68,7 +70,8 @@ class Plan:
         if self.comment is not CommentAction.NONE:
             out.append(f"comment {self.comment.value}")
         if self.protect:
-            out.append(f"protect: {self.protect_step}")
+            again = " (again: refused before)" if self.protect_retry else ""
+            out.append(f"protect: {self.protect_step}{again}")
         if self.escalate:
             steps = ([f"mention {' '.join(self.mentions)}"] if self.mentions else [])
             steps += [self.escalate_write] if self.escalate_write else []
@@ -136,10 +139,13 @@ def desired_labels(decision: Decision, settings: Settings) -> list[str]:
     return out
 
 
-def wants_protect(decision: Decision, already_protected: bool, done: HandOffState) -> bool:
-    """A critical or ssirp threat not yet out of public view, nor refused by the tracker."""
+def wants_protect(decision: Decision, already_protected: bool, done: HandOffState,
+                  retry: bool = False) -> bool:
+    """A critical or ssirp threat not yet out of public view, nor refused by the tracker
+    (unless ``retry``: the refusal is old enough, or a maintainer asked, to try again)."""
     critical = decision.severity is Severity.CRITICAL or "ssirp" in decision.routes
-    return critical and not already_protected and not done.protected and not done.refused
+    return (critical and not already_protected and not done.protected
+            and (retry or not done.refused))
 
 
 def plan_issue(
@@ -155,6 +161,7 @@ def plan_issue(
     already_escalated: bool = False,
     handoff: HandOff | None = None,
     handoff_state: HandOffState | None = None,
+    retry_refused: bool = False,
 ) -> Plan:
     """Compute the plan for one issue.
 
@@ -164,7 +171,8 @@ def plan_issue(
 
     ``handoff`` is what the tracker does for critical/ssirp issues under its configuration
     (nothing when None); ``handoff_state`` what it already did. A step the tracker would not
-    perform is never planned.
+    perform is never planned. ``retry_refused`` plans a protect step the tracker refused
+    before once more (the caller decides when: hourly, or on a maintainer's command).
     """
     caps = handoff or HandOff()
     done = handoff_state or HandOffState()
@@ -189,7 +197,8 @@ def plan_issue(
     now_applied &= set(desired)
 
     digest = decision_hash(decision)
-    protect = bool(caps.protect) and wants_protect(decision, already_protected, done)
+    protect = bool(caps.protect) and wants_protect(decision, already_protected, done,
+                                                   retry_refused)
     needs_people = any(r in caps.escalate_routes for r in decision.routes)
     escalate = (needs_people and caps.escalates and not already_escalated
                 and not done.escalated)
@@ -230,6 +239,7 @@ def plan_issue(
         protect_step=caps.protect if protect else "",
         protect_hides=protect and caps.protect_hides,
         protect_last=caps.protect_last,
+        protect_retry=protect and bool(done.refused),
         escalate_write=caps.escalate if escalate else "",
         mentions=caps.mentions if escalate else (),
         handoff=view,

@@ -45,7 +45,7 @@ from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import RuleSet
 from bot.errors import http_status
 from bot.events.model import Event, IssueRef
-from bot.handlers.triage import Triage
+from bot.handlers.triage import Triage, TriageResult
 from bot.providers.base import IssueSnapshot, Tracker
 from bot.store import Correction, IssueState
 from bot.store_base import StateStore as Store
@@ -60,9 +60,12 @@ TRUNCATED_SIGNATURE = "truncated"
 
 _CHANGES = frozenset({
     CommandKind.RETRIAGE, CommandKind.SET_CATEGORY, CommandKind.NOT_A_THREAT,
-    CommandKind.SET_SEVERITY, CommandKind.SET_ROUTE,
+    CommandKind.SET_SEVERITY, CommandKind.SET_ROUTE, CommandKind.RETRY_HANDOFF,
 })
 """Commands that change the triage (and so need the issue, overrides and ``Triage.run``)."""
+
+_NO_OVERRIDE = frozenset({CommandKind.RETRIAGE, CommandKind.RETRY_HANDOFF})
+"""Commands that re-run triage without recording a human decision."""
 
 _VALID_SUMMARY = "Valid: " + ", ".join(f"`{h.usage}`" for h in HELP.values()) + "."
 
@@ -399,7 +402,9 @@ class Commands:
             else:
                 self._decide(item.command, access, issue, out)
         if out.applied:
-            self._apply(tracker, ref, event, issue, out.applied)
+            result = self._apply(tracker, ref, event, issue, out.applied)
+            if any(c.kind is CommandKind.RETRY_HANDOFF for c in out.applied):
+                out.sections.append(handoff_retry_reply(result))
         reply = self._reply(out, confidential=event.confidential)
         if reply:
             tracker.create_comment(ref, reply)
@@ -427,9 +432,10 @@ class Commands:
     # -- acting -----------------------------------------------------------------------------
 
     def _apply(self, tracker: Tracker, ref: IssueRef, event: Event, issue: _Issue,
-               applied: list[Command]) -> None:
-        """Store the human decisions, re-run triage with them, and acknowledge quietly."""
-        if any(c.kind is not CommandKind.RETRIAGE for c in applied):
+               applied: list[Command]) -> TriageResult:
+        """Store the human decisions, re-run triage with them, and acknowledge quietly.
+        ``/triage retry-handoff`` makes that run try a refused protect step again at once."""
+        if any(c.kind not in _NO_OVERRIDE for c in applied):
             base = dict(issue.overrides)  # already loaded by the checks
 
             def mutate(state: IssueState) -> None:
@@ -442,11 +448,13 @@ class Commands:
 
             self.store.update_issue_state(str(ref), mutate)
             self._keep_correction(event, issue, applied)
+        retry = any(c.kind is CommandKind.RETRY_HANDOFF for c in applied)
         result = self.triage.run(tracker, ref, snapshot=issue.snapshot,
-                                 delivery_id=event.delivery_id)
+                                 delivery_id=event.delivery_id, retry_handoff=retry)
         log.info("triage after commands", extra={"issue": str(ref), "triage": result.outcome})
         if event.comment_id:
             self._acknowledge(tracker, ref, event.comment_id)
+        return result
 
     @staticmethod
     def _acknowledge(tracker: Tracker, ref: IssueRef, comment_id: str) -> None:
@@ -512,6 +520,33 @@ class Commands:
                                                       labels))
         current = self.triage.decide(snap, issue.overrides, applied)
         return render_explain(report, current, self.ruleset)
+
+
+# --- the retry-handoff reply ----------------------------------------------------------------
+
+
+def handoff_retry_reply(result: TriageResult) -> str:
+    """What ``/triage retry-handoff`` did, for the reply: the step, and the tracker's answer
+    (its status and message, as the bot's comment already shows them); no issue text."""
+    plan, done = result.plan, result.handoff
+    if plan is not None and plan.protect:
+        step = plan.protect_step
+        if result.outcome == "dry-run":
+            return f"**Hand-off:** dry run: bugbar would try again to {step}; nothing was written."
+        if done is not None and done.protected:
+            return (f"**Hand-off:** done: bugbar could {step} this time ({done.protected}); "
+                    "its comment no longer asks for the manual step.")
+        if done is not None and done.refused:
+            todo = plan.handoff.manual_protect or "take this report out of public view by hand"
+            return (f"**Hand-off:** refused again ({done.refused}). Give the bot's account the "
+                    f"permission this step needs and retry, or a maintainer should {todo}.")
+        return f"**Hand-off:** bugbar tried again to {step}; the tracker reported nothing done."
+    if done is not None and done.protected:
+        return f"**Hand-off:** nothing to retry: it is already done ({done.protected})."
+    if done is not None and done.refused:
+        return ("**Hand-off:** nothing to retry: the current decision (not critical, not "
+                "`ssirp`) or this deployment's settings no longer call for the refused step.")
+    return "**Hand-off:** nothing to retry: no hand-off step was refused on this issue."
 
 
 # --- the explain reply --------------------------------------------------------------------
@@ -595,4 +630,4 @@ def _rules_alone(report: Mapping[str, Any]) -> str:
 
 
 __all__ = ["REACTION", "Commands", "apply_override", "base_overrides", "comment_signatures",
-           "permission_subject", "render_explain"]
+           "handoff_retry_reply", "permission_subject", "render_explain"]

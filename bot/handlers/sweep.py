@@ -47,6 +47,7 @@ from bot.handlers.triage import (
     Triage,
     TriageResult,
     content_hash,
+    refusal_retry_due,
     state_knows_comment,
 )
 from bot.lease import Heartbeat, is_alive, owner_prefix
@@ -764,6 +765,8 @@ class Sweep:
                                        snap: IssueSnapshot) -> bool:
         if state is None or state.content_hash is None or state.decision_hash is None:
             return False
+        if refusal_retry_due(state, self.store.now()):
+            return False  # a refused hand-off step is due another try (hourly)
         updated = snap.updated_at.isoformat() if snap.updated_at else None
         return (state.updated_at == updated and state.rules_version == self.rules_version
                 and state.content_hash == content_hash(snap))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.decide.classify import Classifier
-from bot.decide.handoff import HandOffState
+from bot.decide.handoff import HandOffState, retry_due
 from bot.decide.model import Decision, Issue
 from bot.decide.plan import (
     CommentAction,
@@ -70,11 +70,23 @@ def handoff_state(state: IssueState | None, marker: Marker | None) -> HandOffSta
     missing: GitHub Actions has no store, a deleted comment has no marker)."""
     extra = state.extra if state is not None else {}
     from_marker = marker.handoff if marker is not None else HandOffState()
+    try:
+        refused_at = float(extra.get("protect_refused_at") or 0)
+    except (TypeError, ValueError):
+        refused_at = 0.0  # unreadable: treat the time as unknown (one retry, then recorded)
     return HandOffState(
         protected=str(extra.get("protected") or "") or from_marker.protected,
         refused=str(extra.get("protect_refused") or "") or from_marker.refused,
         escalated=bool(extra.get("escalated")) or from_marker.escalated,
+        refused_at=refused_at,
     )
+
+
+def refusal_retry_due(state: IssueState | None, now: float) -> bool:
+    """The store remembers a refused protect step that may be tried again now (the sweep
+    triages such an issue even when nothing else about it changed)."""
+    done = handoff_state(state, None)
+    return not done.protected and retry_due(done.refused, done.refused_at, now)
 
 
 @dataclass(frozen=True)
@@ -217,15 +229,18 @@ class Triage:
         trust_state: bool = False,
         hint: CommentHint | None = None,
         hold_changes: bool = False,
+        retry_handoff: bool = False,
     ) -> TriageResult:
         """Triage ``ref``. ``snapshot`` skips the fetch (the sweep has it from the listing);
         ``trust_state`` lets the store stand in for re-reading the bot's comment, and ``hint``
         (a bulk read) does the same when the store does not know it. With ``hold_changes`` a
         plan that would write is returned as ``held`` and not applied, while a no-op is
-        recorded as usual (the sweep past its ``max_changes`` cap)."""
+        recorded as usual (the sweep past its ``max_changes`` cap). ``retry_handoff`` tries a
+        refused protect step again now, not waiting for the hourly retry
+        (``/triage retry-handoff``)."""
         with issue_lock(str(ref)):
             result = self._run(tracker, ref, snapshot, delivery_id, trust_state, hint,
-                               hold_changes)
+                               hold_changes, retry_handoff)
         if self.on_result is not None:
             self.on_result(ref, result)
         return result
@@ -233,7 +248,7 @@ class Triage:
     def _run(
         self, tracker: Tracker, ref: IssueRef, snapshot: IssueSnapshot | None,
         delivery_id: str, trust_state: bool, hint: CommentHint | None = None,
-        hold_changes: bool = False,
+        hold_changes: bool = False, retry_handoff: bool = False,
     ) -> TriageResult:
         try:
             snap = snapshot or tracker.get_issue(ref)
@@ -249,14 +264,14 @@ class Triage:
         key = str(ref)
         state = self.store.get_issue_state(key)
         comment_id, marker, hinted = self._bot_comment(tracker, ref, state, trust_state, hint)
-        planned = self._plan(tracker, snap, state, comment_id, marker)
+        planned = self._plan(tracker, snap, state, comment_id, marker, retry_handoff)
         if (hinted and planned.plan.comment is CommentAction.CREATE and not self.dry_run
                 and not hold_changes):
             # The bulk read may predate a comment a webhook just posted: look before creating.
             existing = tracker.find_bot_comment(ref)
             if existing is not None:
                 comment_id, marker = existing.id, parse_marker(existing.body)
-                planned = self._plan(tracker, snap, state, comment_id, marker)
+                planned = self._plan(tracker, snap, state, comment_id, marker, retry_handoff)
         decision, plan, done = planned.decision, planned.plan, planned.done
         if self.metrics is not None:
             for threat in decision.threats:
@@ -287,7 +302,7 @@ class Triage:
 
     def _plan(
         self, tracker: Tracker, snap: IssueSnapshot, state: IssueState | None,
-        comment_id: str | None, marker: Marker | None,
+        comment_id: str | None, marker: Marker | None, retry_handoff: bool = False,
     ) -> _Planned:
         overrides = (state.overrides if state and state.overrides
                      else (marker.overrides if marker else {}))
@@ -300,7 +315,11 @@ class Triage:
             applied_before = set()  # the bot never wrote here: every label is a person's
         decision = self.decide(snap, overrides, applied_before)
         done = handoff_state(state, marker)
-        needs_protect = wants_protect(decision, snap.confidential, done)
+        # A refused protect step is tried again once its refusal is an hour old (a maintainer
+        # may have fixed the token), or at once when a maintainer asks; at most once per run.
+        retry = bool(done.refused) and (
+            retry_handoff or retry_due(done.refused, done.refused_at, self.store.now()))
+        needs_protect = wants_protect(decision, snap.confidential, done, retry)
         # Asked for every decision: a comment that turns into "no threat" keeps the mention
         # line it had, so a later flip back to a threat never mentions anyone a second time.
         caps = tracker.handoff(snap.ref, protect=needs_protect)
@@ -317,6 +336,7 @@ class Triage:
                 already_protected=snap.confidential,
                 handoff=caps,
                 handoff_state=now_done,
+                retry_refused=retry,
             )
 
         return _Planned(decision, replan(done), done, replan)
@@ -411,18 +431,34 @@ class Triage:
             result = tracker.protect(ref, request) or ""
         except HandOffRefused as exc:
             reason = exc.reason
-            # One line, no retry: the comment carries the manual step instead.
-            log.warning("hand-off step refused by the tracker; the comment asks a maintainer "
-                        "to do it by hand",
-                        extra={"issue": key, "step": plan.protect_step, "reason": reason})
-            self.store.update_issue_state(
-                key, lambda s: s.extra.__setitem__("protect_refused", reason))
-            return replace(done, refused=reason), 0
+            now = self.store.now()
+
+            def refused(state: IssueState) -> None:
+                state.extra["protect_refused"] = reason
+                state.extra["protect_refused_at"] = repr(now)
+
+            # One line, no retry in this run: the comment carries the manual step instead, and
+            # a later triage tries again once the refusal is an hour old.
+            message = ("hand-off step refused again by the tracker; the comment still asks a "
+                       "maintainer to do it by hand" if plan.protect_retry else
+                       "hand-off step refused by the tracker; the comment asks a maintainer "
+                       "to do it by hand")
+            log.warning(message, extra={"issue": key, "step": plan.protect_step,
+                                        "reason": reason})
+            self.store.update_issue_state(key, refused)
+            return replace(done, refused=reason, refused_at=now), 0
         if not result:
             return done, 0
-        self.store.update_issue_state(key, lambda s: s.extra.__setitem__("protected", result))
-        log.info("protected issue", extra={"issue": key, "action": result})
-        return replace(done, protected=result), 1
+
+        def protected(state: IssueState) -> None:
+            state.extra["protected"] = result
+            state.extra.pop("protect_refused", None)
+            state.extra.pop("protect_refused_at", None)
+
+        self.store.update_issue_state(key, protected)
+        log.info("protected issue", extra={"issue": key, "action": result,
+                                           "after_refusal": plan.protect_retry})
+        return replace(done, protected=result, refused="", refused_at=0.0), 1
 
     def _remember(
         self, key: str, snap: IssueSnapshot, plan: Plan, comment_id: str | None,
