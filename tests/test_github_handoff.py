@@ -38,7 +38,10 @@ from tests.test_github_e2e import (
     STEAL,
     STEAL_PROD,
     TOKEN,
+    FakeClock,
     World,
+    _user,
+    comment_payload,
     issues_payload,
 )
 
@@ -462,3 +465,197 @@ def test_a_sweep_report_says_a_refused_step_wrote_nothing(tmp_path: Path,
         assert any(a.startswith("protect refused (GitHub answered 403") for a in row.actions)
         assert not any(a.startswith("protect: ") for a in row.actions)
         assert fake.advisories(REPO) == []
+
+
+# --------------------------------------------------------------------------- retrying a refusal
+
+HOUR = 3600.0
+ADVISORY_POSTS = r"/security-advisories$"
+COMMENT_EDITS = r"/issues/comments/\d+$"
+MANUAL = f"open a draft security advisory at https://github.com/{REPO}/security/advisories/new"
+
+
+def refused_advisory(make_world: Any) -> tuple[HandOffWorld, int]:
+    """A critical issue whose advisory GitHub refused (the bot's account is not an admin)."""
+    world = make_world({"BUGBAR_GITHUB_PROTECT": "advisory"})
+    world.fake.set_permission(REPO, BOT, "write")
+    n = open_critical(world)
+    assert world.work() == ["triaged"]
+    assert world.fake.count("POST", ADVISORY_POSTS) == 1 and world.fake.advisories(REPO) == []
+    body = world.one_bot_comment(n)["body"]
+    assert MANUAL in body and parse_marker(body).handoff.refused.startswith("GitHub answered 403")
+    return world, n
+
+
+def marked_comments(world: World, n: int) -> list[dict[str, Any]]:
+    return [c for c in world.bot_comments(n) if MARKER_PREFIX in c["body"]]
+
+
+def command(world: World, n: int, author: str, text: str = "/triage retry-handoff") -> None:
+    cid = world.fake.add_comment(REPO, n, text, user=author)
+    payload = comment_payload("created", n, cid, text, _user(author, 9000 + len(author)))
+    assert world.post("issue_comment", payload).status_code == 202
+
+
+def refusal_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records
+            if r.name == "bugbar.triage" and "refused" in r.getMessage()]
+
+
+def test_permissions_fixed_the_next_edit_opens_the_advisory_and_drops_the_manual_step(
+    make_world: Any,
+) -> None:
+    world, n = refused_advisory(make_world)
+    world.fake.set_permission(REPO, BOT, "admin")  # the maintainer fixes the permission
+    world.clock.advance(HOUR + 1)
+    edits = world.fake.count("PATCH", COMMENT_EDITS)
+    edit(world, n, STEAL_PROD[1] + " more")
+    assert world.work() == ["triaged"]
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2  # the refused one, and this one
+    [advisory] = world.fake.advisories(REPO)
+    comment = world.one_bot_comment(n)
+    body = comment["body"]
+    assert advisory["ghsa_id"] in body and MANUAL not in body
+    assert "could not do this itself" not in body
+    assert world.fake.count("PATCH", COMMENT_EDITS) == edits + 1  # the one comment, edited
+    marker = parse_marker(body)
+    assert marker.handoff.protected == f"advisory {advisory['ghsa_id']}"
+    assert not marker.handoff.refused
+    state = world.store.get_issue_state(f"github:{REPO}#{n}")
+    assert state is not None and state.extra["protected"] == marker.handoff.protected
+    assert "protect_refused" not in state.extra and "protect_refused_at" not in state.extra
+    # Done: later edits, hours on, never open another.
+    world.clock.advance(3 * HOUR)
+    edit(world, n, STEAL_PROD[1] + " more and more")
+    world.work()
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2 and len(marked_comments(world, n)) == 1
+
+
+def test_still_refused_writes_nothing_and_logs_one_line(
+    make_world: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, n = refused_advisory(make_world)
+    world.clock.advance(HOUR + 1)
+    edit(world, n, STEAL_PROD[1])
+    writes, edits = list(world.fake.writes), world.fake.count("PATCH", COMMENT_EDITS)
+    caplog.set_level(logging.INFO, logger="bugbar.triage")
+    caplog.clear()
+    assert world.work() == ["unchanged"]  # nothing written: not counted as triaged
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2  # tried once, not in a loop
+    assert world.fake.writes == writes and world.fake.count("PATCH", COMMENT_EDITS) == edits
+    [line] = refusal_logs(caplog)
+    assert "again" in line.getMessage() and world.sleeps == []
+    assert MANUAL in world.one_bot_comment(n)["body"]
+    # The new refusal restarts the hour: an edit 59 minutes later does not ask GitHub.
+    world.clock.advance(HOUR - 60)
+    edit(world, n, STEAL_PROD[1] + " again")
+    world.work()
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2
+
+
+def test_within_the_hour_a_refusal_is_not_tried_again(make_world: Any) -> None:
+    world, n = refused_advisory(make_world)
+    world.fake.set_permission(REPO, BOT, "admin")
+    world.clock.advance(HOUR - 60)
+    edit(world, n, STEAL_PROD[1] + " more")
+    world.work()
+    assert world.fake.count("POST", ADVISORY_POSTS) == 1 and world.fake.advisories(REPO) == []
+    assert MANUAL in world.one_bot_comment(n)["body"]
+
+
+def test_retry_handoff_command_forces_it_and_replies(make_world: Any) -> None:
+    world, n = refused_advisory(make_world)
+    world.fake.set_permission(REPO, BOT, "admin")
+    world.fake.set_permission(REPO, "sec-lead", "maintain")
+    command(world, n, "sec-lead")  # within the hour: only the command can make it happen now
+    assert world.work() == ["commands-applied"]
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2
+    [advisory] = world.fake.advisories(REPO)
+    [marked] = marked_comments(world, n)
+    assert advisory["ghsa_id"] in marked["body"] and MANUAL not in marked["body"]
+    replies = [c for c in world.bot_comments(n) if MARKER_PREFIX not in c["body"]]
+    assert len(replies) == 1
+    assert "**Hand-off:** done" in replies[0]["body"]
+    assert advisory["ghsa_id"] in replies[0]["body"]
+    # Asked again: nothing to retry, nothing written on GitHub besides the reply.
+    command(world, n, "sec-lead")
+    world.work()
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2
+    last = [c for c in world.bot_comments(n) if MARKER_PREFIX not in c["body"]][-1]
+    assert "nothing to retry: it is already done" in last["body"]
+
+
+def test_retry_handoff_command_still_refused_says_so(make_world: Any) -> None:
+    world, n = refused_advisory(make_world)
+    world.fake.set_permission(REPO, "sec-lead", "maintain")
+    edits = world.fake.count("PATCH", COMMENT_EDITS)
+    command(world, n, "sec-lead")
+    world.work()
+    assert world.fake.count("POST", ADVISORY_POSTS) == 2
+    assert world.fake.count("PATCH", COMMENT_EDITS) == edits  # the comment already says it
+    reply = [c for c in world.bot_comments(n) if MARKER_PREFIX not in c["body"]][-1]["body"]
+    assert "refused again (GitHub answered 403" in reply and MANUAL in reply
+
+
+def test_retry_handoff_from_someone_without_triage_access_is_refused(make_world: Any) -> None:
+    world, n = refused_advisory(make_world)
+    world.fake.set_permission(REPO, BOT, "admin")
+    world.fake.set_permission(REPO, "passer-by", "read")
+    command(world, n, "passer-by")
+    assert world.work() == ["refused"]
+    assert world.fake.count("POST", ADVISORY_POSTS) == 1 and world.fake.advisories(REPO) == []
+    reply = [c for c in world.bot_comments(n) if MARKER_PREFIX not in c["body"]][-1]["body"]
+    assert "`/triage retry-handoff`: needs triage access" in reply
+
+
+def test_a_sweep_retries_hourly_and_a_dry_run_only_plans_it(tmp_path: Path,
+                                                            classifier: Classifier) -> None:
+    clock = FakeClock()
+    with FakeGitHub(tokens=[TOKEN], login=BOT) as fake:
+        fake.add_repo(REPO)
+        fake.set_permission(REPO, BOT, "write")
+        n = fake.add_issue(REPO, *SWEEP_STEAL)
+        store = Store(tmp_path / "s.db", clock=clock)
+        tracker = _sweep_tracker(fake, "advisory")
+        run_sweep(classifier, store, tracker, [f"github:{REPO}"], apply=True)
+        assert fake.count("POST", ADVISORY_POSTS) == 1
+        fake.set_permission(REPO, BOT, "admin")
+        # Within the hour the sweep passes over the unchanged issue.
+        run_sweep(classifier, store, tracker, [f"github:{REPO}"], apply=True)
+        assert fake.count("POST", ADVISORY_POSTS) == 1
+        clock.advance(HOUR + 1)
+        writes = list(fake.writes)
+        dry = run_sweep(classifier, store, tracker, [f"github:{REPO}"])
+        row = next(r for r in dry.notable if r.number == n)
+        assert "protect: open a draft security advisory (again: refused before)" in row.actions
+        assert fake.writes == writes and fake.count("POST", ADVISORY_POSTS) == 1
+        state = store.get_issue_state(f"github:{REPO}#{n}")
+        assert state is not None and state.extra.get("protect_refused")
+        applied = run_sweep(classifier, store, tracker, [f"github:{REPO}"], apply=True)
+        row = next(r for r in applied.notable if r.number == n)
+        assert row.outcome == CHANGED
+        [advisory] = fake.advisories(REPO)
+        [marked] = [c for c in fake.comments(REPO, n) if MARKER_PREFIX in c["body"]]
+        assert advisory["ghsa_id"] in marked["body"] and "could not do this" not in marked["body"]
+        store.close()
+
+
+def test_a_refused_transfer_retried_fixes_the_comment_where_the_issue_now_lives(
+    make_world: Any,
+) -> None:
+    world = make_world({"BUGBAR_GITHUB_PROTECT": f"transfer:{PRIVATE}"})
+    world.fake.set_permission(PRIVATE, BOT, "read")  # may not write to the private repository
+    n = open_critical(world)
+    assert world.work() == ["triaged"]
+    assert f"transfer this issue to {PRIVATE}" in world.one_bot_comment(n)["body"]
+    world.fake.set_permission(PRIVATE, BOT, "write")
+    world.clock.advance(HOUR + 1)
+    edit(world, n, STEAL_PROD[1] + " more")
+    assert world.work() == ["triaged"]
+    assert sum("transferIssue(" in q for q in world.fake.graphql_queries) == 2
+    [moved] = [c for c in world.fake.comments(PRIVATE, 1) if MARKER_PREFIX in c["body"]]
+    assert "transfer this issue" not in moved["body"]
+    assert "could not do this itself" not in moved["body"]
+    state = world.store.get_issue_state(f"github:{REPO}#{n}")
+    assert state is not None and state.extra["protected"] == f"transferred {PRIVATE}#1"
+    assert "protect_refused" not in state.extra

@@ -414,12 +414,14 @@ class Triage:
         if plan.protect and plan.protect_last:
             done, wrote = self._protect(tracker, ref, plan, done, request)
             writes += wrote
-            if done.refused and comment_id is not None:
-                # Tell a maintainer in the one comment what to do by hand.
+            if comment_id is not None and (done.refused or (plan.protect_retry and wrote)):
+                # Tell a maintainer in the one comment what to do by hand; or, when a retry
+                # moved the issue, drop that request from the comment where it now lives.
                 again = make_plan(done)
                 if again.comment is not CommentAction.NONE:
                     ensure_held()
-                    tracker.edit_comment(ref, comment_id, again.comment_body)
+                    tracker.edit_comment(moved_to(done.protected, ref), comment_id,
+                                         again.comment_body)
                     writes += 1
         return comment_id, writes, done
 
@@ -476,6 +478,17 @@ class Triage:
                                if k in overrides}
 
         self.store.update_issue_state(key, mutate)
+
+
+def moved_to(protected: str, ref: IssueRef) -> IssueRef:
+    """Where a protect step's result (``transferred OWNER/REPO#N``) says the issue lives now;
+    ``ref`` when it did not move."""
+    if not protected.startswith("transferred "):
+        return ref
+    scope, _, number = protected.removeprefix("transferred ").rpartition("#")
+    if not scope or not number.isdigit():
+        return ref
+    return IssueRef(ref.provider, scope, int(number))
 
 
 def _request(decision: Decision, ruleset: RuleSet, snap: IssueSnapshot) -> HandOffRequest:
