@@ -89,8 +89,9 @@ class HandOffRequest:
 
 
 class HandOffRefused(Exception):  # noqa: N818 - a refusal, not a bug
-    """The tracker refused a hand-off step (403/404): not retried; the comment says what a
-    maintainer should do by hand. ``reason`` is short and safe to show in public."""
+    """The tracker refused a hand-off step (403/404): not retried in this run; the comment
+    says what a maintainer should do by hand, and triage tries again an hour later or on
+    ``/triage retry-handoff``. ``reason`` is short and safe to show in public."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
