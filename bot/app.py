@@ -14,7 +14,13 @@ from typing import Protocol
 from bot.decide.classify import Classifier
 from bot.decide.plan import label_change_matters
 from bot.events.model import Event, EventKind, IssueRef
-from bot.handlers.triage import DecisionMetrics, ResultListener, Triage, log_gone
+from bot.handlers.triage import (
+    DecisionMetrics,
+    ResultListener,
+    Triage,
+    log_gone,
+    refusal_retry_due,
+)
 from bot.providers.base import IssueGone, Tracker
 from bot.providers.recording import DryRunTracker
 from bot.store_base import StateStore as Store
@@ -69,9 +75,13 @@ class Bot:
         if event.actor_is_bot:
             # Bots, including this one: our own label and comment writes come back as events.
             return "ignored-bot"
-        if event.kind is EventKind.ISSUE_LABELED and not label_change_matters(
-                self.classifier, event.labels_added, event.labels_removed):
-            # No rule reads these labels: the decision cannot move, so no request at all.
+        if (event.kind is EventKind.ISSUE_LABELED
+                and not label_change_matters(self.classifier, event.labels_added,
+                                             event.labels_removed)
+                and not refusal_retry_due(self.store.get_issue_state(str(event.issue)),
+                                          self.store.now())):
+            # No rule reads these labels: the decision cannot move, so no request at all
+            # (unless a refused hand-off step is due another try: that needs a triage run).
             return "ignored-label"
         tracker = self.tracker(event.issue, event.installation_id)
         if event.actor and _from_self(event, tracker.bot_identity()):

@@ -61,6 +61,7 @@ COMMAND_CASES = [
     Case("not-a-threat", "/triage not-a-threat", ("/triage not-a-threat",)),
     Case("explain", "/triage explain", ("/triage explain",)),
     Case("help", "/triage help", ("/triage help",)),
+    Case("retry-handoff", "/triage Retry-Handoff", ("/triage retry-handoff",)),
     Case("keywords-any-case", "/TRIAGE Severity CRITICAL", ("/triage severity critical",)),
     Case("category-any-case", "/Triage Model-Stealing", ("/triage model-stealing",)),
     Case("threat-prefix-any-case", "/triage THREAT/ml-supply-chain", ("/triage ml-supply-chain",)),
@@ -323,6 +324,8 @@ ERROR_CASES = [
     ),
     Case("trailing-punctuation", "/triage not-a-threat .", (), ((1, "Unexpected text"),)),
     Case("help-takes-nothing", "/triage help me", (), ((1, "Unexpected text"),)),
+    Case("retry-handoff-takes-nothing", "/triage retry-handoff now", (),
+         ((1, "Unexpected text after `/triage retry-handoff`"),)),
     Case("error-line-number", "hello\n\nworld\n/triage foo", (), ((4, "Unknown command"),)),
     Case(
         "mention-is-inside-code",

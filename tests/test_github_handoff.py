@@ -43,6 +43,7 @@ from tests.test_github_e2e import (
     _user,
     comment_payload,
     issues_payload,
+    label_payload,
 )
 
 TEAM = "@acme/ml-security"
@@ -659,3 +660,19 @@ def test_a_refused_transfer_retried_fixes_the_comment_where_the_issue_now_lives(
     state = world.store.get_issue_state(f"github:{REPO}#{n}")
     assert state is not None and state.extra["protected"] == f"transferred {PRIVATE}#1"
     assert "protect_refused" not in state.extra
+
+
+def test_a_label_change_no_rule_reads_retries_only_when_due(make_world: Any) -> None:
+    world, n = refused_advisory(make_world)
+    world.fake.set_permission(REPO, BOT, "admin")
+    labels = tuple(world.labels(n)) + ("needs-info",)
+    payload = label_payload("labeled", n, STEAL_PROD, "needs-info", labels=labels)
+    assert world.post("issues", payload).status_code == 202
+    assert world.work() == ["ignored-label"]  # within the hour: no request at all
+    assert world.fake.count("POST", ADVISORY_POSTS) == 1
+    world.clock.advance(HOUR + 1)
+    payload = label_payload("labeled", n, STEAL_PROD, "needs-info", labels=labels)
+    assert world.post("issues", payload).status_code == 202
+    assert world.work() == ["triaged"]
+    assert len(world.fake.advisories(REPO)) == 1
+    assert MANUAL not in world.one_bot_comment(n)["body"]

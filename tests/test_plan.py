@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.decide.classify import Classifier
-from bot.decide.handoff import HandOff, HandOffState
+from bot.decide.handoff import RETRY_REFUSED_AFTER, HandOff, HandOffState, retry_due
 from bot.decide.model import Issue
 from bot.decide.plan import (
     CommentAction,
@@ -85,6 +85,39 @@ def test_a_refused_step_is_not_retried_and_the_comment_says_what_to_do(c: Classi
     assert not plan.protect
     assert "GitHub answered 403" in plan.comment_body
     assert "open a draft advisory at https://github.com/o/r/security" in plan.comment_body
+
+
+def test_a_refused_step_is_planned_again_only_when_the_caller_says_retry(
+    c: Classifier,
+) -> None:
+    d = _threat(c)
+    caps = HandOff(protect="lock the conversation", manual_protect="lock this conversation")
+    refused = HandOffState(refused="GitHub answered 403", refused_at=100.0)
+    kept = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                      has_bot_comment=False, handoff=caps, handoff_state=refused)
+    again = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                       has_bot_comment=False, handoff=caps, handoff_state=refused,
+                       retry_refused=True)
+    assert not kept.protect and again.protect and again.protect_retry
+    assert "protect: lock the conversation (again: refused before)" in again.describe()
+    # Until the step succeeds the comment still asks for the manual step.
+    assert again.comment_body == kept.comment_body and "lock this conversation" in kept.comment_body
+    # The refusal's time is the store's business: never in the marker, never a comment edit.
+    marker = parse_marker(kept.comment_body)
+    assert marker is not None and marker.handoff == HandOffState(refused="GitHub answered 403")
+    assert "r" in refused.to_json() and len(refused.to_json()) == 1
+    # Done is done: a protected issue is never planned again, retry or not.
+    done = plan_issue(d, c.ruleset, [], applied_before=None, existing_marker=None,
+                      has_bot_comment=False, handoff=caps, retry_refused=True,
+                      handoff_state=HandOffState(protected="locked"))
+    assert not done.protect
+
+
+def test_retry_is_due_an_hour_after_the_refusal() -> None:
+    assert not retry_due("", 0.0, 10_000.0)
+    assert retry_due("GitHub answered 403", 0.0, 10_000.0)  # time unknown: once, then recorded
+    assert not retry_due("GitHub answered 403", 10_000.0, 10_000.0 + RETRY_REFUSED_AFTER - 1)
+    assert retry_due("GitHub answered 403", 10_000.0, 10_000.0 + RETRY_REFUSED_AFTER)
 
 
 def test_escalation_newly_needed_edits_the_existing_comment(c: Classifier) -> None:

@@ -9,9 +9,9 @@ import pytest
 from bot.decide.classify import Classifier
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import RuleSet
-from bot.handlers.triage import Triage
+from bot.handlers.triage import Triage, handoff_state, refusal_retry_due
 from bot.providers.recording import DryRunTracker
-from bot.store import Store
+from bot.store import IssueState, Store
 from tests.fakes.tracker import MemoryTracker
 
 STEAL = ("Model extraction of our production fraud detection model",
@@ -274,3 +274,19 @@ def test_a_persons_threat_label_lasts_as_long_as_the_label(
     assert tracker.labels(ref) == ()
     (comment,) = _bot_comments(tracker, ref)
     assert "no longer matches" in comment.body
+
+
+def test_the_store_keeps_when_a_hand_off_step_was_refused() -> None:
+    state = IssueState("github:o/r#1", extra={"protect_refused": "GitHub answered 403",
+                                              "protect_refused_at": "1000.5"})
+    assert handoff_state(state, None).refused_at == 1000.5
+    assert not refusal_retry_due(state, 1000.5 + 3599)
+    assert refusal_retry_due(state, 1000.5 + 3600)
+    # An unreadable time counts as unknown (one try, which records it); done is never due.
+    state.extra["protect_refused_at"] = "soon"
+    assert handoff_state(state, None).refused_at == 0.0 and refusal_retry_due(state, 10_000.0)
+    state.extra["protect_refused_at"] = "inf"
+    assert refusal_retry_due(state, 10_000.0)
+    state.extra["protected"] = "locked"
+    assert not refusal_retry_due(state, 10_000.0)
+    assert not refusal_retry_due(None, 10_000.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -73,6 +74,8 @@ def handoff_state(state: IssueState | None, marker: Marker | None) -> HandOffSta
     try:
         refused_at = float(extra.get("protect_refused_at") or 0)
     except (TypeError, ValueError):
+        refused_at = 0.0
+    if not math.isfinite(refused_at):
         refused_at = 0.0  # unreadable: treat the time as unknown (one retry, then recorded)
     return HandOffState(
         protected=str(extra.get("protected") or "") or from_marker.protected,
