@@ -24,6 +24,8 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+from bot.background import wait_on
+
 __all__ = [
     "Heartbeat",
     "LeaseLost",
@@ -103,10 +105,6 @@ def ensure_held() -> None:
         raise LeaseLost(f"lease lost: {beat.name}")
 
 
-def _wait_on(event: threading.Event, timeout: float) -> object:
-    return event.wait(timeout)
-
-
 class Heartbeat:
     """Calls ``renew()`` every ``interval`` seconds in a thread until stopped.
 
@@ -117,7 +115,7 @@ class Heartbeat:
     """
 
     def __init__(self, name: str, renew: Callable[[], bool], interval: float, *,
-                 wait: Callable[[threading.Event, float], object] = _wait_on) -> None:
+                 wait: Callable[[threading.Event, float], object] = wait_on) -> None:
         self.name = name
         self._renew = renew
         self.interval = interval

@@ -47,6 +47,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.background import BackgroundLoop, wait_on
 from bot.events.common import DEFAULT_MAX_BYTES, get_header
 from bot.events.github import parse_github
 from bot.events.gitlab import parse_gitlab
@@ -101,10 +102,6 @@ _CREDENTIAL_HEADERS = frozenset(
 _REFUSED = {401: "unauthorized", 400: "malformed", 413: "too_large"}
 
 
-def _wait_on(wake: threading.Event, timeout: float) -> bool:
-    return wake.wait(timeout)
-
-
 @dataclass(frozen=True)
 class ServerConfig:
     """Web server and worker settings. Empty secret lists refuse every delivery of that provider.
@@ -127,7 +124,7 @@ class ServerConfig:
     Workers renew it every ``heartbeat_seconds`` while they work."""
     heartbeat_seconds: float | None = None
     """How often a working worker renews its lease; None: a third of ``lease_seconds``."""
-    heartbeat_wait: Callable[[threading.Event, float], object] = _wait_on
+    heartbeat_wait: Callable[[threading.Event, float], object] = wait_on
     """How a heartbeat waits between renewals: ``wait(stop_event, timeout)``."""
     release_dead_claims: bool = True
     """At start, free at once the claims of dead processes on this host (after ``kill -9``)."""
@@ -136,7 +133,7 @@ class ServerConfig:
     max_attempts: int = 5
     poll_seconds: float = 1.0
     """Idle workers look for due retries this often; new deliveries wake them at once."""
-    wait: Callable[[threading.Event, float], object] = _wait_on
+    wait: Callable[[threading.Event, float], object] = wait_on
     """How an idle worker waits: ``wait(wake_event, timeout)``. Tests inject a fast one."""
     jitter: Callable[[], float] = random.random
     """A number in [0, 1) that spreads retries; tests inject a constant."""
@@ -145,7 +142,7 @@ class ServerConfig:
     """Done deliveries older than this are deleted at start and every ``prune_every_seconds``
     (:class:`Pruner`); None keeps them. ``bugbar serve`` sets it from ``BUGBAR_RETENTION_DAYS``."""
     prune_every_seconds: float = 3600.0
-    prune_wait: Callable[[threading.Event, float], object] = _wait_on
+    prune_wait: Callable[[threading.Event, float], object] = wait_on
     """How the pruner waits between runs: ``wait(stop_event, timeout)``. Tests inject a fast one
     (the cutoff comes from the store's clock, which tests inject too)."""
 
@@ -224,7 +221,7 @@ def _claimed_id(provider: str, headers: Mapping[str, str]) -> str:
 # --------------------------------------------------------------------------- housekeeping
 
 
-class Pruner:
+class Pruner(BackgroundLoop):
     """Deletes done deliveries older than the retention window: at start, then every interval.
 
     Only ``done`` deliveries go (:meth:`StateStore.prune`); pending, claimed and dead ones are
@@ -234,14 +231,15 @@ class Pruner:
     any replica is up.
     """
 
+    thread_name = "bugbar-prune"
+
     def __init__(self, store: Store, retention_seconds: float, every_seconds: float = 3600.0,
-                 wait: Callable[[threading.Event, float], object] = _wait_on) -> None:
+                 wait: Callable[[threading.Event, float], object] = wait_on) -> None:
+        super().__init__()
         self.store = store
         self.retention_seconds = retention_seconds
         self.every_seconds = every_seconds
         self._wait = wait
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.runs = 0
         self.removed = 0
 
@@ -263,22 +261,6 @@ class Pruner:
             except Exception:  # the database is away: try again next interval
                 log.exception("pruning done deliveries failed")
             self._wait(self._stop, self.every_seconds)
-
-    def start(self) -> None:
-        """Start the daemon thread (the first prune happens at once)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run_forever, name="bugbar-prune",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float | None = 10.0) -> bool:
-        """Ask the thread to stop; True if it has."""
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
 
 # --------------------------------------------------------------------------- workers

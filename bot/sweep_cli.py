@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import sys
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, TextIO
 
 from bot.app import Bot
+from bot.background import BackgroundLoop
 from bot.cli import CliError
 from bot.config import Config
 from bot.decide.classify import Classifier
@@ -623,7 +623,7 @@ class Schedule:
         return f"every {self.every}" if self.every is not None else f"cron {self.cron!r}"
 
 
-class SweepScheduler:
+class SweepScheduler(BackgroundLoop):
     """Runs ``job`` on a :class:`Schedule` in a daemon thread, off the webhook workers' path.
 
     The time of the last run is kept in the store, so a restart does not sweep again early.
@@ -636,6 +636,8 @@ class SweepScheduler:
     and when it dies another takes over within ``leader_poll`` seconds, reading the last run
     from the shared checkpoint.
     """
+
+    thread_name = "bugbar-sweep"
 
     def __init__(
         self,
@@ -653,11 +655,10 @@ class SweepScheduler:
         self.job = job
         self.store = store
         self.clock = clock
-        self._stop = threading.Event()
+        super().__init__()
         self._wait = wait if wait is not None else self._stop.wait
         self.min_retry = min_retry
         self.max_wait = max_wait
-        self._thread: threading.Thread | None = None
         self.runs = 0
         self.last_result: SweepResult | None = None
         self.leader_poll = leader_poll
@@ -735,23 +736,6 @@ class SweepScheduler:
         if self.store is not None and self.leading:
             self.store.resign(LEADER_LOCK)
             self.leading = False
-
-    def start(self) -> threading.Thread:
-        """Start the background thread (returns at once)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run_forever, name="bugbar-sweep",
-                                            daemon=True)
-            self._thread.start()
-        return self._thread
-
-    def stop(self, timeout: float | None = 10.0) -> bool:
-        """Ask the thread to stop after the current sweep; True if it has."""
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
 
 def _parse_time(value: Any) -> datetime | None:
