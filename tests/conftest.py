@@ -98,6 +98,26 @@ def pg_url() -> Iterator[str]:
 _PG_SKIPPED: list[str] = []
 
 
+@pytest.fixture()
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No BUGBAR_/GITHUB_ variables from the machine; state in the test's folder. (A module
+    may override it: tests/test_config.py's also forbids starting the server.)"""
+    for name in list(os.environ):
+        if name.startswith("BUGBAR_") or name.startswith("GITHUB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("BUGBAR_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("BUGBAR_LOG_LEVEL", "ERROR")
+    return monkeypatch
+
+
+@pytest.fixture()
+def started(clean_env: pytest.MonkeyPatch) -> list[Any]:
+    """``bugbar serve`` records the app it built instead of running uvicorn."""
+    apps: list[Any] = []
+    clean_env.setattr("bot.server.serve", lambda app, host, port: apps.append(app))
+    return apps
+
+
 def _pg_missing(message: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (CI=true: the PostgreSQL tests must run)", pytrace=False)

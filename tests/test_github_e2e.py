@@ -51,6 +51,7 @@ from bot.providers.github import GitHubTracker
 from bot.providers.retry import RetryPolicy, WritePacer
 from bot.server import ServerConfig, WorkerPool, create_app
 from bot.store import Store
+from tests.fakes.clock import FakeClock
 from tests.fakes.github_api import FakeGitHub
 
 with warnings.catch_warnings():
@@ -172,19 +173,6 @@ def fast_wait(wake: threading.Event, timeout: float) -> bool:
     return wake.wait(min(timeout, 0.02))
 
 
-class FakeClock:
-    """The store's clock: retry back-off and leases expire when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def server_config(**kw: Any) -> ServerConfig:
     base: dict[str, Any] = dict(github_secrets=[SECRET], workers=2, max_attempts=3,
                                 retry_base_seconds=10.0, retry_max_seconds=60.0,
@@ -201,7 +189,7 @@ class World:
 
     def __init__(self, fake: FakeGitHub, db: Path, classifier: Classifier) -> None:
         self.fake = fake
-        self.clock = FakeClock()
+        self.clock = FakeClock(time.time())
         self.store = Store(db, clock=self.clock)
         self.sleeps: list[float] = []
         self.on_sleep: Callable[[], None] = lambda: None

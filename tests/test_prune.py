@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 import time
 import warnings
@@ -24,6 +23,7 @@ from bot.logs import configure_logging
 from bot.metrics import Metrics
 from bot.server import Pruner, ServerConfig, create_app
 from bot.store import Store
+from tests.fakes.clock import FakeClock
 from tests.fakes.github_api import FakeGitHub
 
 with warnings.catch_warnings():
@@ -33,16 +33,6 @@ with warnings.catch_warnings():
 Capture = pytest.CaptureFixture[str]
 DAY = 86_400.0
 TOKEN = "ghp_pruneToken00000000000000000000000000"
-
-
-class FakeClock:
-    """A settable wall clock for the store."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _done(store: Store, delivery_id: str) -> None:
@@ -194,23 +184,6 @@ def test_bad_retention_days_is_a_config_error(raw: str) -> None:
     assert text.startswith("BUGBAR_RETENTION_DAYS must be") and repr(raw) in text
     assert "\n" not in text
 
-
-@pytest.fixture()
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("BUGBAR_") or name.startswith("GITHUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("BUGBAR_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("BUGBAR_LOG_LEVEL", "ERROR")
-    return monkeypatch
-
-
-@pytest.fixture()
-def started(clean_env: pytest.MonkeyPatch) -> list[Any]:
-    """Records the app instead of running uvicorn."""
-    apps: list[Any] = []
-    clean_env.setattr("bot.server.serve", lambda app, host, port: apps.append(app))
-    return apps
 
 
 def test_serve_refuses_a_malformed_retention_with_one_line(

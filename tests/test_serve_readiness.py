@@ -7,7 +7,6 @@ servers: wrong credentials get the 401 those services answer, and serve stops wi
 
 from __future__ import annotations
 
-import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -34,23 +33,6 @@ with warnings.catch_warnings():
 Capture = pytest.CaptureFixture[str]
 TOKEN = "ghp_serveToken000000000000000000000000000"
 
-
-@pytest.fixture()
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("BUGBAR_") or name.startswith("GITHUB_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("BUGBAR_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("BUGBAR_LOG_LEVEL", "ERROR")
-    return monkeypatch
-
-
-@pytest.fixture()
-def started(clean_env: pytest.MonkeyPatch) -> list[Any]:
-    """Records the app instead of running uvicorn."""
-    apps: list[Any] = []
-    clean_env.setattr("bot.server.serve", lambda app, host, port: apps.append(app))
-    return apps
 
 
 def _one_line(capsys: Capture) -> str:

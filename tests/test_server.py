@@ -25,6 +25,7 @@ from bot.logs import clear_secrets, configure_logging, register_secret
 from bot.metrics import Metrics
 from bot.server import ServerConfig, WorkerPool, backoff_delay, create_app, parse_stored
 from bot.store import Store
+from tests.fakes.clock import FakeClock
 
 with warnings.catch_warnings():
     # Starlette 1.x nags about httpx vs httpx2 at import; the test client works with both.
@@ -34,19 +35,6 @@ with warnings.catch_warnings():
 SECRET = "gh-webhook-secret-5f1c2e"
 GITLAB_TOKEN = "glpat-like-hook-token-91ab"
 JIRA_SECRET = "jira-shared-secret-77de"
-
-
-class FakeClock:
-    """A settable clock so retry delays expire without sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Recorder:

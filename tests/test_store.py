@@ -17,21 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.store import SCHEMA_VERSION, IssueState, Store, StoreError
+from tests.fakes.clock import FakeClock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-class FakeClock:
-    """A settable clock so leases and retry delays expire without sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -16,21 +16,9 @@ import pytest
 
 from bot.store import SCHEMA_VERSION, IssueState, StoreError
 from bot.store_base import StateStore, open_store
+from tests.fakes.clock import FakeClock
 
 Factory = Callable[..., StateStore]
-
-
-class FakeClock:
-    """A settable clock so leases and retry delays expire without sleeping."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
