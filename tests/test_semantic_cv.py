@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.decide.semantic import SemanticPolicy
-from bot.semantic.cv import RuleView, cross_val_probs, folds, model_only, score_policy, search
+from bot.decide.semantic import RuleView, SemanticPolicy
+from bot.semantic.cv import cross_val_probs, folds, model_only, score_policy, search
 from bot.semantic.head import train
 
 

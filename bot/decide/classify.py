@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,9 +14,10 @@ from bot.decide.model import Decision, Issue, Severity, Threat
 from bot.decide.rules import Rule, RuleSet
 from bot.decide.semantic import (
     CHOSEN_POLICY,
+    RuleView,
     SemanticPolicy,
     SemanticScorer,
-    combine,
+    combine_view,
     hold_note,
 )
 from bot.decide.semantic import evidence as semantic_evidence
@@ -96,18 +97,23 @@ class Classifier:
         probs = self.semantic.scores(issue) if self.semantic is not None else None
         return self.decide(issue, self.matcher.match(issue), overrides, probs)
 
+    def rule_view(self, report: MatchReport, threats: Sequence[Threat]) -> RuleView:
+        """What the semantic combination reads of the rules' decision (``threats``, best
+        first) and of their match report."""
+        fired = tuple(t.category for t in threats)
+        return RuleView(
+            fired=fired, gated=report.factor < 1.0, traditional=bool(report.traditional),
+            evidence=bool(report.categories or report.cues),
+            strength=(report.categories[fired[0]].score / self.ruleset.settings.threshold
+                      if fired else 0.0),
+            # A threat label on the issue is a person's word: the model never holds it back.
+            protected=any(h.kind == "label" for c in fired for h in report.categories[c].hits))
+
     def _with_semantic(
         self, threats: list[Threat], report: MatchReport, probs: Mapping[str, float]
     ) -> tuple[list[Threat], list[str]]:
         """Let the semantic model flag where the rules are silent or hold a match back."""
-        fired = [t.category for t in threats]
-        # A threat label on the issue is a person's word: the model never holds it back.
-        protected = any(h.kind == "label" for c in fired for h in report.categories[c].hits)
-        strength = (report.categories[fired[0]].score / self.ruleset.settings.threshold
-                    if fired else 0.0)
-        verdict = combine(fired, probs, self.policy, gated=report.factor < 1.0,
-                          protected=protected, traditional=bool(report.traditional),
-                          evidence=bool(report.categories or report.cues), strength=strength)
+        verdict = combine_view(self.rule_view(report, threats), probs, self.policy)
         if verdict.action == "hold":
             return [], [hold_note(verdict.probability)]
         rule = self.ruleset.rules.get(verdict.category or "")

@@ -9,6 +9,7 @@ embedding text happen outside the decision core (bot/semantic/).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -53,6 +54,21 @@ right and flagged 6/308 non-threats, under both bars (≥ 0.94, ≤ 1 %): holdin
 cost real reports (advisories and case studies, styles the examples under-represent) and every
 flag threshold below 0.9 flagged 6. The shipped policy is the best row of the CV table that
 keeps that corpus at its bars (121/127, 2/308)."""
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """What the rules said about one issue, as :func:`combine` reads it."""
+
+    fired: tuple[str, ...]
+    """The categories the rules matched, best first."""
+    gated: bool = False
+    traditional: bool = False
+    evidence: bool = True
+    strength: float = math.inf
+    """The rules' evidence for their top category over the firing threshold."""
+    protected: bool = False
+    """The match rests on a threat label (a person's word)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,14 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
     if cat != NOT_A_THREAT and p >= policy.flag_at:
         return SemanticVerdict("flag", cat, p)
     return KEEP
+
+
+def combine_view(view: RuleView, probs: Mapping[str, float],
+                 policy: SemanticPolicy) -> SemanticVerdict:
+    """:func:`combine` for the rules' view of one issue."""
+    return combine(view.fired, probs, policy, gated=view.gated, protected=view.protected,
+                   traditional=view.traditional, evidence=view.evidence,
+                   strength=view.strength)
 
 
 def evidence(category: str, probability: float) -> str:

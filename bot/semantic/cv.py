@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bot.decide.semantic import NOT_A_THREAT, SemanticPolicy, combine
+from bot.decide.semantic import NOT_A_THREAT, RuleView, SemanticPolicy, combine_view
 from bot.semantic.head import L2, train
 
 FP_BUDGET = 0.01
@@ -79,18 +79,6 @@ class Outcome:
         return self.flagged_none / self.negatives if self.negatives else 0.0
 
 
-@dataclass(frozen=True)
-class RuleView:
-    """What the rules said about one item: categories fired, gate held, traditional bug."""
-
-    fired: tuple[str, ...]
-    gated: bool = False
-    traditional: bool = False
-    evidence: bool = True
-    strength: float = math.inf
-    """The rules' evidence for their top category over the firing threshold."""
-
-
 def score_policy(policy: SemanticPolicy | None, labels: Sequence[str],
                  rules: Sequence[RuleView], probs: Sequence[dict[str, float]]) -> Outcome:
     """Apply ``combine`` (``policy`` None: rules only) to every item and count."""
@@ -99,9 +87,7 @@ def score_policy(policy: SemanticPolicy | None, labels: Sequence[str],
         fired = view.fired
         top: str | None = fired[0] if fired else None
         if policy is not None:
-            verdict = combine(fired, pr, policy, gated=view.gated,
-                              traditional=view.traditional, evidence=view.evidence,
-                              strength=view.strength)
+            verdict = combine_view(view, pr, policy)
             if verdict.action == "hold":
                 top = None
             elif verdict.action == "flag":
@@ -198,14 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     items = ex.shipped_examples(ruleset)
     clf = Classifier(ruleset)
     labels = [e.label for e in items]
-    decisions = [clf.matcher.match(Issue(e.id, e.title, e.body)) for e in items]
-    threshold = ruleset.settings.threshold
     views = []
-    for e, r in zip(items, decisions, strict=True):
-        fired = tuple(t.category for t in clf.decide(Issue(e.id, e.title, e.body), r).threats)
-        strength = r.categories[fired[0]].score / threshold if fired else 0.0
-        views.append(RuleView(fired, r.factor < 1.0, bool(r.traditional),
-                              bool(r.categories or r.cues), strength))
+    for e in items:
+        issue = Issue(e.id, e.title, e.body)
+        report = clf.matcher.match(issue)
+        views.append(clf.rule_view(report, clf.decide(issue, report).threats))
     x = features(WordLlamaEmbedder(), [e.text for e in items])
     y = np.array([ex.CLASSES.index(lab) for lab in labels])
     fold = folds([e.id for e in items], labels, k)
