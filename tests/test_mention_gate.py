@@ -392,7 +392,8 @@ def test_a_tie_between_holds_is_named_by_the_first_gate_in_settings(
 
 
 @pytest.mark.parametrize("label", ["enhancement", "Documentation", "type/feature-request",
-                                   "kind/docs"])
+                                   "kind/docs", "discussion", "blog", "talks", "homework",
+                                   "changelog", "planning", "refactor", "勉強会", "обсуждение"])
 def test_a_feature_or_docs_label_holds_a_mention(classifier: Classifier, label: str) -> None:
     # Neither the title nor the body says "feature request" or "docs": the label does.
     title = "Membership inference for the fine-tuned models"
@@ -403,6 +404,19 @@ def test_a_feature_or_docs_label_holds_a_mention(classifier: Classifier, label: 
         "membership-inference"]
     held = classifier.explain(Issue("l", title, body, labels=(label,)))
     assert held["decision"]["threats"] == [] and "mention" in held["gates"]
+
+
+@pytest.mark.parametrize("label", ["release", "legal", "question"])
+def test_labels_real_reports_are_filed_under_do_not_hold(classifier: Classifier,
+                                                          label: str) -> None:
+    # A compromised release, a vendor's breach of contract and "is this exploitable?" are
+    # filed under these labels: they add no hold.
+    title = "Membership inference for the fine-tuned models"
+    body = ("Train shadow models on the public split and report the membership advantage of "
+            "each fine-tuned model, so model cards can state it.")
+    out = classifier.explain(Issue("l", title, body, labels=(label,)))
+    assert "mention" not in out["gates"]
+    assert [t["category"] for t in out["decision"]["threats"]][:1] == ["membership-inference"]
 
 
 def test_a_feature_label_does_not_hold_a_stated_incident(classifier: Classifier) -> None:

@@ -56,7 +56,7 @@ def test_every_line_has_the_schema() -> None:
 def test_ids_are_unique_and_well_formed() -> None:
     ids = [item["id"] for item in ITEMS]
     assert len(ids) == len(set(ids))
-    assert all(re.fullmatch(r"tp-\d{4}", i) for i in ids)
+    assert all(re.fullmatch(r"tp-\d{4,5}", i) for i in ids)
 
 
 def test_titles_are_unique() -> None:
