@@ -171,3 +171,18 @@ def test_the_classifier_passes_the_rules_evidence_strength(ruleset: RuleSet) -> 
     anything = SemanticPolicy(flag_at=None, hold_at=0.9)
     assert not Classifier(ruleset, FixedScorer(probs(none=0.99)), anything).classify(
         MATCHED).threats
+
+
+def test_issues_not_in_english_use_their_own_flag_threshold() -> None:
+    from bot.decide.semantic import RuleView, SemanticPolicy, combine_view
+
+    probs = {"model-stealing": 0.6, "none": 0.4}
+    policy = SemanticPolicy(flag_at=0.9, flag_at_other=0.5)
+    assert combine_view(RuleView(()), probs, policy).action == "keep"
+    other = combine_view(RuleView((), english=False), probs, policy)
+    assert (other.action, other.category) == ("flag", "model-stealing")
+    # Without a threshold of its own, another language uses flag_at; with flagging off, none.
+    assert combine_view(RuleView((), english=False), probs,
+                        SemanticPolicy(flag_at=0.9)).action == "keep"
+    assert combine_view(RuleView((), english=False), probs,
+                        SemanticPolicy(flag_at=None, flag_at_other=0.5)).action == "keep"

@@ -111,3 +111,27 @@ def test_a_hold_back_can_be_limited_to_marginal_matches() -> None:
     assert best.policy is not None and best.policy.hold_at is not None
     assert best.policy.hold_weak_only is not None and best.policy.hold_weak_only < 4.0
     assert (best.correct, best.flagged_none) == (2, 0)
+
+
+def test_issues_not_in_english_get_their_own_threshold_within_the_budget() -> None:
+    # English: 4 reports the model finds at 0.95; of 100 non-threats two read as reports at
+    # 0.55 and 0.58, so flagging everywhere at 0.5 would break the budget and 0.6 is chosen.
+    # Other languages: 4 reports the model finds only at 0.55..0.65 (flatter) and one
+    # non-threat at 0.52: 0.5 adds one false positive of their 100 (the 1 % budget) and finds
+    # all four, so they get 0.5.
+    en_views = [RuleView(())] * 104
+    other_views = [RuleView((), english=False)] * 104
+    labels = (["data-poisoning"] * 4 + ["none"] * 100) * 2
+    probs = [_p("data-poisoning", 0.95)] * 4
+    probs += [_p("data-poisoning", 0.55), _p("data-poisoning", 0.58)] + [_p("none", 0.9)] * 98
+    probs += [_p("data-poisoning", v) for v in (0.55, 0.6, 0.62, 0.65)]
+    probs += [_p("data-poisoning", 0.52)] + [_p("none", 0.9)] * 99
+    best = search(labels, en_views + other_views, probs, budget=0.01)[1]
+    assert best.policy is not None and best.policy.flag_at == 0.6
+    assert best.policy.flag_at_other == 0.5
+    assert (best.correct, best.flagged_none) == (8, 1)
+    # With no budget the other languages keep the English threshold (0.5 would add one).
+    tight = search(labels, en_views + other_views, probs, budget=0.0)[1]
+    assert tight.policy is not None and tight.policy.flag_at == 0.6
+    assert tight.policy.flag_at_other is None
+    assert (tight.correct, tight.flagged_none) == (7, 0)

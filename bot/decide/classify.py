@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bot.decide.lang import is_english
 from bot.decide.match import Matcher, MatchReport
 from bot.decide.model import Decision, Issue, Severity, Threat
 from bot.decide.rules import Rule, RuleSet
@@ -97,9 +98,10 @@ class Classifier:
         probs = self.semantic.scores(issue) if self.semantic is not None else None
         return self.decide(issue, self.matcher.match(issue), overrides, probs)
 
-    def rule_view(self, report: MatchReport, threats: Sequence[Threat]) -> RuleView:
+    def rule_view(self, report: MatchReport, threats: Sequence[Threat],
+                  issue: Issue | None = None) -> RuleView:
         """What the semantic combination reads of the rules' decision (``threats``, best
-        first) and of their match report."""
+        first), of their match report and of the issue's language."""
         fired = tuple(t.category for t in threats)
         return RuleView(
             fired=fired, gated=report.factor < 1.0, traditional=bool(report.traditional),
@@ -107,13 +109,15 @@ class Classifier:
             strength=(report.categories[fired[0]].score / self.ruleset.settings.threshold
                       if fired else 0.0),
             # A threat label on the issue is a person's word: the model never holds it back.
-            protected=any(h.kind == "label" for c in fired for h in report.categories[c].hits))
+            protected=any(h.kind == "label" for c in fired for h in report.categories[c].hits),
+            english=issue is None or is_english(f"{issue.title}\n{issue.body}"))
 
     def _with_semantic(
-        self, threats: list[Threat], report: MatchReport, probs: Mapping[str, float]
+        self, issue: Issue, threats: list[Threat], report: MatchReport,
+        probs: Mapping[str, float]
     ) -> tuple[list[Threat], list[str]]:
         """Let the semantic model flag where the rules are silent or hold a match back."""
-        verdict = combine_view(self.rule_view(report, threats), probs, self.policy)
+        verdict = combine_view(self.rule_view(report, threats, issue), probs, self.policy)
         if verdict.action == "hold":
             return [], [hold_note(verdict.probability)]
         rule = self.ruleset.rules.get(verdict.category or "")
@@ -138,7 +142,7 @@ class Classifier:
         threats = [self._threat(rules[rid], report, _to_score(score)) for score, rid in fired]
         notes: list[str] = []
         if probs is not None:
-            threats, notes = self._with_semantic(threats, report, probs)
+            threats, notes = self._with_semantic(issue, threats, report, probs)
         ov = {k: v for k, v in (overrides or {}).items() if k in OVERRIDE_KEYS and v}
         if ov.get("not_a_threat"):
             threats = []

@@ -42,6 +42,15 @@ class SemanticPolicy:
     hold_weak_only: float | None = None
     """Hold back only a marginal rule match: one whose evidence is at most this many times
     the firing threshold (None: any match)."""
+    flag_at_other: float | None = None
+    """``flag_at`` for issues not written in English (None: ``flag_at``). The model learned
+    mostly from English: elsewhere its probabilities are flatter."""
+
+    def flag_threshold(self, english: bool) -> float | None:
+        """The flag threshold for an issue in English or in another language."""
+        if english or self.flag_at is None or self.flag_at_other is None:
+            return self.flag_at
+        return self.flag_at_other
 
 
 CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=0.98, flag_when_gated=True,
@@ -69,6 +78,8 @@ class RuleView:
     """The rules' evidence for their top category over the firing threshold."""
     protected: bool = False
     """The match rests on a threat label (a person's word)."""
+    english: bool = True
+    """The issue reads as English (``bot.decide.lang``)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,7 @@ def top_category(probs: Mapping[str, float]) -> tuple[str, float]:
 def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPolicy,
             gated: bool = False, protected: bool = False,
             traditional: bool = False, evidence: bool = True,
-            strength: float = float("inf")) -> SemanticVerdict:
+            strength: float = float("inf"), english: bool = True) -> SemanticVerdict:
     """Decide what the model changes.
 
     ``fired``: the categories the rules matched (best first); ``gated``: a research/negation
@@ -106,7 +117,8 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
     never turns into an AI/ML threat — such bugs in ML software read like supply-chain
     reports to an embedding, and they belong to the normal security process; ``evidence``: the
     rules saw a weak signal or a severity cue (see ``SemanticPolicy.flag_needs_evidence``);
-    ``strength``: the rules' evidence for their top category over the firing threshold.
+    ``strength``: the rules' evidence for their top category over the firing threshold;
+    ``english``: the issue reads as English (``SemanticPolicy.flag_at_other``).
     """
     if fired:
         p_none = probs.get(NOT_A_THREAT, 0.0)
@@ -115,12 +127,13 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
                 and p_none >= policy.hold_at):
             return SemanticVerdict("hold", NOT_A_THREAT, p_none)
         return KEEP
-    if policy.flag_at is None or traditional or (gated and not policy.flag_when_gated):
+    flag_at = policy.flag_threshold(english)
+    if flag_at is None or traditional or (gated and not policy.flag_when_gated):
         return KEEP
     if policy.flag_needs_evidence and not evidence:
         return KEEP
     cat, p = top_category(probs)
-    if cat != NOT_A_THREAT and p >= policy.flag_at:
+    if cat != NOT_A_THREAT and p >= flag_at:
         return SemanticVerdict("flag", cat, p)
     return KEEP
 
@@ -130,7 +143,7 @@ def combine_view(view: RuleView, probs: Mapping[str, float],
     """:func:`combine` for the rules' view of one issue."""
     return combine(view.fired, probs, policy, gated=view.gated, protected=view.protected,
                    traditional=view.traditional, evidence=view.evidence,
-                   strength=view.strength)
+                   strength=view.strength, english=view.english)
 
 
 def evidence(category: str, probability: float) -> str:

@@ -10,7 +10,7 @@ import hashlib
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -158,16 +158,48 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
              and o.flagged_none - held.flagged_none <= budget * o.negatives]
     if not flags:
         return table, base
-    top = max(o.correct for o in flags)
-    acc = top / max(1, base.reports)
-    se = math.sqrt(acc * (1 - acc) / max(1, base.reports)) * base.reports
-    near = [o for o in flags if o.correct >= top - se]
+    near = _near_best(flags, base.reports)
 
     def quiet(o: Outcome) -> tuple[float, ...]:
         p = o.policy or SemanticPolicy()
         return (not p.flag_when_gated, p.flag_needs_evidence, p.flag_at or 2.0, o.correct)
 
-    return table, max(near, key=quiet)
+    best = max(near, key=quiet)
+    return table, other_languages(best, labels, rules, probs, budget)
+
+
+def _near_best(outcomes: Sequence[Outcome], reports: int) -> list[Outcome]:
+    """The outcomes within one standard error of the most reports right."""
+    top = max(o.correct for o in outcomes)
+    acc = top / max(1, reports)
+    se = math.sqrt(acc * (1 - acc) / max(1, reports)) * reports
+    return [o for o in outcomes if o.correct >= top - se]
+
+
+def other_languages(best: Outcome, labels: Sequence[str], rules: Sequence[RuleView],
+                    probs: Sequence[dict[str, float]], budget: float = FP_BUDGET) -> Outcome:
+    """``best`` with its own flag threshold for the issues not in English, chosen on those
+    alone by the same rule (false positives added within ``budget`` of their non-threats;
+    within one standard error of the most right, the highest threshold)."""
+    pol = best.policy
+    other = [i for i, view in enumerate(rules) if not view.english]
+    if pol is None or pol.flag_at is None or not other:
+        return best
+    lab_o = [labels[i] for i in other]
+    views_o = [rules[i] for i in other]
+    probs_o = [probs[i] for i in other]
+    held = score_policy(replace(pol, flag_at=None), lab_o, views_o, probs_o)
+    fits = [o for t in FLAG_GRID if t is not None
+            for o in [score_policy(replace(pol, flag_at_other=t), lab_o, views_o, probs_o)]
+            if o.flagged_none - held.flagged_none <= budget * o.negatives]
+    if not fits:
+        return best
+    chosen = max(_near_best(fits, held.reports),
+                 key=lambda o: o.policy.flag_at_other or 2.0 if o.policy else 2.0)
+    at = chosen.policy.flag_at_other if chosen.policy else None
+    if at is None or at == pol.flag_at:
+        return best
+    return score_policy(replace(pol, flag_at_other=at), labels, rules, probs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for e in items:
         issue = Issue(e.id, e.title, e.body)
         report = clf.matcher.match(issue)
-        views.append(clf.rule_view(report, clf.decide(issue, report).threats))
+        views.append(clf.rule_view(report, clf.decide(issue, report).threats, issue))
     x = features(WordLlamaEmbedder(), [e.text for e in items])
     y = np.array([ex.CLASSES.index(lab) for lab in labels])
     fold = folds([e.id for e in items], labels, k)
@@ -208,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"l2={l2:g}: head alone {m.correct}/{m.reports} right, FP {m.flagged_none}/"
               f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at} "
               f"(evidence ≤ {pol.hold_weak_only or 'any'}): "
-              f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}")
+              f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}; "
+              f"not in English: flag at {pol.flag_at_other or pol.flag_at}")
     table, best, probs = results[L2]
     rules = score_policy(None, labels, views, probs)
     print(f"the head's l2={L2:g} (bot/semantic/head.py); the table is for it")
