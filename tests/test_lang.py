@@ -31,3 +31,12 @@ def test_english_and_wordless_text_reads_as_english(text: str) -> None:
 ])
 def test_the_seven_other_languages_do_not(text: str) -> None:
     assert not is_english(text)
+
+
+def test_word_count_counts_two_cjk_characters_as_a_word() -> None:
+    from bot.decide.lang import word_count
+
+    assert word_count("Model endpoint") == 2
+    assert word_count("details in the private report, see INC-1234") == 7
+    assert word_count("模型接口泄露") == 3
+    assert word_count("") == 0

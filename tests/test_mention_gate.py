@@ -392,8 +392,9 @@ def test_a_tie_between_holds_is_named_by_the_first_gate_in_settings(
 
 
 @pytest.mark.parametrize("label", ["enhancement", "Documentation", "type/feature-request",
-                                   "kind/docs", "discussion", "blog", "talks", "homework",
-                                   "changelog", "planning", "refactor", "勉強会", "обсуждение"])
+                                   "kind/docs", "feature", "discussion", "blog", "talks",
+                                   "homework", "changelog", "planning", "refactor", "勉強会",
+                                   "обсуждение"])
 def test_a_feature_or_docs_label_holds_a_mention(classifier: Classifier, label: str) -> None:
     # Neither the title nor the body says "feature request" or "docs": the label does.
     title = "Membership inference for the fine-tuned models"

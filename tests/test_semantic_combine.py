@@ -85,8 +85,11 @@ class FixedScorer:
 SILENT = Issue("s", "Partner portal shows every listing's ranking score",
                "Anyone can page through all of them without limits.")
 MATCHED = Issue("m", "Model stealing attack on our production fraud detection model",
-                "An attacker ran a model extraction attack through the prediction API and "
-                "trained a substitute model that copies ours.")
+                "A model extraction attack through the prediction API trained a substitute "
+                "model that copies ours.")
+# The same, stated as a finding ("an attacker ran"): the model never holds it back.
+STATED = Issue("m", MATCHED.title, "An attacker ran a model extraction attack through the "
+               "prediction API and trained a substitute model that copies ours.")
 
 
 def test_classifier_flag_keeps_the_classify_contract(ruleset: RuleSet) -> None:
@@ -106,14 +109,16 @@ def test_classifier_hold_and_overrides(ruleset: RuleSet) -> None:
     assert Classifier(ruleset).classify(MATCHED).threats
     held = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(MATCHED)
     assert not held.threats and "held back" in held.notes[0]
+    stated = Classifier(ruleset, FixedScorer(probs(none=0.99)), BOTH).classify(STATED)
+    assert stated.top is not None and stated.top.category == "model-stealing"
     # A maintainer's category still wins over the model.
     forced = Classifier(ruleset, FixedScorer(probs(none=0.97)), BOTH).classify(
         MATCHED, {"category": "model-stealing"})
     assert forced.top is not None and forced.top.category == "model-stealing"
-    # The shipped policy never holds back a strong match (README: holding any match cost real
-    # reports on texts from elsewhere), however sure the model is; only marginal ones.
-    assert CHOSEN_POLICY.hold_at is not None and CHOSEN_POLICY.hold_weak_only is not None
-    kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(MATCHED)
+    # The shipped policy never holds back a stated finding (README: advisories read like
+    # traditional CVEs to the model), however sure the model is.
+    assert CHOSEN_POLICY.hold_at is not None
+    kept = Classifier(ruleset, FixedScorer(probs(none=0.99)), CHOSEN_POLICY).classify(STATED)
     assert kept.top is not None and kept.top.category == "model-stealing"
     # A threat label on the issue is a person's word: never held back.
     labelled = Issue("l", "assistant issue", "see the private report",
@@ -186,3 +191,27 @@ def test_issues_not_in_english_use_their_own_flag_threshold() -> None:
                         SemanticPolicy(flag_at=0.9)).action == "keep"
     assert combine_view(RuleView((), english=False), probs,
                         SemanticPolicy(flag_at=None, flag_at_other=0.5)).action == "keep"
+
+
+def test_a_stated_finding_is_never_held_back() -> None:
+    from bot.decide.semantic import RuleView, SemanticPolicy, combine_view
+
+    probs = {"ml-supply-chain": 0.01, "none": 0.99}
+    policy = SemanticPolicy(flag_at=None, hold_at=0.9)
+    assert combine_view(RuleView(("ml-supply-chain",)), probs, policy).action == "hold"
+    kept = combine_view(RuleView(("ml-supply-chain",), stated=True), probs, policy)
+    assert kept.action == "keep"
+
+
+def test_the_classifier_marks_stated_findings_and_language(classifier: Classifier) -> None:
+    clf = classifier
+    issue = Issue("1", "Unsafe deserialization in the model loader",
+                  "An attacker can craft a checkpoint that runs code when the model is loaded.")
+    report = clf.matcher.match(issue)
+    view = clf.rule_view(report, clf.decide(issue, report).threats, issue)
+    assert view.stated and view.english
+    quiet = Issue("2", "Deserialización de checkpoints en el cargador",
+                  "El cargador de modelos usa pickle para leer los checkpoints de la carpeta.")
+    report = clf.matcher.match(quiet)
+    view = clf.rule_view(report, clf.decide(quiet, report).threats, quiet)
+    assert not view.stated and not view.english

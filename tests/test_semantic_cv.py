@@ -135,3 +135,46 @@ def test_issues_not_in_english_get_their_own_threshold_within_the_budget() -> No
     assert tight.policy is not None and tight.policy.flag_at == 0.6
     assert tight.policy.flag_at_other is None
     assert (tight.correct, tight.flagged_none) == (7, 0)
+
+
+def test_a_minimum_length_for_flags_is_kept_where_it_trades_well() -> None:
+    # Six terse non-threats (3 words) the model reads as reports at 0.95, and four reports it
+    # finds at 0.95: three long, one of 6 words. A minimum of 5 removes all six false
+    # positives at no cost; 8 and 12 also cost the short report — 8 is still kept (6 removed
+    # for 1 lost is at least the trade of 3), so is 12 (same counts): the longest is used.
+    labels = ["data-poisoning"] * 4 + ["none"] * 6 + ["none"] * 200
+    views = ([RuleView((), words=40)] * 3 + [RuleView((), words=6)]
+             + [RuleView((), words=3)] * 6 + [RuleView((), words=40)] * 200)
+    probs = [_p("data-poisoning", 0.95)] * 10 + [_p("none", 0.9)] * 200
+    best = search(labels, views, probs, budget=0.05)[1]
+    assert best.policy is not None and best.policy.flag_at is not None
+    assert best.policy.flag_min_words == 12
+    assert (best.correct, best.flagged_none) == (3, 0)
+    # Where the terse texts are real reports, no minimum is kept.
+    labels = ["data-poisoning"] * 10 + ["none"] * 200
+    best = search(labels, views, probs, budget=0.05)[1]
+    assert best.policy is not None and best.policy.flag_min_words == 0
+    assert best.correct == 10
+
+
+def test_short_texts_get_no_flag() -> None:
+    from bot.decide.semantic import combine_view
+
+    policy = SemanticPolicy(flag_at=0.5, flag_min_words=8)
+    probs = _p("data-poisoning", 0.95)
+    assert combine_view(RuleView((), words=3), probs, policy).action == "keep"
+    assert combine_view(RuleView((), words=8), probs, policy).action == "flag"
+
+
+def test_each_step_of_holding_back_must_pay_for_itself() -> None:
+    # Hold at 0.95 removes 10 false positives for 1 right match; going on to 0.8 removes 2
+    # more for 2 more matches. From the rules alone, 0.8 trades 12 for 3 (enough at 3 per
+    # match), but its own step trades 2 for 2: the walk stops before 0.85 (at the lowest
+    # threshold with the same outcome, 0.9).
+    labels = (["data-poisoning"] * 3 + ["none"] * 10 + ["none"] * 2 + ["none"] * 40)
+    views = [RuleView(("data-poisoning",))] * 15 + [RuleView(())] * 40
+    probs = ([_p("none", 0.96)] + [_p("none", 0.85)] * 2 + [_p("none", 0.97)] * 10
+             + [_p("none", 0.85)] * 2 + [_p("none", 0.9)] * 40)
+    best = search(labels, views, probs, budget=0.0)[1]
+    assert best.policy is not None and best.policy.hold_at == 0.9
+    assert (best.correct, best.flagged_none) == (2, 2)

@@ -18,9 +18,9 @@ from bot.semantic import model as sm
 from bot.semantic.embed import SemanticUnavailable, WordLlamaEmbedder, bag_of_words, package_dir
 
 # A plain-language case neither the rules nor the shipped examples flag (checked below).
-CASE = {"id": "case", "title": "Partner portal lets anyone page through every ranking score",
-        "body": "The partner portal shows the full ranking score for any listing and can be "
-                "paged through without limits."}
+# Borderline for the shipped model (below its flag threshold); one correction tips it.
+CASE = {"id": "case", "title": "Partner portal shows the ranking score of every listing",
+        "body": "Partners can page through the scores of all listings in the portal."}
 
 
 @pytest.fixture(scope="session")

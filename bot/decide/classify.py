@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bot.decide.lang import is_english
+from bot.decide.lang import is_english, word_count
 from bot.decide.match import Matcher, MatchReport
 from bot.decide.model import Decision, Issue, Severity, Threat
 from bot.decide.rules import Rule, RuleSet
@@ -63,6 +63,10 @@ def decision_hash(decision: Decision) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
+STATED_GATES = frozenset({"vulnerability", "incident"})
+"""Gates that say the text states a finding or an incident (RuleView.stated)."""
+
+
 class Classifier:
     """The decision core's entry point: ``classify(issue)`` → Decision."""
 
@@ -99,10 +103,11 @@ class Classifier:
         return self.decide(issue, self.matcher.match(issue), overrides, probs)
 
     def rule_view(self, report: MatchReport, threats: Sequence[Threat],
-                  issue: Issue | None = None) -> RuleView:
+                  issue: Issue) -> RuleView:
         """What the semantic combination reads of the rules' decision (``threats``, best
         first), of their match report and of the issue's language."""
         fired = tuple(t.category for t in threats)
+        text = f"{issue.title}\n{issue.body}"
         return RuleView(
             fired=fired, gated=report.factor < 1.0, traditional=bool(report.traditional),
             evidence=bool(report.categories or report.cues),
@@ -110,7 +115,8 @@ class Classifier:
                       if fired else 0.0),
             # A threat label on the issue is a person's word: the model never holds it back.
             protected=any(h.kind == "label" for c in fired for h in report.categories[c].hits),
-            english=issue is None or is_english(f"{issue.title}\n{issue.body}"))
+            english=is_english(text), words=word_count(text),
+            stated=bool(report.gates & STATED_GATES))
 
     def _with_semantic(
         self, issue: Issue, threats: list[Threat], report: MatchReport,

@@ -66,3 +66,16 @@ def is_english(text: str) -> bool:
         english += folded in _ENGLISH
         other += folded in _OTHER
     return english >= other
+
+
+def _cjk(ch: str) -> bool:
+    """Kana and CJK ideographs: scripts written without spaces between words."""
+    return "\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff"
+
+
+def word_count(text: str) -> int:
+    """Words in ``text``; in Chinese and Japanese, which have no spaces, two characters
+    count as a word."""
+    words = _WORD.findall(text)
+    spaced = sum(1 for w in words if not _cjk(w[0]))
+    return spaced + sum(1 for ch in text if _cjk(ch)) // 2

@@ -42,6 +42,10 @@ class SemanticPolicy:
     hold_weak_only: float | None = None
     """Hold back only a marginal rule match: one whose evidence is at most this many times
     the firing threshold (None: any match)."""
+    flag_min_words: int = 0
+    """Flag only an issue of at least this many words: a terse text ("Model endpoint",
+    "details in the private report") gives the model nothing to compare, and it is then
+    sure of the wrong things."""
     flag_at_other: float | None = None
     """``flag_at`` for issues not written in English (None: ``flag_at``). The model learned
     mostly from English: elsewhere its probabilities are flatter."""
@@ -53,16 +57,11 @@ class SemanticPolicy:
         return self.flag_at_other
 
 
-CHOSEN_POLICY = SemanticPolicy(flag_at=0.9, hold_at=0.98, flag_when_gated=True,
-                               hold_weak_only=1.2)
-"""Flag where the rules are silent at 0.9, also past a gate; hold back only a marginal rule
-match (evidence at most 1.2 times the threshold) that the model reads as not a threat at 0.98.
-Cross-validation on the training examples (``python -m bot.semantic.cv``, README) picks flag at
-0.7 with hold-back of any match at 0.98; on ../shared/corpus that policy got 118/127 reports
-right and flagged 6/308 non-threats, under both bars (≥ 0.94, ≤ 1 %): holding back any match
-cost real reports (advisories and case studies, styles the examples under-represent) and every
-flag threshold below 0.9 flagged 6. The shipped policy is the best row of the CV table that
-keeps that corpus at its bars (121/127, 2/308)."""
+CHOSEN_POLICY = SemanticPolicy(flag_at=0.7, hold_at=0.95, flag_at_other=0.5)
+"""The cross-validation's choice (``python -m bot.semantic.cv``, README): flag where the rules
+are silent and no gate held them at 0.7, at 0.5 for issues not in English; hold back a rule
+match the model reads as not a threat at 0.95, unless a person's label or a stated finding
+backs it."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,11 @@ class RuleView:
     """The match rests on a threat label (a person's word)."""
     english: bool = True
     """The issue reads as English (``bot.decide.lang``)."""
+    words: int = 1_000_000
+    """Words in the title and body (``bot.decide.lang.word_count``)."""
+    stated: bool = False
+    """The text states a finding or an incident (the rules' vulnerability or incident
+    phrasing, or a security label): the model never holds such a match back."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def top_category(probs: Mapping[str, float]) -> tuple[str, float]:
 def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPolicy,
             gated: bool = False, protected: bool = False,
             traditional: bool = False, evidence: bool = True,
-            strength: float = float("inf"), english: bool = True) -> SemanticVerdict:
+            strength: float = float("inf"), english: bool = True,
+            stated: bool = False, words: int = 1_000_000) -> SemanticVerdict:
     """Decide what the model changes.
 
     ``fired``: the categories the rules matched (best first); ``gated``: a research/negation
@@ -118,19 +123,22 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
     reports to an embedding, and they belong to the normal security process; ``evidence``: the
     rules saw a weak signal or a severity cue (see ``SemanticPolicy.flag_needs_evidence``);
     ``strength``: the rules' evidence for their top category over the firing threshold;
-    ``english``: the issue reads as English (``SemanticPolicy.flag_at_other``).
+    ``english``: the issue reads as English (``SemanticPolicy.flag_at_other``); ``stated``:
+    the text states a finding or an incident, which the model never holds back — it reads
+    style, and an advisory for a malicious model file reads like a traditional CVE to it;
+    ``words``: the issue's length in words (``SemanticPolicy.flag_min_words``).
     """
     if fired:
         p_none = probs.get(NOT_A_THREAT, 0.0)
         marginal = policy.hold_weak_only is None or strength <= policy.hold_weak_only
-        if (policy.hold_at is not None and not protected and marginal
+        if (policy.hold_at is not None and not protected and not stated and marginal
                 and p_none >= policy.hold_at):
             return SemanticVerdict("hold", NOT_A_THREAT, p_none)
         return KEEP
     flag_at = policy.flag_threshold(english)
     if flag_at is None or traditional or (gated and not policy.flag_when_gated):
         return KEEP
-    if policy.flag_needs_evidence and not evidence:
+    if (policy.flag_needs_evidence and not evidence) or words < policy.flag_min_words:
         return KEEP
     cat, p = top_category(probs)
     if cat != NOT_A_THREAT and p >= flag_at:
@@ -143,7 +151,8 @@ def combine_view(view: RuleView, probs: Mapping[str, float],
     """:func:`combine` for the rules' view of one issue."""
     return combine(view.fired, probs, policy, gated=view.gated, protected=view.protected,
                    traditional=view.traditional, evidence=view.evidence,
-                   strength=view.strength, english=view.english)
+                   strength=view.strength, english=view.english, stated=view.stated,
+                   words=view.words)
 
 
 def evidence(category: str, probability: float) -> str:

@@ -29,6 +29,8 @@ HOLD_CAP_GRID: tuple[float | None, ...] = (None, 2.0, 1.5, 1.2)
 L2_GRID: tuple[float, ...] = (3e-5, L2, 3e-4, 1e-3, 3e-3)
 HOLD_TRADE = 3
 """False positives a hold threshold must remove per right match it loses."""
+MIN_WORDS_GRID: tuple[int, ...] = (0, 5, 8, 12)
+"""Shortest issue (in words) the model may flag; judged with the same trade as holding."""
 
 
 def folds(ids: Sequence[str], labels: Sequence[str], k: int) -> list[int]:
@@ -120,10 +122,9 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
            ) -> tuple[list[Outcome], Outcome]:
     """Every policy of the grid, and the one chosen. Each behaviour is judged on its own:
 
-    - holding back (at a threshold, for any rule match or only marginal ones) is used where it
-      removed at least ``HOLD_TRADE`` false positives for every right rule match it cost (a
-      strong contradiction may cost a real report only rarely) — of those, the one removing
-      the most — else not at all;
+    - holding back (at a threshold, for any rule match or only marginal ones) is reached in
+      steps that each remove at least ``HOLD_TRADE`` false positives for every right match
+      they cost (:func:`_walk_holds`), else not used at all;
     - flagging: among the thresholds where it adds false positives on at most ``budget`` of
       the non-threats, those within one standard error of the most reports right; of these,
       the quietest (no flagging past a gate, the highest threshold). Cross-validation on
@@ -140,14 +141,9 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
                 pol = SemanticPolicy(flag_at, hold_at, when_gated, needs, cap)
                 table.append(score_policy(pol, labels, rules, probs))
     base = score_policy(None, labels, rules, probs)
-    safe = [o for o in table
-            if o.policy is not None and o.policy.flag_at is None
-            and o.policy.hold_at is not None and o.flagged_none < base.flagged_none
-            and base.flagged_none - o.flagged_none >= HOLD_TRADE * (base.correct - o.correct)]
-    # The hold that removes the most false positives; on a tie, the one costing fewest right
-    # matches, then the lowest threshold.
-    best_hold = min(safe, key=lambda o: (o.flagged_none, -o.correct,
-                                         o.policy.hold_at if o.policy else 0.0), default=None)
+    best_hold = _walk_holds(base, [o for o in table if o.policy is not None
+                                   and o.policy.flag_at is None
+                                   and o.policy.hold_at is not None])
     hold = best_hold.policy.hold_at if best_hold and best_hold.policy else None
     cap = best_hold.policy.hold_weak_only if best_hold and best_hold.policy else None
     # The flagging budget counts from the rules with the chosen hold-back, so false positives
@@ -165,7 +161,45 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
         return (not p.flag_when_gated, p.flag_needs_evidence, p.flag_at or 2.0, o.correct)
 
     best = max(near, key=quiet)
-    return table, other_languages(best, labels, rules, probs, budget)
+    best = other_languages(best, labels, rules, probs, budget)
+    return table, short_texts(best, labels, rules, probs)
+
+
+def short_texts(best: Outcome, labels: Sequence[str], rules: Sequence[RuleView],
+                probs: Sequence[dict[str, float]]) -> Outcome:
+    """``best`` with the longest minimum length for a flag that removes at least
+    ``HOLD_TRADE`` false positives for every right report it costs (none: ``best``)."""
+    pol = best.policy
+    if pol is None or pol.flag_at is None:
+        return best
+    fits = [o for n in MIN_WORDS_GRID if n > 0
+            for o in [score_policy(replace(pol, flag_min_words=n), labels, rules, probs)]
+            if o.flagged_none < best.flagged_none
+            and best.flagged_none - o.flagged_none >= HOLD_TRADE * (best.correct - o.correct)]
+    return max(fits, key=lambda o: o.policy.flag_min_words if o.policy else 0, default=best)
+
+
+def _walk_holds(base: Outcome, holds: Sequence[Outcome]) -> Outcome | None:
+    """The hold-back reached by steps that each pay for themselves: from the rules alone, step
+    to a hold that removes at least ``HOLD_TRADE`` false positives per right match it costs
+    over the current one (the best such ratio first; a free step before any other), and stop
+    when none does. Judging each step on its own keeps a cheap first step from paying for an
+    expensive second one. None: no hold."""
+    current, chosen = base, None
+
+    def ratio(o: Outcome) -> tuple[float, int, int, float]:
+        removed, lost = current.flagged_none - o.flagged_none, current.correct - o.correct
+        # Most removed per match lost; then the most removed; then the lowest threshold.
+        return (removed / lost if lost else math.inf, removed, -lost,
+                -(o.policy.hold_at or 0.0) if o.policy else 0.0)
+
+    while True:
+        steps = [o for o in holds if o.flagged_none < current.flagged_none
+                 and current.flagged_none - o.flagged_none
+                 >= HOLD_TRADE * (current.correct - o.correct)]
+        if not steps:
+            return chosen
+        current = chosen = max(steps, key=ratio)
 
 
 def _near_best(outcomes: Sequence[Outcome], reports: int) -> list[Outcome]:
@@ -241,7 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{m.negatives}; chosen flag at {pol.flag_at}, hold at {pol.hold_at} "
               f"(evidence ≤ {pol.hold_weak_only or 'any'}): "
               f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}; "
-              f"not in English: flag at {pol.flag_at_other or pol.flag_at}")
+              f"not in English: flag at {pol.flag_at_other or pol.flag_at}; "
+              f"flag from {pol.flag_min_words} words")
     table, best, probs = results[L2]
     rules = score_policy(None, labels, views, probs)
     print(f"the head's l2={L2:g} (bot/semantic/head.py); the table is for it")
@@ -250,9 +285,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n| flag at | hold at | hold only evidence ≤ | flag when gated | flag needs evidence "
           "| reports right | accuracy | FP | FP rate |")
     print("|---|---|---|---|---|---|---|---|---|")
+    chosen = best.policy or SemanticPolicy(None)
+    print(f"chosen: {chosen}")
+    print(f"chosen, all stages: {best.correct}/{best.reports} right, "
+          f"FP {best.flagged_none}/{best.negatives}")
+
+    def base_of(p: SemanticPolicy) -> SemanticPolicy:
+        # The table row the chosen policy grew from (before the language and length stages).
+        return replace(p, flag_at_other=None, flag_min_words=0)
+
     for o in table:
         pol = o.policy or SemanticPolicy()
-        mark = " **chosen**" if o is best else ""
+        mark = " **chosen**" if o.policy == base_of(chosen) else ""
         print(f"| {pol.flag_at or 'off'} | {pol.hold_at or 'off'} | "
               f"{pol.hold_weak_only or 'any'} | "
               f"{'yes' if pol.flag_when_gated else 'no'} | "

@@ -109,6 +109,10 @@ def read_file(path: Path, weight: float = 1.0,
             raise ExamplesError(f"{where}: unknown category {unknown[0]!r} in 'expect'")
         if cats and cats[0] not in CATEGORY_IDS:
             continue
+        if record.get("kind") == "label-only":
+            # Its evidence is a tracker label, which the head does not read: learning its
+            # terse text ("details in the private report") as a category teaches noise.
+            continue
         label = cats[0] if cats else NONE
         yield Example(str(record.get("id", where)), title, body, label,
                       str(record.get("source") or path.name), weight)
