@@ -426,3 +426,26 @@ def test_a_feature_label_does_not_hold_a_stated_incident(classifier: Classifier)
     out = classifier.classify(Issue("i", "Rate limiting for the prediction API", body,
                                     labels=("enhancement",)))
     assert out.top is not None and out.top.category == "model-stealing"
+
+
+@pytest.mark.parametrize(("title", "body"), [
+    ("Duda: ¿el envenenamiento de datos aplica a modelos que no se reentrenan?",
+     "Leyendo sobre envenenamiento de datos me surge la duda para nuestro caso."),
+    ("Доклад на митапе: отравление данных в рекомендательных системах",
+     "Готовлю доклад про отравление данных, нужны примеры из практики."),
+    ("课程作业：数据投毒实验的代码报错", "第三周的数据投毒实验代码运行报错，求助。"),
+    ("Bedrohungsmodell für den Übersetzungsdienst: Prompt Injection",
+     "Bitte um Review des Bedrohungsmodells; Prompt Injection ist als Risiko aufgeführt."),
+])
+def test_questions_talks_coursework_and_threat_models_in_other_languages_hold(
+        classifier: Classifier, title: str, body: str) -> None:
+    assert classifier.classify(Issue("q", title, body)).threats == ()
+
+
+def test_a_product_named_after_a_course_is_not_held(classifier: Classifier) -> None:
+    # "Course" heads the title as a product name, not as course material.
+    out = classifier.classify(Issue(
+        "c", "Course recommender can be steered by rating a course a lot",
+        "A group of accounts rated one course five stars thousands of times and the "
+        "recommender now puts it first for everyone: the ratings feed its nightly retraining."))
+    assert out.top is not None and out.top.category == "data-poisoning"
