@@ -215,3 +215,25 @@ def test_the_classifier_marks_stated_findings_and_language(classifier: Classifie
     report = clf.matcher.match(quiet)
     view = clf.rule_view(report, clf.decide(quiet, report).threats, quiet)
     assert not view.stated and not view.english
+
+
+def test_issues_a_gate_held_are_flagged_only_at_their_own_threshold() -> None:
+    from bot.decide.semantic import RuleView, SemanticPolicy, combine_view
+
+    gated = RuleView((), gated=True)
+    sure, unsure = probs(model_inversion=0.96), probs(model_inversion=0.8)
+    # Off by default: a gate stops the flag however sure the model is.
+    assert combine_view(gated, sure, SemanticPolicy(flag_at=0.7)).action == "keep"
+    policy = SemanticPolicy(flag_at=0.7, flag_at_gated=0.95)
+    assert combine_view(gated, sure, policy).action == "flag"
+    assert combine_view(gated, unsure, policy).action == "keep"
+    assert combine_view(RuleView(()), unsure, policy).action == "flag"
+    # flag_when_gated treats gated issues like the rest; a traditional bug is never flagged.
+    assert combine_view(gated, unsure, SemanticPolicy(flag_at=0.7,
+                                                      flag_when_gated=True)).action == "flag"
+    assert combine_view(RuleView((), gated=True, traditional=True), sure,
+                        policy).action == "keep"
+    # The stricter of the two applies to a gated issue in another language.
+    other = SemanticPolicy(flag_at=0.7, flag_at_other=0.5, flag_at_gated=0.9)
+    assert other.flag_threshold(english=False, gated=True) == 0.9
+    assert other.flag_threshold(english=False, gated=False) == 0.5

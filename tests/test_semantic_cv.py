@@ -178,3 +178,22 @@ def test_each_step_of_holding_back_must_pay_for_itself() -> None:
     best = search(labels, views, probs, budget=0.0)[1]
     assert best.policy is not None and best.policy.hold_at == 0.9
     assert (best.correct, best.flagged_none) == (2, 2)
+
+
+def test_issues_a_gate_held_get_their_own_threshold() -> None:
+    # 60 ungated reports the model knows at 0.6 and 100 quiet ungated non-threats; 10 gated
+    # reports it knows at 0.92 and 200 gated mentions, of which one reads as a report at 0.96
+    # and four at 0.85. Flagging past the gates at the main threshold would add five false
+    # positives (over the 1 % budget of 300), so the main policy does not; the gated issues
+    # get 0.9 of their own, which adds one (0.5 % of their 200) and finds all ten.
+    labels = (["model-stealing"] * 60 + ["none"] * 100
+              + ["model-inversion"] * 10 + ["none"] * 200)
+    views = [RuleView(())] * 160 + [RuleView((), gated=True)] * 210
+    probs = ([{"model-stealing": 0.6, "none": 0.4}] * 60 + [_p("none", 0.9)] * 100
+             + [_p("model-inversion", 0.92)] * 10 + [_p("model-inversion", 0.96)]
+             + [_p("model-inversion", 0.85)] * 4 + [_p("none", 0.9)] * 195)
+    best = search(labels, views, probs, budget=0.01)[1]
+    assert best.policy is not None and not best.policy.flag_when_gated
+    assert best.policy.flag_at is not None and best.policy.flag_at <= 0.6
+    assert best.policy.flag_at_gated == 0.9
+    assert (best.correct, best.flagged_none) == (70, 1)

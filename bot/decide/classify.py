@@ -63,10 +63,6 @@ def decision_hash(decision: Decision) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
-STATED_GATES = frozenset({"vulnerability", "incident"})
-"""Gates that say the text states a finding or an incident (RuleView.stated)."""
-
-
 class Classifier:
     """The decision core's entry point: ``classify(issue)`` → Decision."""
 
@@ -116,7 +112,7 @@ class Classifier:
             # A threat label on the issue is a person's word: the model never holds it back.
             protected=any(h.kind == "label" for c in fired for h in report.categories[c].hits),
             english=is_english(text), words=word_count(text),
-            stated=bool(report.gates & STATED_GATES))
+            stated=report.stated)
 
     def _with_semantic(
         self, issue: Issue, threats: list[Threat], report: MatchReport,

@@ -80,6 +80,9 @@ class MatchReport:
     """Generic labels that added context, by kind (``ml``, ``security``)."""
     held: tuple[str, ...] = ()
     """The gates that scaled the scores down (the strongest hold, and negation)."""
+    stated: bool = False
+    """The text states a finding or an incident (vulnerability or incident phrasing in the
+    title or body; a security label alone does not)."""
 
 
 # (pattern index, key start, key end): offsets into the padded text, as the automaton reports
@@ -98,6 +101,8 @@ _KIND_THREAT, _KIND_CONTEXT, _KIND_GATE, _KIND_CONFUSER = 1, 2, 4, 8
 
 # Gates that cancel holds or always apply, rather than holding a category back themselves.
 _NOT_HOLDING = frozenset(("vulnerability", "negation", "incident"))
+# Gates that say the text states a finding or an incident.
+_STATED = frozenset(("vulnerability", "incident"))
 # Gates read only where they start the title: words that say what the issue is when they head
 # it ("Feature: ...", "Proposal: ...") but are product nouns further on ("Voice clone feature
 # used for prank calls") and end many a report's body ("Proposal: add a quota").
@@ -566,6 +571,7 @@ class Matcher:
             name = f"label: {label}"
             if name not in seen[rule_id]:
                 seen[rule_id][name] = (label_weight, "labels", "label")
+        stated = bool(gates & _STATED)
         if "security" in label_context:
             gates.add("vulnerability")
         # A feature, docs or question label says what kind of issue a person filed: a mention
@@ -614,7 +620,7 @@ class Matcher:
                 report.score = (report.raw - from_labels) * factor + from_labels
             reports[rule_id] = report
         return MatchReport(reports, cues, gates, factor, traditional, confusers, truncated,
-                           label_context, tuple(holds))
+                           label_context, tuple(holds), stated)
 
     def read_labels(
         self, labels: tuple[str, ...]

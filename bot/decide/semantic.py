@@ -50,11 +50,20 @@ class SemanticPolicy:
     """``flag_at`` for issues not written in English (None: ``flag_at``). The model learned
     mostly from English: elsewhere its probabilities are flatter."""
 
-    def flag_threshold(self, english: bool) -> float | None:
-        """The flag threshold for an issue in English or in another language."""
-        if english or self.flag_at is None or self.flag_at_other is None:
-            return self.flag_at
-        return self.flag_at_other
+    flag_at_gated: float | None = None
+    """Where ``flag_when_gated`` is off: flag an issue a gate held back when the model is at
+    least this sure (None: never). Gate phrases also occur in real reports ("is there a way",
+    "the tutorial"); a confident model overrides them."""
+
+    def flag_threshold(self, english: bool, gated: bool = False) -> float | None:
+        """The flag threshold for an issue in English or another language, held by a gate
+        or not (None: no flag)."""
+        if self.flag_at is None:
+            return None
+        at = self.flag_at if english or self.flag_at_other is None else self.flag_at_other
+        if not gated or self.flag_when_gated:
+            return at
+        return None if self.flag_at_gated is None else max(at, self.flag_at_gated)
 
 
 CHOSEN_POLICY = SemanticPolicy(flag_at=0.7, hold_at=0.95, flag_at_other=0.5)
@@ -83,7 +92,7 @@ class RuleView:
     """Words in the title and body (``bot.decide.lang.word_count``)."""
     stated: bool = False
     """The text states a finding or an incident (the rules' vulnerability or incident
-    phrasing, or a security label): the model never holds such a match back."""
+    phrasing; a security label alone does not): the model never holds such a match back."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,8 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
                 and p_none >= policy.hold_at):
             return SemanticVerdict("hold", NOT_A_THREAT, p_none)
         return KEEP
-    flag_at = policy.flag_threshold(english)
-    if flag_at is None or traditional or (gated and not policy.flag_when_gated):
+    flag_at = policy.flag_threshold(english, gated)
+    if flag_at is None or traditional:
         return KEEP
     if (policy.flag_needs_evidence and not evidence) or words < policy.flag_min_words:
         return KEEP

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -162,6 +162,7 @@ def search(labels: Sequence[str], rules: Sequence[RuleView],
 
     best = max(near, key=quiet)
     best = other_languages(best, labels, rules, probs, budget)
+    best = gated_issues(best, labels, rules, probs, budget)
     return table, short_texts(best, labels, rules, probs)
 
 
@@ -210,30 +211,52 @@ def _near_best(outcomes: Sequence[Outcome], reports: int) -> list[Outcome]:
     return [o for o in outcomes if o.correct >= top - se]
 
 
+def _own_threshold(best: Outcome, labels: Sequence[str], rules: Sequence[RuleView],
+                   probs: Sequence[dict[str, float]], budget: float, members: Sequence[int],
+                   setting: Callable[[SemanticPolicy, float | None], SemanticPolicy]
+                   ) -> Outcome:
+    """``best`` with a flag threshold for the items ``members`` (put in the policy by
+    ``setting``) chosen on those items alone: false positives added within ``budget`` of their
+    non-threats; of the thresholds within one standard error of the most right, the
+    highest. ``best`` unchanged when no threshold fits or the choice adds nothing."""
+    pol = best.policy
+    if pol is None or pol.flag_at is None or not members:
+        return best
+    lab_m = [labels[i] for i in members]
+    views_m = [rules[i] for i in members]
+    probs_m = [probs[i] for i in members]
+    held = score_policy(setting(pol, None), lab_m, views_m, probs_m)
+    fits = [(t, o) for t in FLAG_GRID if t is not None
+            for o in [score_policy(setting(pol, t), lab_m, views_m, probs_m)]
+            if o.flagged_none - held.flagged_none <= budget * o.negatives]
+    if not fits:
+        return best
+    near = _near_best([o for _, o in fits], held.reports)
+    at = max(t for t, o in fits if o in near)
+    chosen = score_policy(setting(pol, at), labels, rules, probs)
+    return best if chosen.correct <= best.correct else chosen
+
+
 def other_languages(best: Outcome, labels: Sequence[str], rules: Sequence[RuleView],
                     probs: Sequence[dict[str, float]], budget: float = FP_BUDGET) -> Outcome:
     """``best`` with its own flag threshold for the issues not in English, chosen on those
     alone by the same rule (false positives added within ``budget`` of their non-threats;
     within one standard error of the most right, the highest threshold)."""
-    pol = best.policy
     other = [i for i, view in enumerate(rules) if not view.english]
-    if pol is None or pol.flag_at is None or not other:
+    return _own_threshold(best, labels, rules, probs, budget, other,
+                          lambda p, at: replace(p, flag_at_other=at))
+
+
+def gated_issues(best: Outcome, labels: Sequence[str], rules: Sequence[RuleView],
+                 probs: Sequence[dict[str, float]], budget: float = FP_BUDGET) -> Outcome:
+    """``best`` with a flag threshold for issues a gate held back (where it does not flag
+    past gates at ``flag_at``), chosen on those issues alone by the same rule."""
+    pol = best.policy
+    if pol is None or pol.flag_when_gated:
         return best
-    lab_o = [labels[i] for i in other]
-    views_o = [rules[i] for i in other]
-    probs_o = [probs[i] for i in other]
-    held = score_policy(replace(pol, flag_at=None), lab_o, views_o, probs_o)
-    fits = [o for t in FLAG_GRID if t is not None
-            for o in [score_policy(replace(pol, flag_at_other=t), lab_o, views_o, probs_o)]
-            if o.flagged_none - held.flagged_none <= budget * o.negatives]
-    if not fits:
-        return best
-    chosen = max(_near_best(fits, held.reports),
-                 key=lambda o: o.policy.flag_at_other or 2.0 if o.policy else 2.0)
-    at = chosen.policy.flag_at_other if chosen.policy else None
-    if at is None or at == pol.flag_at:
-        return best
-    return score_policy(replace(pol, flag_at_other=at), labels, rules, probs)
+    gated = [i for i, view in enumerate(rules) if view.gated and not view.fired]
+    return _own_threshold(best, labels, rules, probs, budget, gated,
+                          lambda p, at: replace(p, flag_at_gated=at))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -276,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(evidence ≤ {pol.hold_weak_only or 'any'}): "
               f"{best.correct}/{best.reports} right, FP {best.flagged_none}/{best.negatives}; "
               f"not in English: flag at {pol.flag_at_other or pol.flag_at}; "
+              f"past a gate: flag at {pol.flag_at_gated}; "
               f"flag from {pol.flag_min_words} words")
     table, best, probs = results[L2]
     rules = score_policy(None, labels, views, probs)
@@ -292,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def base_of(p: SemanticPolicy) -> SemanticPolicy:
         # The table row the chosen policy grew from (before the language and length stages).
-        return replace(p, flag_at_other=None, flag_min_words=0)
+        return replace(p, flag_at_other=None, flag_at_gated=None, flag_min_words=0)
 
     for o in table:
         pol = o.policy or SemanticPolicy()
