@@ -66,11 +66,12 @@ class SemanticPolicy:
         return None if self.flag_at_gated is None else max(at, self.flag_at_gated)
 
 
-CHOSEN_POLICY = SemanticPolicy(flag_at=0.7, hold_at=0.95, flag_at_other=0.5)
-"""The cross-validation's choice (``python -m bot.semantic.cv``, README): flag where the rules
-are silent and no gate held them at 0.7, at 0.5 for issues not in English; hold back a rule
-match the model reads as not a threat at 0.95, unless a person's label or a stated finding
-backs it."""
+CHOSEN_POLICY = SemanticPolicy(flag_at=0.7, hold_at=0.98, flag_at_other=0.5,
+                               flag_at_gated=0.9)
+"""The cross-validation's choice (``python -m bot.semantic.cv``, README): where the rules are
+silent, flag at 0.7 (0.5 for issues not in English; 0.9 where a gate held the rules back);
+hold back a rule match the model reads as not a threat at 0.98, unless a person's label or a
+stated finding backs it."""
 
 
 @dataclass(frozen=True)
