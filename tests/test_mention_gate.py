@@ -449,3 +449,21 @@ def test_a_product_named_after_a_course_is_not_held(classifier: Classifier) -> N
         "A group of accounts rated one course five stars thousands of times and the "
         "recommender now puts it first for everyone: the ratings feed its nightly retraining."))
     assert out.top is not None and out.top.category == "data-poisoning"
+
+
+@pytest.mark.parametrize("label", ["enhancement", "docs", "feature"])
+def test_a_mention_label_holds_a_request_justified_by_what_an_attacker_could_do(
+        classifier: Classifier, label: str) -> None:
+    # "An attacker can ..." is how a feature request argues for itself; the label says what
+    # the issue is. Unlabelled, the same text fires.
+    title = "Per-key query budget for the scoring API"
+    body = ("An attacker can steal the model through the scoring API by querying it at scale "
+            "and training a copy on the outputs. Add a per-key query budget and an alert when a "
+            "key goes over it.")
+    assert _explain(classifier, title, body)["decision"]["threats"]
+    held = classifier.explain(Issue("l", title, body, labels=(label,)))
+    assert held["decision"]["threats"] == [] and "mention" in held["gates"]
+    # A finding on our own system still fires under the label.
+    stated = classifier.classify(Issue("s", title, body + " We confirmed it: a copy of our "
+                                       "model is being used by a competitor.", labels=(label,)))
+    assert stated.top is not None and stated.top.category == "model-stealing"

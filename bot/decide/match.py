@@ -574,10 +574,13 @@ class Matcher:
         stated = bool(gates & _STATED)
         if "security" in label_context:
             gates.add("vulnerability")
-        # A feature, docs or question label says what kind of issue a person filed: a mention
-        # of an attack there holds like one in the text, unless the text reports a finding.
+        # A feature, docs or discussion label says what kind of issue a person filed: a
+        # mention of an attack there holds like a mention in the title — vulnerability
+        # phrasing does not cancel it (a feature request justifies itself with what an
+        # attacker could do), only an incident does.
         if "mention" in label_context and "mention" in settings.gates:
             gates.add("mention")
+            title_mention = True
 
         factor = 1.0
         gate_defs = settings.gates
@@ -585,7 +588,7 @@ class Matcher:
         # Research, mention and any other gate an install adds: the strongest one holds,
         # unless vulnerability phrasing says this is a report after all. An attack said to be
         # happening to a live system (``incident``: "someone is scraping", "was compromised")
-        # cancels every hold, a mention in the title included. Negation always holds. A gate
+        # cancels every hold, a mention in the title or a mention label included. Negation always holds. A gate
         # of factor 1 holds nothing: its phrases only swallow the gate words they contain
         # ("the docs assistant" is a product, not a docs page).
         # On a tie the gate listed first in settings names the hold (the shipped order puts
