@@ -1,4 +1,4 @@
-"""Validate the shape of the sealed held-out sets (tests/corpus/holdout3 … holdout8_intl.jsonl).
+"""Validate the shape of the sealed held-out sets (tests/corpus/holdout3 … holdout9_intl.jsonl).
 
 The sets measure how the triage generalises to texts it was never built from; they must never be
 used to tune rules or the semantic model. These tests check only each set's shape and coverage
@@ -152,6 +152,16 @@ SETS = (
     ),
     HeldOut(
         "holdout8_intl.jsonl", r"h8i-\d{3}", INTL_KINDS, _INTL,
+        min_items=70, max_items=70, min_reports=42, min_per_category=4, min_non_threats=28,
+        quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
+    ),
+    HeldOut(
+        "holdout9.jsonl", r"h9-\d{3}", ALL_KINDS, _EN,
+        min_items=162, max_items=162, min_reports=90, min_per_category=10, min_non_threats=64,
+        min_label_only=8,
+    ),
+    HeldOut(
+        "holdout9_intl.jsonl", r"h9i-\d{3}", INTL_KINDS, _INTL,
         min_items=70, max_items=70, min_reports=42, min_per_category=4, min_non_threats=28,
         quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
     ),
