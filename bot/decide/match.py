@@ -588,9 +588,9 @@ class Matcher:
         # Research, mention and any other gate an install adds: the strongest one holds,
         # unless vulnerability phrasing says this is a report after all. An attack said to be
         # happening to a live system (``incident``: "someone is scraping", "was compromised")
-        # cancels every hold, a mention in the title or a mention label included. Negation always holds. A gate
-        # of factor 1 holds nothing: its phrases only swallow the gate words they contain
-        # ("the docs assistant" is a product, not a docs page).
+        # cancels every hold, a mention in the title or a mention label included. Negation
+        # always holds. A gate of factor 1 holds nothing: its phrases only swallow the gate
+        # words they contain ("the docs assistant" is a product, not a docs page).
         # On a tie the gate listed first in settings names the hold (the shipped order puts
         # the broad ``mention`` before the narrower planning, question and library gates).
         order = {g: i for i, g in enumerate(gate_defs)}
