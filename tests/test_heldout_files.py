@@ -100,6 +100,23 @@ _INTL_10 = _quotas(
     exact=True,
 )
 
+def _pair(n: int, size: int, reports: int, per_category: int) -> tuple[HeldOut, HeldOut]:
+    """Round ``n``'s two files: ``size`` English items (label-only items on both sides of the
+    label rule, at least 64 non-threats) and 70 in the seven other languages (ten each)."""
+    return (
+        HeldOut(
+            f"holdout{n}.jsonl", rf"h{n}-\d{{3}}", ALL_KINDS, _EN,
+            min_items=size, max_items=size, min_reports=reports, min_per_category=per_category,
+            min_non_threats=64, min_label_only=8,
+        ),
+        HeldOut(
+            f"holdout{n}_intl.jsonl", rf"h{n}i-\d{{3}}", INTL_KINDS, _INTL,
+            min_items=70, max_items=70, min_reports=42, min_per_category=4, min_non_threats=28,
+            quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
+        ),
+    )
+
+
 # One row per sealed file; thresholds are those its own shape test had when the file was added.
 SETS = (
     HeldOut(
@@ -135,36 +152,9 @@ SETS = (
         min_items=70, max_items=70, min_reports=36, min_per_category=4, min_non_threats=28,
         quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
     ),
-    HeldOut(
-        "holdout7.jsonl", r"h7-\d{3}", ALL_KINDS, _EN,
-        min_items=160, max_items=160, min_reports=88, min_per_category=8, min_non_threats=64,
-        min_label_only=8,
-    ),
-    HeldOut(
-        "holdout7_intl.jsonl", r"h7i-\d{3}", INTL_KINDS, _INTL,
-        min_items=70, max_items=70, min_reports=42, min_per_category=4, min_non_threats=28,
-        quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
-    ),
-    HeldOut(
-        "holdout8.jsonl", r"h8-\d{3}", ALL_KINDS, _EN,
-        min_items=162, max_items=162, min_reports=90, min_per_category=10, min_non_threats=64,
-        min_label_only=8,
-    ),
-    HeldOut(
-        "holdout8_intl.jsonl", r"h8i-\d{3}", INTL_KINDS, _INTL,
-        min_items=70, max_items=70, min_reports=42, min_per_category=4, min_non_threats=28,
-        quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
-    ),
-    HeldOut(
-        "holdout9.jsonl", r"h9-\d{3}", ALL_KINDS, _EN,
-        min_items=162, max_items=162, min_reports=90, min_per_category=10, min_non_threats=64,
-        min_label_only=8,
-    ),
-    HeldOut(
-        "holdout9_intl.jsonl", r"h9i-\d{3}", INTL_KINDS, _INTL,
-        min_items=70, max_items=70, min_reports=42, min_per_category=4, min_non_threats=28,
-        quota_langs=OTHER_LANGS, lang_quotas=_INTL_10,
-    ),
+    *_pair(7, size=160, reports=88, per_category=8),
+    *_pair(8, size=162, reports=90, per_category=10),
+    *_pair(9, size=162, reports=90, per_category=10),
 )
 
 each_set = pytest.mark.parametrize("spec", SETS, ids=[s.name for s in SETS])
