@@ -22,6 +22,7 @@ from bot.decide.classify import Classifier
 from bot.decide.metrics import EvalResult, LabelledItem
 from bot.decide.model import CATEGORY_IDS, Decision, Issue
 from bot.decide.rules import RulesError, RuleSet, load_rules
+from bot.decide.semantic import thresholds_line
 
 SAMPLE_ISSUES = Path(__file__).parent / "data" / "sample_issues.jsonl"
 
@@ -274,6 +275,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if sem:
             scores = ", ".join(f"{c} {p:.2f}" for c, p in list(sem["scores"].items())[:4])
             print(f"   semantic model: {scores}")
+            print(f"      {thresholds_line(sem)}")
         for note in info["notes"]:
             print(f"   note: {note}")
     return 0

@@ -141,6 +141,45 @@ def test_explain_shows_the_semantic_scores(ruleset: RuleSet) -> None:
     assert list(info["semantic"]["scores"])[0] == "model-stealing"
     assert info["semantic"]["policy"]["flag_at"] == 0.6
     assert Classifier(ruleset).explain(SILENT)["semantic"] is None
+    # Which of the policy's thresholds apply to this issue, and why.
+    policy = SemanticPolicy(flag_at=0.7, hold_at=0.98, flag_at_other=0.5, flag_at_gated=0.9)
+    plain = Issue("n", "Ranking scores in the partner portal",
+                  "The portal lists each listing with its ranking score.")
+    sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), policy).explain(plain)["semantic"]
+    assert (sem["flag_threshold"], sem["hold_threshold"], sem["english"]) == (0.7, 0.98, True)
+    # "Anyone can page through them" states a finding: never held back.
+    assert Classifier(ruleset, FixedScorer(probs(none=0.9)), policy).explain(
+        SILENT)["semantic"]["hold_threshold"] is None
+    spanish = Issue("e", "El portal de socios muestra la puntuación de cada anuncio",
+                    "Los socios pueden recorrer las puntuaciones de todos los anuncios.")
+    sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), policy).explain(spanish)["semantic"]
+    assert (sem["flag_threshold"], sem["english"]) == (0.5, False)
+    sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), policy).explain(STATED)["semantic"]
+    assert sem["stated"] and sem["hold_threshold"] is None
+    # Where the model may not flag, the reason is named.
+    xss = Issue("x", "Stored XSS in the model registry UI",
+                "A stored XSS lets an attacker read the session cookie of admins.")
+    sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), policy).explain(xss)["semantic"]
+    assert (sem["flag_threshold"], sem["no_flag_because"]) == (None,
+                                                              "a traditional security bug")
+    short = SemanticPolicy(flag_at=0.7, flag_min_words=50)
+    sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), short).explain(plain)["semantic"]
+    assert sem["no_flag_because"] == "too short"
+
+
+def test_explain_text_says_which_thresholds_apply() -> None:
+    from bot.decide.semantic import thresholds_line
+
+    base = {"flag_threshold": 0.5, "no_flag_because": None, "hold_threshold": 0.98,
+            "english": False, "gated": False, "stated": False, "protected": False,
+            "traditional": False}
+    assert thresholds_line(base) == ("flags where the rules are silent at 0.5 (not in "
+                                     "English); holds a rule match back at not a threat 0.98")
+    line = thresholds_line({**base, "flag_threshold": None,
+                            "no_flag_because": "a traditional security bug",
+                            "hold_threshold": None, "stated": True})
+    assert line == ("flags nothing here (a traditional security bug); holds no rule match back "
+                    "(a stated finding)")
 
 
 def test_triage_explain_reply_shows_the_semantic_scores(ruleset: RuleSet) -> None:

@@ -176,7 +176,9 @@ def test_explain_prints_semantic_scores(capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BUGBAR_SEMANTIC", raising=False)
     assert main(["explain", "--title", CASE["title"], "--body", CASE["body"]]) == 0
-    assert "semantic model: " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "semantic model: " in out
+    assert "flags where the rules are silent at 0.7; holds a rule match back" in out
 
 
 def test_the_bot_triages_with_the_same_classifier(tmp_path: Path,

@@ -228,10 +228,30 @@ class Classifier:
             "truncated": report.truncated,
             "categories": cats,
             "notes": list(decision.notes),
-            "semantic": None if probs is None else {
-                "scores": {c: round(p, 3) for c, p in sorted(probs.items(), key=lambda kv: -kv[1])},
-                "policy": {"flag_at": self.policy.flag_at, "hold_at": self.policy.hold_at,
-                           "hold_weak_only": self.policy.hold_weak_only,
-                           "flag_when_gated": self.policy.flag_when_gated},
-            },
+            "semantic": None if probs is None else self._explain_semantic(issue, report, probs),
+        }
+
+    def _explain_semantic(self, issue: Issue, report: MatchReport,
+                          probs: Mapping[str, float]) -> dict[str, Any]:
+        """The model's scores, its policy, and which of the policy's thresholds apply to this
+        issue (its language, a gate, a stated finding or a label decide that)."""
+        pol = self.policy
+        view = self.rule_view(report, self.decide(issue, report).threats, issue)
+        flag_at = pol.flag_threshold(view.english, view.gated)
+        blocked = ("a traditional security bug" if view.traditional else
+                   "off" if pol.flag_at is None else
+                   "a gate held the rules" if flag_at is None else
+                   "too short" if view.words < pol.flag_min_words else None)
+        return {
+            "scores": {c: round(p, 3) for c, p in sorted(probs.items(), key=lambda kv: -kv[1])},
+            "policy": {"flag_at": pol.flag_at, "flag_at_other": pol.flag_at_other,
+                       "flag_at_gated": pol.flag_at_gated, "flag_when_gated": pol.flag_when_gated,
+                       "flag_min_words": pol.flag_min_words, "hold_at": pol.hold_at,
+                       "hold_weak_only": pol.hold_weak_only},
+            "english": view.english, "gated": view.gated, "stated": view.stated,
+            "protected": view.protected, "traditional": view.traditional,
+            # The thresholds for this issue: None where the model may not flag (and why) or
+            # hold.
+            "flag_threshold": None if blocked else flag_at, "no_flag_because": blocked,
+            "hold_threshold": None if view.protected or view.stated else pol.hold_at,
         }

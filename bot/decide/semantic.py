@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.decide.model import CATEGORY_IDS, Issue
 
@@ -174,3 +174,23 @@ def hold_note(probability: float) -> str:
     """The note of a held-back rule match."""
     return (f"The rules matched, but the text is closest to known non-threat issues "
             f"({probability:.2f}); held back.")
+
+
+def thresholds_line(sem: Mapping[str, Any]) -> str:
+    """One line for ``explain`` from its ``semantic`` part: where the model may flag or hold
+    this issue, and why."""
+    flag = sem["flag_threshold"]
+    if flag is None:
+        flag_part = f"flags nothing here ({sem['no_flag_because']})"
+    else:
+        why = ", ".join(w for w, on in (("not in English", not sem["english"]),
+                                        ("a gate held the rules", sem["gated"])) if on)
+        flag_part = f"flags where the rules are silent at {flag:g}" + (f" ({why})" if why else "")
+    hold = sem["hold_threshold"]
+    if hold is None:
+        why = ("a threat label" if sem["protected"] else
+               "a stated finding" if sem["stated"] else "off")
+        hold_part = f"holds no rule match back ({why})"
+    else:
+        hold_part = f"holds a rule match back at not a threat {hold:g}"
+    return f"{flag_part}; {hold_part}"

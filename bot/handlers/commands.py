@@ -43,6 +43,7 @@ from bot.decide.model import Access, Decision, Issue, Severity
 from bot.decide.plan import is_bot_label
 from bot.decide.render import MARKER_PREFIX, parse_marker
 from bot.decide.rules import RuleSet
+from bot.decide.semantic import thresholds_line
 from bot.errors import http_status
 from bot.events.model import Event, IssueRef
 from bot.handlers.triage import Triage, TriageResult
@@ -615,7 +616,8 @@ def render_explain(report: Mapping[str, Any], current: Decision, ruleset: RuleSe
     if semantic:
         top = list(semantic["scores"].items())[:3]
         extra.append("**Semantic model (similarity to known reports):** "
-                     + ", ".join(f"`{c}` {p:.2f}" for c, p in top) + ".")
+                     + ", ".join(f"`{c}` {p:.2f}" for c, p in top) + "; it "
+                     + thresholds_line(semantic) + ".")
     if extra:
         lines += [""] + extra
     return "\n".join(lines)
