@@ -110,6 +110,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     return monkeypatch
 
 
+def github_env(env: pytest.MonkeyPatch, token: str, api_url: str | None = None) -> None:
+    """The variables ``bugbar serve`` needs for GitHub: a token, a webhook secret and, for a
+    fake server, its URL."""
+    env.setenv("BUGBAR_GITHUB_TOKEN", token)
+    env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
+    if api_url is not None:
+        env.setenv("BUGBAR_GITHUB_API_URL", api_url)
+
+
 @pytest.fixture()
 def started(clean_env: pytest.MonkeyPatch) -> list[Any]:
     """``bugbar serve`` records the app it built instead of running uvicorn."""

@@ -100,6 +100,7 @@ _INTL_10 = _quotas(
     exact=True,
 )
 
+
 def _pair(n: int, size: int, reports: int, per_category: int) -> tuple[HeldOut, HeldOut]:
     """Round ``n``'s two files: ``size`` English items (label-only items on both sides of the
     label rule, at least 64 non-threats) and 70 in the seven other languages (ten each)."""

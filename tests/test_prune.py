@@ -23,6 +23,7 @@ from bot.logs import configure_logging
 from bot.metrics import Metrics
 from bot.server import Pruner, ServerConfig, create_app
 from bot.store import Store
+from tests.conftest import github_env
 from tests.fakes.clock import FakeClock
 from tests.fakes.github_api import FakeGitHub
 
@@ -188,8 +189,7 @@ def test_bad_retention_days_is_a_config_error(raw: str) -> None:
 
 def test_serve_refuses_a_malformed_retention_with_one_line(
         started: list[Any], clean_env: pytest.MonkeyPatch, capsys: Capture) -> None:
-    clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
+    github_env(clean_env, TOKEN)
     clean_env.setenv("BUGBAR_RETENTION_DAYS", "a month")
     assert main(["serve", "--port", "0"]) == 2
     err = capsys.readouterr().err
@@ -204,9 +204,7 @@ def test_serve_takes_the_window_from_the_environment(
     if raw is not None:
         clean_env.setenv("BUGBAR_RETENTION_DAYS", raw)
     with FakeGitHub(tokens=[TOKEN]) as fake:
-        clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
-        clean_env.setenv("BUGBAR_GITHUB_API_URL", fake.url)
+        github_env(clean_env, TOKEN, fake.url)
         assert main(["serve", "--port", "0"]) == 0
     [app] = started
     assert app.state.config.retention_seconds == seconds

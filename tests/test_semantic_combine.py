@@ -162,6 +162,10 @@ def test_explain_shows_the_semantic_scores(ruleset: RuleSet) -> None:
     sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), policy).explain(xss)["semantic"]
     assert (sem["flag_threshold"], sem["no_flag_because"]) == (None,
                                                               "a traditional security bug")
+    weak_only = SemanticPolicy(flag_at=0.7, hold_at=0.98, hold_weak_only=1.2)
+    sem = Classifier(ruleset, FixedScorer(probs(none=0.99)), weak_only).explain(
+        MATCHED)["semantic"]
+    assert (sem["hold_threshold"], sem["no_hold_because"]) == (None, "a strong rule match")
     short = SemanticPolicy(flag_at=0.7, flag_min_words=50)
     sem = Classifier(ruleset, FixedScorer(probs(none=0.9)), short).explain(plain)["semantic"]
     assert sem["no_flag_because"] == "too short"
@@ -171,13 +175,12 @@ def test_explain_text_says_which_thresholds_apply() -> None:
     from bot.decide.semantic import thresholds_line
 
     base = {"flag_threshold": 0.5, "no_flag_because": None, "hold_threshold": 0.98,
-            "english": False, "gated": False, "stated": False, "protected": False,
-            "traditional": False}
+            "no_hold_because": None, "english": False, "gated": False}
     assert thresholds_line(base) == ("flags where the rules are silent at 0.5 (not in "
                                      "English); holds a rule match back at not a threat 0.98")
     line = thresholds_line({**base, "flag_threshold": None,
                             "no_flag_because": "a traditional security bug",
-                            "hold_threshold": None, "stated": True})
+                            "hold_threshold": None, "no_hold_because": "a stated finding"})
     assert line == ("flags nothing here (a traditional security bug); holds no rule match back "
                     "(a stated finding)")
 

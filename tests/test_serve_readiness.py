@@ -22,6 +22,7 @@ from bot.metrics import Metrics
 from bot.preflight import OK, REJECTED, UNREACHABLE, check_credentials
 from bot.server import Readiness, ServerConfig, create_app
 from bot.store import Store
+from tests.conftest import github_env
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.gitlab_api import FakeGitLab
 from tests.fakes.jira_api import FakeJira
@@ -104,9 +105,7 @@ def test_every_provider_needs_its_secret(env: dict[str, str], variable: str) -> 
 def test_rejected_token_refuses_to_start(started: list[Any], clean_env: pytest.MonkeyPatch,
                                          capsys: Capture) -> None:
     with FakeGitHub(tokens=["the-right-token"]) as fake:
-        clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
-        clean_env.setenv("BUGBAR_GITHUB_API_URL", fake.url)
+        github_env(clean_env, TOKEN, fake.url)
         assert main(["serve", "--port", "0"]) == 2
         line = _one_line(capsys)
         assert "rejected the credentials in BUGBAR_GITHUB_TOKEN" in line and "401" in line
@@ -117,9 +116,7 @@ def test_rejected_token_refuses_to_start(started: list[Any], clean_env: pytest.M
 def test_accepted_token_starts_and_readyz_is_ready(
         started: list[Any], clean_env: pytest.MonkeyPatch) -> None:
     with FakeGitHub(tokens=[TOKEN]) as fake:
-        clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-        clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
-        clean_env.setenv("BUGBAR_GITHUB_API_URL", fake.url)
+        github_env(clean_env, TOKEN, fake.url)
         assert main(["serve", "--port", "0"]) == 0
     [app] = started
     with TestClient(app) as client:
@@ -289,8 +286,7 @@ def test_a_401_mid_run_marks_the_credentials_rejected(store: tuple[Store, Clock]
 def test_bad_serve_variables_are_one_line(started: list[Any], clean_env: pytest.MonkeyPatch,
                                           capsys: Capture, name: str, value: str,
                                           needle: str) -> None:
-    clean_env.setenv("BUGBAR_GITHUB_TOKEN", TOKEN)
-    clean_env.setenv("BUGBAR_GITHUB_WEBHOOK_SECRET", "hook-secret-0001")
+    github_env(clean_env, TOKEN)
     clean_env.setenv(name, value)
     assert main(["serve"]) == 2
     assert needle in _one_line(capsys) and started == []

@@ -20,6 +20,8 @@ from bot.decide.semantic import (
     SemanticScorer,
     combine_view,
     hold_note,
+    no_flag_reason,
+    no_hold_reason,
 )
 from bot.decide.semantic import evidence as semantic_evidence
 
@@ -237,11 +239,7 @@ class Classifier:
         issue (its language, a gate, a stated finding or a label decide that)."""
         pol = self.policy
         view = self.rule_view(report, self.decide(issue, report).threats, issue)
-        flag_at = pol.flag_threshold(view.english, view.gated)
-        blocked = ("a traditional security bug" if view.traditional else
-                   "off" if pol.flag_at is None else
-                   "a gate held the rules" if flag_at is None else
-                   "too short" if view.words < pol.flag_min_words else None)
+        no_flag, no_hold = no_flag_reason(view, pol), no_hold_reason(view, pol)
         return {
             "scores": {c: round(p, 3) for c, p in sorted(probs.items(), key=lambda kv: -kv[1])},
             "policy": {"flag_at": pol.flag_at, "flag_at_other": pol.flag_at_other,
@@ -250,8 +248,9 @@ class Classifier:
                        "hold_weak_only": pol.hold_weak_only},
             "english": view.english, "gated": view.gated, "stated": view.stated,
             "protected": view.protected, "traditional": view.traditional,
-            # The thresholds for this issue: None where the model may not flag (and why) or
-            # hold.
-            "flag_threshold": None if blocked else flag_at, "no_flag_because": blocked,
-            "hold_threshold": None if view.protected or view.stated else pol.hold_at,
+            # The thresholds for this issue: None where the model may not flag or hold, and why.
+            "flag_threshold": (None if no_flag else
+                               pol.flag_threshold(view.english, view.gated)),
+            "no_flag_because": no_flag,
+            "hold_threshold": None if no_hold else pol.hold_at, "no_hold_because": no_hold,
         }

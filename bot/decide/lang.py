@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import re
 
-# Function words that are not also common English words or variable names ("a", "in", "no",
-# "do", "y", "hat" are left out): counting them needs no word list per language and no model.
-
 
 def _words(spaced: str) -> frozenset[str]:
     """The words of a space-separated list."""
     return frozenset(spaced.split())
 
 
+# Function words that are not also common English words or variable names ("a", "in", "no",
+# "do", "y", "hat" are left out): counting them needs no word list per language and no model.
 _ENGLISH = _words(
     "the and of to is it that for with this are be was when from not by we our can or at as "
     "if has have been will would should does did what which there their they you your after "
@@ -39,8 +38,6 @@ _OTHER = _words(
     "der das und ist nicht mit ein eine zu den dem von fur auf wir sich auch bei im "
     "oder wenn wird werden kann nach uber sind")
 _WORD = re.compile(r"[^\W\d_]+")
-
-
 _UNACCENT = str.maketrans("áàâãäéèêëíìîïóòôõöúùûüçñß", "aaaaaeeeeiiiiooooouuuucns")
 
 

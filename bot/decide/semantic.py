@@ -138,31 +138,57 @@ def combine(fired: Sequence[str], probs: Mapping[str, float], policy: SemanticPo
     style, and an advisory for a malicious model file reads like a traditional CVE to it;
     ``words``: the issue's length in words (``SemanticPolicy.flag_min_words``).
     """
-    if fired:
-        p_none = probs.get(NOT_A_THREAT, 0.0)
-        marginal = policy.hold_weak_only is None or strength <= policy.hold_weak_only
-        if (policy.hold_at is not None and not protected and not stated and marginal
-                and p_none >= policy.hold_at):
-            return SemanticVerdict("hold", NOT_A_THREAT, p_none)
-        return KEEP
-    flag_at = policy.flag_threshold(english, gated)
-    if flag_at is None or traditional:
-        return KEEP
-    if (policy.flag_needs_evidence and not evidence) or words < policy.flag_min_words:
-        return KEEP
-    cat, p = top_category(probs)
-    if cat != NOT_A_THREAT and p >= flag_at:
-        return SemanticVerdict("flag", cat, p)
-    return KEEP
+    return combine_view(RuleView(tuple(fired), gated=gated, traditional=traditional,
+                                 evidence=evidence, strength=strength, protected=protected,
+                                 english=english, words=words, stated=stated), probs, policy)
+
+
+def no_hold_reason(view: RuleView, policy: SemanticPolicy) -> str | None:
+    """Why the model may not hold back a rule match on this issue (None: it may, at
+    ``policy.hold_at``)."""
+    if policy.hold_at is None:
+        return "off"
+    if view.protected:
+        return "a threat label"
+    if view.stated:
+        return "a stated finding"
+    if policy.hold_weak_only is not None and view.strength > policy.hold_weak_only:
+        return "a strong rule match"
+    return None
+
+
+def no_flag_reason(view: RuleView, policy: SemanticPolicy) -> str | None:
+    """Why the model may not flag this issue where the rules are silent (None: it may, at
+    ``policy.flag_threshold``)."""
+    if view.traditional:
+        return "a traditional security bug"
+    if policy.flag_at is None:
+        return "off"
+    if policy.flag_threshold(view.english, view.gated) is None:
+        return "a gate held the rules"
+    if policy.flag_needs_evidence and not view.evidence:
+        return "the rules saw nothing"
+    if view.words < policy.flag_min_words:
+        return "too short"
+    return None
 
 
 def combine_view(view: RuleView, probs: Mapping[str, float],
                  policy: SemanticPolicy) -> SemanticVerdict:
     """:func:`combine` for the rules' view of one issue."""
-    return combine(view.fired, probs, policy, gated=view.gated, protected=view.protected,
-                   traditional=view.traditional, evidence=view.evidence,
-                   strength=view.strength, english=view.english, stated=view.stated,
-                   words=view.words)
+    if view.fired:
+        p_none = probs.get(NOT_A_THREAT, 0.0)
+        if (no_hold_reason(view, policy) is None and policy.hold_at is not None
+                and p_none >= policy.hold_at):
+            return SemanticVerdict("hold", NOT_A_THREAT, p_none)
+        return KEEP
+    flag_at = policy.flag_threshold(view.english, view.gated)
+    if no_flag_reason(view, policy) is not None or flag_at is None:
+        return KEEP
+    cat, p = top_category(probs)
+    if cat != NOT_A_THREAT and p >= flag_at:
+        return SemanticVerdict("flag", cat, p)
+    return KEEP
 
 
 def evidence(category: str, probability: float) -> str:
@@ -188,9 +214,7 @@ def thresholds_line(sem: Mapping[str, Any]) -> str:
         flag_part = f"flags where the rules are silent at {flag:g}" + (f" ({why})" if why else "")
     hold = sem["hold_threshold"]
     if hold is None:
-        why = ("a threat label" if sem["protected"] else
-               "a stated finding" if sem["stated"] else "off")
-        hold_part = f"holds no rule match back ({why})"
+        hold_part = f"holds no rule match back ({sem['no_hold_because']})"
     else:
         hold_part = f"holds a rule match back at not a threat {hold:g}"
     return f"{flag_part}; {hold_part}"

@@ -175,9 +175,15 @@ def short_texts(best: Outcome, labels: Sequence[str], rules: Sequence[RuleView],
         return best
     fits = [o for n in MIN_WORDS_GRID if n > 0
             for o in [score_policy(replace(pol, flag_min_words=n), labels, rules, probs)]
-            if o.flagged_none < best.flagged_none
-            and best.flagged_none - o.flagged_none >= HOLD_TRADE * (best.correct - o.correct)]
+            if _pays(o, best)]
     return max(fits, key=lambda o: o.policy.flag_min_words if o.policy else 0, default=best)
+
+
+def _pays(o: Outcome, than: Outcome) -> bool:
+    """Whether ``o`` flags fewer non-threats than ``than`` and removes at least
+    ``HOLD_TRADE`` of them for every right report it loses."""
+    removed = than.flagged_none - o.flagged_none
+    return removed > 0 and removed >= HOLD_TRADE * (than.correct - o.correct)
 
 
 def _walk_holds(base: Outcome, holds: Sequence[Outcome]) -> Outcome | None:
@@ -195,9 +201,7 @@ def _walk_holds(base: Outcome, holds: Sequence[Outcome]) -> Outcome | None:
                 -(o.policy.hold_at or 0.0) if o.policy else 0.0)
 
     while True:
-        steps = [o for o in holds if o.flagged_none < current.flagged_none
-                 and current.flagged_none - o.flagged_none
-                 >= HOLD_TRADE * (current.correct - o.correct)]
+        steps = [o for o in holds if _pays(o, current)]
         if not steps:
             return chosen
         current = chosen = max(steps, key=ratio)
